@@ -1,0 +1,23 @@
+//! Generated code for every CareLoop contract, and the descriptor set for gRPC reflection.
+
+/// The encoded `FileDescriptorSet` of all CareLoop protos.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/careloop_descriptor.bin"));
+
+pub mod common {
+    pub mod v1 {
+        tonic::include_proto!("careloop.common.v1");
+    }
+}
+
+pub mod events {
+    pub mod v1 {
+        tonic::include_proto!("careloop.events.v1");
+    }
+}
+
+pub mod plans {
+    pub mod v1 {
+        tonic::include_proto!("careloop.plans.v1");
+    }
+}

@@ -1,0 +1,47 @@
+//! The append-only audit log: who, which org, which patient, what action, outcome, when.
+//! Successful writes are audited inside the same transaction as the change; reads and refusals
+//! are audited on their own.
+
+use crate::auth::Principal;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Denied,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Denied => "denied",
+        }
+    }
+}
+
+pub struct AuditEntry<'a> {
+    pub principal: &'a Principal,
+    pub action: &'static str,
+    pub patient_id: Option<Uuid>,
+    pub target_id: Option<Uuid>,
+    pub outcome: Outcome,
+}
+
+pub async fn record(conn: &mut PgConnection, entry: AuditEntry<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_log (subject, org_id, principal_kind, patient_id, action, target_id, outcome)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&entry.principal.subject)
+    .bind(entry.principal.org_id)
+    .bind(entry.principal.kind.as_str())
+    .bind(entry.patient_id)
+    .bind(entry.action)
+    .bind(entry.target_id)
+    .bind(entry.outcome.as_str())
+    .execute(conn)
+    .await?;
+    Ok(())
+}

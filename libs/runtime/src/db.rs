@@ -1,0 +1,60 @@
+//! One Postgres pool per service, pinned to the service's own schema, and migrations run at start
+//! under an advisory lock so replicas starting together apply them once.
+
+use crate::config::DatabaseSettings;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgPool};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The tables every service shares (outbox, audit log, idempotency keys), tracked in their own
+/// migrations table so service migrations keep their own numbering.
+static COMMON: Migrator = sqlx::migrate!("./migrations");
+
+pub async fn connect(settings: &DatabaseSettings, schema: &str) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(settings.url.expose())?
+        .options([("search_path", schema)])
+        .application_name(schema);
+    let pool = PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
+        .connect_with(options)
+        .await?;
+    Ok(pool)
+}
+
+/// Runs the shared migrations, then the service's, holding a per-schema advisory lock. Both migrators
+/// ignore versions they do not know, so an older replica keeps working during a rolling upgrade.
+pub async fn migrate(pool: &PgPool, schema: &str, service: &Migrator) -> anyhow::Result<()> {
+    let mut conn = pool.acquire().await?;
+    let lock_key = format!("careloop.migrate.{schema}");
+    sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
+        .bind(&lock_key)
+        .execute(&mut *conn)
+        .await?;
+    let result = run_both(&mut conn, service).await;
+    sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
+        .bind(&lock_key)
+        .execute(&mut *conn)
+        .await?;
+    result
+}
+
+async fn run_both(conn: &mut sqlx::PgConnection, service: &Migrator) -> anyhow::Result<()> {
+    let mut common = Migrator {
+        migrations: COMMON.migrations.clone(),
+        ..Migrator::DEFAULT
+    };
+    common.dangerous_set_table_name("_careloop_common_migrations");
+    common.set_ignore_missing(true).set_locking(false);
+    common.run(&mut *conn).await?;
+    let mut own = Migrator {
+        migrations: service.migrations.clone(),
+        ..Migrator::DEFAULT
+    };
+    own.set_ignore_missing(true).set_locking(false);
+    own.run(&mut *conn).await?;
+    conn.ping().await?;
+    Ok(())
+}

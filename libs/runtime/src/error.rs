@@ -1,0 +1,196 @@
+//! The one mapping from what went wrong to a gRPC status (see the status table in ARCHITECTURE.md).
+//! Messages are lowercase and short and never carry SQL, causes or patient data; internal causes are
+//! logged once, here, under an opaque error id that the caller receives.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument { field: String, reason: String },
+    /// Several fields at once (e.g. an incomplete packet): each is named in the details.
+    #[error("invalid request: {}", .0.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>().join(", "))]
+    InvalidFields(Vec<(String, String)>),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0} already exists")]
+    AlreadyExists(&'static str),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("stale version: current version is {current}")]
+    Aborted { current: i64 },
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    #[error("{0}")]
+    PermissionDenied(&'static str),
+    #[error("service temporarily unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn precondition(message: impl Into<String>) -> Self {
+        Self::FailedPrecondition(message.into())
+    }
+
+    /// A transition that the state machine refuses, naming both states.
+    pub fn transition(what: &str, from: &str, to: &str) -> Self {
+        Self::FailedPrecondition(format!("{what} cannot move from {from} to {to}"))
+    }
+
+    pub fn internal(context: &'static str, cause: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(cause.into().context(context))
+    }
+
+    pub fn code(&self) -> Code {
+        match self {
+            Self::InvalidArgument { .. } | Self::InvalidFields(_) => Code::InvalidArgument,
+            Self::NotFound(_) => Code::NotFound,
+            Self::AlreadyExists(_) => Code::AlreadyExists,
+            Self::FailedPrecondition(_) => Code::FailedPrecondition,
+            Self::Aborted { .. } => Code::Aborted,
+            Self::Unauthenticated(_) => Code::Unauthenticated,
+            Self::PermissionDenied(_) => Code::PermissionDenied,
+            Self::Unavailable(_) => Code::Unavailable,
+            Self::Internal(_) => Code::Internal,
+        }
+    }
+
+    /// The HTTP status a REST front would answer with for the same error.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::InvalidArgument { .. } | Self::InvalidFields(_) => 400,
+            Self::NotFound(_) => 404,
+            Self::AlreadyExists(_) | Self::FailedPrecondition(_) | Self::Aborted { .. } => 409,
+            Self::Unauthenticated(_) => 401,
+            Self::PermissionDenied(_) => 403,
+            Self::Unavailable(_) => 503,
+            Self::Internal(_) => 500,
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        classify_sqlx_error(err)
+    }
+}
+
+/// Postgres and pool errors in one place: unreachable database is UNAVAILABLE (retryable), a
+/// serialization failure or deadlock is ABORTED-like and retryable too, everything else is INTERNAL.
+pub fn classify_sqlx_error(err: sqlx::Error) -> ApiError {
+    match &err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            ApiError::Unavailable(err.into())
+        }
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            // serialization_failure, deadlock_detected: the client may retry.
+            Some("40001") | Some("40P01") => ApiError::Unavailable(err.into()),
+            // admin_shutdown, cannot_connect_now, too_many_connections
+            Some("57P01") | Some("57P03") | Some("53300") => ApiError::Unavailable(err.into()),
+            _ => ApiError::Internal(anyhow::Error::new(err).context("database error")),
+        },
+        _ => ApiError::Internal(anyhow::Error::new(err).context("database error")),
+    }
+}
+
+/// True when the error is a unique-constraint violation on the named constraint.
+pub fn is_unique_violation(err: &sqlx::Error, constraint: &str) -> bool {
+    match err {
+        sqlx::Error::Database(db) => {
+            db.code().as_deref() == Some("23505") && db.constraint() == Some(constraint)
+        }
+        _ => false,
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(err: ApiError) -> Self {
+        match err {
+            ApiError::InvalidArgument { field, reason } => {
+                let message = format!("invalid {field}: {reason}");
+                let details = ErrorDetails::with_bad_request_violation(field, reason);
+                Status::with_error_details(Code::InvalidArgument, message, details)
+            }
+            ApiError::InvalidFields(fields) => {
+                let message = format!(
+                    "invalid request: {}",
+                    fields
+                        .iter()
+                        .map(|(f, r)| format!("{f} {r}"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
+                let mut details = ErrorDetails::new();
+                for (field, reason) in fields {
+                    details.add_bad_request_violation(field, reason);
+                }
+                Status::with_error_details(Code::InvalidArgument, message, details)
+            }
+            ApiError::Unavailable(cause) => {
+                let id = uuid::Uuid::now_v7();
+                tracing::warn!(error_id = %id, error = ?cause, "dependency unavailable");
+                Status::unavailable(format!("service temporarily unavailable (error id {id})"))
+            }
+            ApiError::Internal(cause) => {
+                let id = uuid::Uuid::now_v7();
+                tracing::error!(error_id = %id, error = ?cause, "internal error");
+                Status::internal(format!("internal error (error id {id})"))
+            }
+            ApiError::Aborted { current } => {
+                let mut status =
+                    Status::aborted(format!("stale version: current version is {current}"));
+                if let Ok(v) = current.to_string().parse() {
+                    status.metadata_mut().insert("x-current-version", v);
+                }
+                status
+            }
+            other => Status::new(other.code(), other.to_string()),
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invalid_argument_names_the_field_in_the_bad_request_details() {
+        let status: Status = ApiError::invalid("patient_id", "must be a uuid").into();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let bad = status
+            .get_details_bad_request()
+            .expect("bad request details");
+        assert_eq!(bad.field_violations[0].field, "patient_id");
+    }
+
+    #[test]
+    fn an_internal_error_never_sends_its_cause() {
+        let status: Status = ApiError::internal(
+            "failed to store task",
+            anyhow::anyhow!("SELECT secret FROM x"),
+        )
+        .into();
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("SELECT"));
+        assert!(status.message().contains("error id"));
+    }
+
+    #[test]
+    fn a_stale_version_carries_the_current_version() {
+        let status: Status = ApiError::Aborted { current: 7 }.into();
+        assert_eq!(status.code(), Code::Aborted);
+        assert_eq!(status.metadata().get("x-current-version").unwrap(), "7");
+    }
+}

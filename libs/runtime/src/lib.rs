@@ -1,0 +1,20 @@
+//! What every CareLoop service shares: configuration, telemetry, the database, the gRPC server
+//! bootstrap, the one error-to-status mapping, authentication, audit, the outbox, idempotency,
+//! input validation, paging and operational metrics.
+
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod idempotency;
+pub mod metrics;
+pub mod outbox;
+pub mod paging;
+pub mod secret;
+pub mod server;
+pub mod telemetry;
+pub mod time;
+pub mod validate;
+
+pub use error::ApiError;

@@ -1,0 +1,103 @@
+//! The gRPC server bootstrap every service uses: health (NOT_SERVING until the service says it is
+//! ready), reflection over all CareLoop protos, tower layers (per-call span and metrics, global
+//! concurrency limit, request timeout) and graceful shutdown.
+
+use crate::config::GrpcSettings;
+use crate::metrics::Metrics;
+use crate::telemetry::RequestLayer;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tonic::service::RoutesBuilder;
+pub use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+pub struct GrpcServer {
+    listener: TcpListener,
+    routes: RoutesBuilder,
+    health: HealthReporter,
+    settings: GrpcSettings,
+    metrics: Arc<Metrics>,
+}
+
+impl GrpcServer {
+    /// Registers health and reflection; the overall health starts NOT_SERVING.
+    pub async fn new(
+        listener: TcpListener,
+        settings: GrpcSettings,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(careloop_proto::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let mut routes = RoutesBuilder::default();
+        routes.add_service(health_service).add_service(reflection);
+        Ok(Self {
+            listener,
+            routes,
+            health,
+            settings,
+            metrics,
+        })
+    }
+
+    pub fn routes(&mut self) -> &mut RoutesBuilder {
+        &mut self.routes
+    }
+
+    pub fn health(&self) -> HealthReporter {
+        self.health.clone()
+    }
+
+    /// Serves until `shutdown` resolves; then health turns NOT_SERVING and in-flight calls drain.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let health = self.health.clone();
+        let layers = tower::ServiceBuilder::new()
+            .layer(RequestLayer::new(self.metrics))
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                self.settings.concurrency_limit,
+            ))
+            .into_inner();
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
+        tonic::transport::Server::builder()
+            .timeout(Duration::from_millis(self.settings.request_timeout_ms))
+            .layer(layers)
+            .add_routes(self.routes.routes())
+            .serve_with_incoming_shutdown(incoming, async move {
+                shutdown.await;
+                health
+                    .set_service_status("", tonic_health::ServingStatus::NotServing)
+                    .await;
+                tracing::info!("shutting down: draining in-flight calls");
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

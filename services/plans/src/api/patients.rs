@@ -1,0 +1,277 @@
+//! Patients (a minimal registry), consents and the access check the gateway asks.
+
+use super::{Begun, PlansApi, convert};
+use crate::domain::access::{self, Basis};
+use crate::store::{self, ConsentRow, PatientRow};
+use careloop_proto::events::v1::{ConsentGranted, ConsentRevoked, PatientCreated, event::Payload};
+use careloop_proto::plans::v1::*;
+use careloop_runtime::auth::{Principal, PrincipalKind};
+use careloop_runtime::error::{ApiError, ApiResult};
+use careloop_runtime::time::now;
+use careloop_runtime::validate::{self as v, MAX_SHORT, MAX_TEXT};
+use uuid::Uuid;
+
+impl PlansApi {
+    pub(super) async fn create_patient(
+        &self,
+        who: &Principal,
+        req: CreatePatientRequest,
+    ) -> ApiResult<CreatePatientResponse> {
+        let birth_date = v::date("birth_date", &req.birth_date)?;
+        if birth_date > now().date_naive() {
+            return Err(ApiError::invalid("birth_date", "must not be in the future"));
+        }
+        let row = PatientRow {
+            id: Uuid::now_v7(),
+            mrn: v::text("mrn", &req.mrn, 64)?,
+            given_name: v::text("given_name", &req.given_name, MAX_SHORT)?,
+            family_name: v::text("family_name", &req.family_name, MAX_SHORT)?,
+            birth_date,
+            managing_org_id: v::uuid("managing_org_id", &req.managing_org_id)?,
+            created_at: now(),
+        };
+        let registers = who.kind == PrincipalKind::Service
+            || (who.kind == PrincipalKind::Staff && who.org_id == row.managing_org_id);
+        if !registers {
+            return Err(ApiError::PermissionDenied(
+                "only the managing organization registers its patients",
+            ));
+        }
+        let mut w = match self
+            .begin("CreatePatient", who, &req.idempotency_key, &req)
+            .await?
+        {
+            Begun::Replay(r) => return Ok(r),
+            Begun::Fresh(w) => w,
+        };
+        store::insert_patient(w.conn(), &row).await?;
+        let payload = Payload::PatientCreated(PatientCreated {
+            managing_org_id: row.managing_org_id.to_string(),
+        });
+        w.emit("plans.patient.created", row.id, row.id, 1, payload)
+            .await?;
+        let id = row.id;
+        w.finish(
+            id,
+            id,
+            CreatePatientResponse {
+                patient: Some(convert::patient(row)),
+            },
+        )
+        .await
+    }
+
+    pub(super) async fn get_patient(
+        &self,
+        who: &Principal,
+        req: GetPatientRequest,
+    ) -> ApiResult<GetPatientResponse> {
+        let id = v::uuid("patient_id", &req.patient_id)?;
+        self.read_access(who, "GetPatient", id).await?;
+        let mut conn = self.pool.acquire().await?;
+        let row = store::patient(&mut conn, id).await?;
+        Ok(GetPatientResponse {
+            patient: Some(convert::patient(row)),
+        })
+    }
+
+    pub(super) async fn find_patient_by_mrn(
+        &self,
+        who: &Principal,
+        req: FindPatientByMrnRequest,
+    ) -> ApiResult<FindPatientByMrnResponse> {
+        let org = v::uuid("managing_org_id", &req.managing_org_id)?;
+        let mrn = v::text("mrn", &req.mrn, 64)?;
+        let row = {
+            let mut conn = self.pool.acquire().await?;
+            store::patient_by_mrn(&mut conn, org, &mrn).await?
+        };
+        self.read_access(who, "FindPatientByMrn", row.id).await?;
+        Ok(FindPatientByMrnResponse {
+            patient: Some(convert::patient(row)),
+        })
+    }
+
+    pub(super) async fn grant_consent(
+        &self,
+        who: &Principal,
+        req: GrantConsentRequest,
+    ) -> ApiResult<GrantConsentResponse> {
+        let patient_id = v::uuid("patient_id", &req.patient_id)?;
+        let grantee_member_id = v::optional_uuid("grantee_member_id", &req.grantee_member_id)?;
+        let grantee_org_id = v::optional_uuid("grantee_org_id", &req.grantee_org_id)?;
+        if grantee_member_id.is_some() == grantee_org_id.is_some() {
+            return Err(ApiError::invalid(
+                "grantee_member_id",
+                "give exactly one of grantee_member_id and grantee_org_id",
+            ));
+        }
+        let purpose = v::enum_value::<ConsentPurpose>("purpose", req.purpose)?;
+        let scope = v::enum_value::<ConsentScope>("scope", req.scope)?;
+        let period_start =
+            v::optional_timestamp("period_start", req.period_start.as_ref())?.unwrap_or_else(now);
+        let period_end = v::optional_timestamp("period_end", req.period_end.as_ref())?;
+        if period_end.is_some_and(|end| end <= period_start) {
+            return Err(ApiError::invalid(
+                "period_end",
+                "must be after period_start",
+            ));
+        }
+        let mut w = match self
+            .begin("GrantConsent", who, &req.idempotency_key, &req)
+            .await?
+        {
+            Begun::Replay(r) => return Ok(r),
+            Begun::Fresh(w) => w,
+        };
+        w.authorize(self, patient_id).await?;
+        if let Some(member) = grantee_member_id
+            && !store::is_active_member(w.conn(), patient_id, member).await?
+        {
+            return Err(ApiError::NotFound("care team member"));
+        }
+        let row = ConsentRow {
+            id: Uuid::now_v7(),
+            patient_id,
+            grantee_member_id,
+            grantee_org_id,
+            purpose: purpose as i32,
+            scope: scope as i32,
+            period_start,
+            period_end,
+            status: "active".into(),
+            revoked_at: None,
+            revoke_reason: None,
+            granted_by: who.subject.clone(),
+            granted_at: now(),
+        };
+        store::insert_consent(w.conn(), &row).await?;
+        let payload = Payload::ConsentGranted(ConsentGranted {
+            consent_id: row.id.to_string(),
+            grantee_member_id: req.grantee_member_id.clone(),
+            grantee_org_id: req.grantee_org_id.clone(),
+            purpose: purpose as i32,
+            scope: scope as i32,
+        });
+        w.emit("plans.consent.granted", patient_id, row.id, 1, payload)
+            .await?;
+        let id = row.id;
+        w.finish(
+            patient_id,
+            id,
+            GrantConsentResponse {
+                consent: Some(convert::consent(row)),
+            },
+        )
+        .await
+    }
+
+    pub(super) async fn revoke_consent(
+        &self,
+        who: &Principal,
+        req: RevokeConsentRequest,
+    ) -> ApiResult<RevokeConsentResponse> {
+        let id = v::uuid("consent_id", &req.consent_id)?;
+        let reason = v::text("reason", &req.reason, MAX_TEXT)?;
+        let mut w = match self
+            .begin("RevokeConsent", who, &req.idempotency_key, &req)
+            .await?
+        {
+            Begun::Replay(r) => return Ok(r),
+            Begun::Fresh(w) => w,
+        };
+        let mut row = store::consent_for_update(w.conn(), id).await?;
+        w.authorize(self, row.patient_id).await?;
+        if row.status != "active" {
+            return Err(ApiError::transition("consent", &row.status, "revoked"));
+        }
+        let at = now();
+        store::revoke_consent(w.conn(), id, at, &reason).await?;
+        row.status = "revoked".into();
+        row.revoked_at = Some(at);
+        row.revoke_reason = Some(reason);
+        let payload = Payload::ConsentRevoked(ConsentRevoked {
+            consent_id: id.to_string(),
+        });
+        let patient_id = row.patient_id;
+        w.emit("plans.consent.revoked", patient_id, id, 2, payload)
+            .await?;
+        w.finish(
+            patient_id,
+            id,
+            RevokeConsentResponse {
+                consent: Some(convert::consent(row)),
+            },
+        )
+        .await
+    }
+
+    pub(super) async fn list_consents(
+        &self,
+        who: &Principal,
+        req: ListConsentsRequest,
+    ) -> ApiResult<ListConsentsResponse> {
+        let patient_id = v::uuid("patient_id", &req.patient_id)?;
+        self.read_access(who, "ListConsents", patient_id).await?;
+        let mut conn = self.pool.acquire().await?;
+        let rows = store::consents_of(&mut conn, patient_id).await?;
+        Ok(ListConsentsResponse {
+            consents: rows.into_iter().map(convert::consent).collect(),
+        })
+    }
+
+    /// Answers for the gateway whether another principal may read or write a patient, and why.
+    pub(super) async fn check_access(
+        &self,
+        who: &Principal,
+        req: CheckAccessRequest,
+    ) -> ApiResult<CheckAccessResponse> {
+        let asked = req
+            .principal
+            .as_ref()
+            .ok_or_else(|| ApiError::invalid("principal", "is required"))?;
+        let subject = v::text("principal.subject", &asked.subject, MAX_SHORT)?;
+        let org_id = v::uuid("principal.org_id", &asked.org_id)?;
+        let kind = match v::enum_value::<PrincipalKind_>("principal.kind", asked.kind)? {
+            PrincipalKind_::Staff => PrincipalKind::Staff,
+            PrincipalKind_::Partner => PrincipalKind::Partner,
+            PrincipalKind_::Caregiver => PrincipalKind::Caregiver,
+            PrincipalKind_::Payer => PrincipalKind::Payer,
+            PrincipalKind_::Service => PrincipalKind::Service,
+            PrincipalKind_::Unspecified => {
+                return Err(ApiError::invalid("principal.kind", "is required"));
+            }
+        };
+        let patient_id = v::uuid("patient_id", &req.patient_id)?;
+        if who.kind != PrincipalKind::Service {
+            return Err(ApiError::PermissionDenied(
+                "only internal services may check access for others",
+            ));
+        }
+        let mut conn = self.pool.acquire().await?;
+        let facts = store::access_facts(&mut conn, patient_id).await?;
+        let asked = Principal {
+            subject,
+            org_id,
+            roles: vec![],
+            kind,
+        };
+        let decision = access::decide(&asked, &facts, now());
+        let (basis, consent_id) = match decision.basis {
+            Basis::Denied => (AccessBasis::Denied, String::new()),
+            Basis::InternalService => (AccessBasis::InternalService, String::new()),
+            Basis::ManagingOrganization => (AccessBasis::ManagingOrganization, String::new()),
+            Basis::CareTeamOrganization => (AccessBasis::CareTeamOrganization, String::new()),
+            Basis::CareTeamMember => (AccessBasis::CareTeamMember, String::new()),
+            Basis::Consent(id) => (AccessBasis::Consent, id.to_string()),
+        };
+        Ok(CheckAccessResponse {
+            can_read: decision.can_read,
+            can_write: decision.can_write,
+            basis: basis as i32,
+            consent_id,
+        })
+    }
+}
+
+use careloop_proto::plans::v1::PrincipalKind as PrincipalKind_;

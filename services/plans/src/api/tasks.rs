@@ -1,0 +1,469 @@
+//! Tasks (open loops that are not orders) and SBAR handoffs.
+
+use super::{Begun, PlansApi, convert};
+use crate::domain::task::{Ownership, TaskAction as Action, TaskState, TaskStatus as Status};
+use crate::store::{self, HandoffRow, TaskRow};
+use careloop_proto::common::v1::Priority;
+use careloop_proto::events::v1::{
+    HandoffAcknowledged, HandoffSent, TaskAssigned, TaskCreated, TaskStatusChanged, event::Payload,
+};
+use careloop_proto::plans::v1::list_open_tasks_request::Filter;
+use careloop_proto::plans::v1::*;
+use careloop_runtime::auth::Principal;
+use careloop_runtime::error::{ApiError, ApiResult};
+use careloop_runtime::paging::{self, Cursor};
+use careloop_runtime::time::{now, to_timestamp};
+use careloop_runtime::validate::{self as v, MAX_SHORT, MAX_TEXT};
+use uuid::Uuid;
+
+fn action(value: i32) -> ApiResult<Action> {
+    Ok(match v::enum_value::<TaskAction>("action", value)? {
+        TaskAction::Accept => Action::Accept,
+        TaskAction::Start => Action::Start,
+        TaskAction::Hold => Action::Hold,
+        TaskAction::Resume => Action::Resume,
+        TaskAction::Complete => Action::Complete,
+        TaskAction::Cancel => Action::Cancel,
+        TaskAction::Fail => Action::Fail,
+        TaskAction::Unspecified => return Err(ApiError::invalid("action", "is required")),
+    })
+}
+
+fn stored_state(row: &TaskRow) -> ApiResult<TaskState> {
+    let bad = || {
+        ApiError::internal(
+            "stored task status is unknown",
+            anyhow::anyhow!("task {}", row.id),
+        )
+    };
+    Ok(TaskState {
+        status: Status::parse(&row.status).ok_or_else(bad)?,
+        held_from: row
+            .held_from
+            .as_deref()
+            .map(|s| Status::parse(s).ok_or_else(bad))
+            .transpose()?,
+    })
+}
+
+impl PlansApi {
+    pub(super) async fn create_task(
+        &self,
+        who: &Principal,
+        req: CreateTaskRequest,
+    ) -> ApiResult<CreateTaskResponse> {
+        let patient_id = v::uuid("patient_id", &req.patient_id)?;
+        let title = v::text("title", &req.title, MAX_SHORT)?;
+        let description = v::optional_text("description", &req.description, MAX_TEXT)?;
+        let owner_role = convert::role("owner_role", req.owner_role)?;
+        let backup_role = convert::optional_role("backup_role", req.backup_role)?;
+        if backup_role == Some(owner_role) {
+            return Err(ApiError::invalid(
+                "backup_role",
+                "must differ from owner_role",
+            ));
+        }
+        let assignee = v::optional_uuid("assignee_member_id", &req.assignee_member_id)?;
+        let due_at = v::timestamp("due_at", req.due_at.as_ref())?;
+        let priority =
+            v::optional_enum::<Priority>("priority", req.priority)?.unwrap_or(Priority::Routine);
+        let (linked_kind, linked_id) = convert::loop_ref("linked_loop", req.linked_loop.as_ref())?;
+        let mut w = match self
+            .begin("CreateTask", who, &req.idempotency_key, &req)
+            .await?
+        {
+            Begun::Replay(r) => return Ok(r),
+            Begun::Fresh(w) => w,
+        };
+        w.authorize(self, patient_id).await?;
+        if let Some(member) = assignee
+            && !store::is_active_member(w.conn(), patient_id, member).await?
+        {
+            return Err(ApiError::NotFound("care team member"));
+        }
+        let at = now();
+        let row = TaskRow {
+            id: Uuid::now_v7(),
+            patient_id,
+            title,
+            description,
+            owner_role: owner_role as i32,
+            backup_role: backup_role.map(|r| r as i32).unwrap_or(0),
+            assignee_member_id: assignee,
+            due_at,
+            priority: priority as i32,
+            linked_kind,
+            linked_id,
+            status: Status::Requested.as_str().into(),
+            held_from: None,
+            status_reason: String::new(),
+            version: 1,
+            created_at: at,
+            updated_at: at,
+        };
+        store::insert_task(w.conn(), &row).await?;
+        let payload = Payload::TaskCreated(TaskCreated {
+            task_id: row.id.to_string(),
+            owner_role: row.owner_role,
+            backup_role: row.backup_role,
+            due_at: Some(to_timestamp(due_at)),
+            priority: row.priority,
+            linked_loop: req.linked_loop.clone(),
+        });
+        w.emit("plans.task.created", patient_id, row.id, 1, payload)
+            .await?;
+        let id = row.id;
+        w.finish(
+            patient_id,
+            id,
+            CreateTaskResponse {
+                task: Some(convert::task(row, at)),
+            },
+        )
+        .await
+    }
+
+    pub(super) async fn get_task(
+        &self,
+        who: &Principal,
+        req: GetTaskRequest,
+    ) -> ApiResult<GetTaskResponse> {
+        let id = v::uuid("task_id", &req.task_id)?;
+        let row = {
+            let mut conn = self.pool.acquire().await?;
+            store::task(&mut conn, id).await?
+        };
+        self.read_access(who, "GetTask", row.patient_id).await?;
+        Ok(GetTaskResponse {
+            task: Some(convert::task(row, now())),
+        })
+    }
+
+    pub(super) async fn assign_task(
+        &self,
+        who: &Principal,
+        req: AssignTaskRequest,
+    ) -> ApiResult<AssignTaskResponse> {
+        let id = v::uuid("task_id", &req.task_id)?;
+        let version = v::expected_version(req.expected_version)?;
+        let owner_role = convert::optional_role("owner_role", req.owner_role)?;
+        let assignee = v::optional_uuid("assignee_member_id", &req.assignee_member_id)?;
+        let mut w = match self
+            .begin("AssignTask", who, &req.idempotency_key, &req)
+            .await?
+        {
+            Begun::Replay(r) => return Ok(r),
+            Begun::Fresh(w) => w,
+        };
+        let mut row = store::lock_task(w.conn(), id, version).await?;
+        w.authorize(self, row.patient_id).await?;
+        let state = stored_state(&row)?;
+        if !state.status.is_open() {
+            return Err(ApiError::precondition(format!(
+                "task is {}: a closed task cannot be reassigned",
+                state.status
+            )));
+        }
+        if let Some(member) = assignee
+            && !store::is_active_member(w.conn(), row.patient_id, member).await?
+        {
+            return Err(ApiError::NotFound("care team member"));
+        }
+        let current_role = careloop_proto::common::v1::CareRole::try_from(row.owner_role)
+            .map_err(|e| ApiError::internal("stored owner role is unknown", e))?;
+        let ownership = Ownership {
+            owner_role: current_role,
+            due_at: row.due_at,
+            assignee_member_id: row.assignee_member_id,
+        }
+        .reassign(owner_role, assignee);
+        row.owner_role = ownership.owner_role as i32;
+        row.assignee_member_id = ownership.assignee_member_id;
+        row.version += 1;
+        row.updated_at = now();
+        store::save_task(w.conn(), &row).await?;
+        let payload = Payload::TaskAssigned(TaskAssigned {
+            task_id: row.id.to_string(),
+            owner_role: row.owner_role,
+            assignee_member_id: req.assignee_member_id.clone(),
+        });
+        let patient_id = row.patient_id;
+        w.emit("plans.task.assigned", patient_id, id, row.version, payload)
+            .await?;
+        w.finish(
+            patient_id,
+            id,
+            AssignTaskResponse {
+                task: Some(convert::task(row, now())),
+            },
+        )
+        .await
+    }
+
+    pub(super) async fn transition_task(
+        &self,
+        who: &Principal,
+        req: TransitionTaskRequest,
+    ) -> ApiResult<TransitionTaskResponse> {
+        let id = v::uuid("task_id", &req.task_id)?;
+        let version = v::expected_version(req.expected_version)?;
+        let action = action(req.action)?;
+        let reason = if action.needs_reason() {
+            v::text("reason", &req.reason, MAX_TEXT)?
+        } else {
+            v::optional_text("reason", &req.reason, MAX_TEXT)?
+        };
+        let mut w = match self
+            .begin("TransitionTask", who, &req.idempotency_key, &req)
+            .await?
+        {
+            Begun::Replay(r) => return Ok(r),
+            Begun::Fresh(w) => w,
+        };
+        let mut row = store::lock_task(w.conn(), id, version).await?;
+        w.authorize(self, row.patient_id).await?;
+        let before = stored_state(&row)?;
+        let after = before
+            .apply(action)
+            .map_err(|refused| ApiError::precondition(refused.to_string()))?;
+        row.status = after.status.as_str().into();
+        row.held_from = after.held_from.map(|s| s.as_str().to_owned());
+        row.status_reason = reason;
+        row.version += 1;
+        row.updated_at = now();
+        store::save_task(w.conn(), &row).await?;
+        let payload = Payload::TaskStatusChanged(TaskStatusChanged {
+            task_id: row.id.to_string(),
+            from_status: before.status.as_str().into(),
+            to_status: after.status.as_str().into(),
+            owner_role: row.owner_role,
+        });
+        let patient_id = row.patient_id;
+        w.emit(
+            "plans.task.status_changed",
+            patient_id,
+            id,
+            row.version,
+            payload,
+        )
+        .await?;
+        w.finish(
+            patient_id,
+            id,
+            TransitionTaskResponse {
+                task: Some(convert::task(row, now())),
+            },
+        )
+        .await
+    }
+
+    pub(super) async fn list_open_tasks(
+        &self,
+        who: &Principal,
+        req: ListOpenTasksRequest,
+    ) -> ApiResult<ListOpenTasksResponse> {
+        let limit = paging::page_size(req.page_size)?;
+        let after = paging::decode(&req.page_token)?;
+        let mut conn = self.pool.acquire().await?;
+        let rows = match req.filter {
+            Some(Filter::PatientId(ref p)) => {
+                let patient_id = v::uuid("patient_id", p)?;
+                self.read_access(who, "ListOpenTasks", patient_id).await?;
+                store::open_tasks_for_patient(&mut conn, patient_id, after, limit + 1).await?
+            }
+            Some(Filter::OwnerRole(role)) => {
+                let role = convert::role("owner_role", role)?;
+                let viewer = Self::viewer(who)?;
+                let rows =
+                    store::open_tasks_for_role(&mut conn, &viewer, role as i32, after, limit + 1)
+                        .await?;
+                self.audit_worklist(who, "ListOpenTasks", rows.iter().map(|r| r.patient_id))
+                    .await?;
+                rows
+            }
+            None => return Err(ApiError::invalid("filter", "give patient_id or owner_role")),
+        };
+        let (rows, next) = page(rows, limit, |r| Cursor {
+            at: r.due_at,
+            id: r.id,
+        });
+        let at = now();
+        Ok(ListOpenTasksResponse {
+            tasks: rows.into_iter().map(|r| convert::task(r, at)).collect(),
+            next_page_token: next,
+        })
+    }
+
+    /// A worklist spans patients: each patient shown is audited as read.
+    async fn audit_worklist(
+        &self,
+        who: &Principal,
+        rpc: &'static str,
+        patients: impl Iterator<Item = Uuid>,
+    ) -> ApiResult<()> {
+        let mut seen: Vec<Uuid> = patients.collect();
+        seen.sort();
+        seen.dedup();
+        let mut conn = self.pool.acquire().await?;
+        for patient_id in seen {
+            careloop_runtime::audit::record(
+                &mut conn,
+                careloop_runtime::audit::AuditEntry {
+                    principal: who,
+                    action: rpc,
+                    patient_id: Some(patient_id),
+                    target_id: None,
+                    outcome: careloop_runtime::audit::Outcome::Ok,
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn send_handoff(
+        &self,
+        who: &Principal,
+        req: SendHandoffRequest,
+    ) -> ApiResult<SendHandoffResponse> {
+        let patient_id = v::uuid("patient_id", &req.patient_id)?;
+        let from_role = convert::role("from_role", req.from_role)?;
+        let to_role = convert::role("to_role", req.to_role)?;
+        let row = HandoffRow {
+            id: Uuid::now_v7(),
+            patient_id,
+            from_role: from_role as i32,
+            from_subject: who.subject.clone(),
+            to_role: to_role as i32,
+            situation: v::text("situation", &req.situation, MAX_TEXT)?,
+            background: v::text("background", &req.background, MAX_TEXT)?,
+            assessment: v::text("assessment", &req.assessment, MAX_TEXT)?,
+            recommendation: v::text("recommendation", &req.recommendation, MAX_TEXT)?,
+            pending_items: v::text_list("pending_items", &req.pending_items, MAX_TEXT)?,
+            red_flags: v::text_list("red_flags", &req.red_flags, MAX_SHORT)?,
+            sent_at: now(),
+            acknowledged_at: None,
+            acknowledged_by: None,
+            version: 1,
+        };
+        let mut w = match self
+            .begin("SendHandoff", who, &req.idempotency_key, &req)
+            .await?
+        {
+            Begun::Replay(r) => return Ok(r),
+            Begun::Fresh(w) => w,
+        };
+        w.authorize(self, patient_id).await?;
+        store::insert_handoff(w.conn(), &row).await?;
+        let payload = Payload::HandoffSent(HandoffSent {
+            handoff_id: row.id.to_string(),
+            from_role: row.from_role,
+            to_role: row.to_role,
+            pending_item_count: row.pending_items.len() as i32,
+            red_flag_count: row.red_flags.len() as i32,
+        });
+        w.emit("plans.handoff.sent", patient_id, row.id, 1, payload)
+            .await?;
+        let id = row.id;
+        w.finish(
+            patient_id,
+            id,
+            SendHandoffResponse {
+                handoff: Some(convert::handoff(row)),
+            },
+        )
+        .await
+    }
+
+    pub(super) async fn acknowledge_handoff(
+        &self,
+        who: &Principal,
+        req: AcknowledgeHandoffRequest,
+    ) -> ApiResult<AcknowledgeHandoffResponse> {
+        let id = v::uuid("handoff_id", &req.handoff_id)?;
+        let mut w = match self
+            .begin("AcknowledgeHandoff", who, &req.idempotency_key, &req)
+            .await?
+        {
+            Begun::Replay(r) => return Ok(r),
+            Begun::Fresh(w) => w,
+        };
+        let mut row = store::lock_handoff(w.conn(), id).await?;
+        w.authorize(self, row.patient_id).await?;
+        if row.acknowledged_at.is_some() {
+            return Err(ApiError::transition(
+                "handoff",
+                "acknowledged",
+                "acknowledged",
+            ));
+        }
+        row.acknowledged_at = Some(now());
+        row.acknowledged_by = Some(who.subject.clone());
+        row.version += 1;
+        store::acknowledge_handoff(w.conn(), &row).await?;
+        let payload = Payload::HandoffAcknowledged(HandoffAcknowledged {
+            handoff_id: id.to_string(),
+            to_role: row.to_role,
+        });
+        let patient_id = row.patient_id;
+        w.emit(
+            "plans.handoff.acknowledged",
+            patient_id,
+            id,
+            row.version,
+            payload,
+        )
+        .await?;
+        w.finish(
+            patient_id,
+            id,
+            AcknowledgeHandoffResponse {
+                handoff: Some(convert::handoff(row)),
+            },
+        )
+        .await
+    }
+
+    pub(super) async fn list_unacknowledged_handoffs(
+        &self,
+        who: &Principal,
+        req: ListUnacknowledgedHandoffsRequest,
+    ) -> ApiResult<ListUnacknowledgedHandoffsResponse> {
+        let role = convert::role("to_role", req.to_role)?;
+        let limit = paging::page_size(req.page_size)?;
+        let after = paging::decode(&req.page_token)?;
+        let viewer = Self::viewer(who)?;
+        let mut conn = self.pool.acquire().await?;
+        let rows =
+            store::unacknowledged_handoffs(&mut conn, &viewer, role as i32, after, limit + 1)
+                .await?;
+        self.audit_worklist(
+            who,
+            "ListUnacknowledgedHandoffs",
+            rows.iter().map(|r| r.patient_id),
+        )
+        .await?;
+        let (rows, next) = page(rows, limit, |r| Cursor {
+            at: r.sent_at,
+            id: r.id,
+        });
+        Ok(ListUnacknowledgedHandoffsResponse {
+            handoffs: rows.into_iter().map(convert::handoff).collect(),
+            next_page_token: next,
+        })
+    }
+}
+
+/// Cuts a page from rows fetched with one extra row: the extra row says whether a next page exists.
+fn page<T>(mut rows: Vec<T>, limit: i64, cursor: impl Fn(&T) -> Cursor) -> (Vec<T>, String) {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    if rows.len() <= limit {
+        return (rows, String::new());
+    }
+    rows.truncate(limit);
+    let next = rows
+        .last()
+        .map(|r| paging::encode(cursor(r)))
+        .unwrap_or_default();
+    (rows, next)
+}

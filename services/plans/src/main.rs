@@ -1,0 +1,9 @@
+use careloop_runtime::{config::Settings, server::shutdown_signal, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::load(std::env::args().nth(2).as_deref())?;
+    let _telemetry = telemetry::init(careloop_plans::SERVICE_NAME, &settings.telemetry)?;
+    let app = careloop_plans::Application::build(settings).await?;
+    app.run_until_stopped(shutdown_signal()).await
+}
