@@ -14,6 +14,8 @@ pub mod paging;
 pub mod secret;
 pub mod server;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time;
 pub mod validate;
 

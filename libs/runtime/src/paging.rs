@@ -33,7 +33,7 @@ pub fn decode(token: &str) -> Result<Option<Cursor>, ApiError> {
         return Ok(None);
     }
     let bad = || ApiError::invalid("page_token", "is not a token this service issued");
-    if token.len() % 2 != 0 || token.len() > 200 {
+    if !token.len().is_multiple_of(2) || token.len() > 200 {
         return Err(bad());
     }
     let bytes: Vec<u8> = (0..token.len())

@@ -539,7 +539,11 @@ pub async fn open_tasks_for_role(
 fn cursor_parts(after: Option<careloop_runtime::paging::Cursor>) -> (DateTime<Utc>, Uuid) {
     match after {
         Some(c) => (c.at, c.id),
-        None => (DateTime::<Utc>::MIN_UTC, Uuid::nil()),
+        // Postgres timestamps start in 4713 BC; year 1 is before any real due time.
+        None => (
+            DateTime::from_timestamp(-62_135_596_800, 0).unwrap_or_default(),
+            Uuid::nil(),
+        ),
     }
 }
 

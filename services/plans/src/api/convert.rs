@@ -30,7 +30,7 @@ pub fn member(m: MemberRow) -> CareTeamMember {
         role: m.role,
         organization_id: m.organization_id.map(|o| o.to_string()).unwrap_or_default(),
         subject: m.subject.unwrap_or_default(),
-        preferred_contact: (m.contact_channel != 0).then(|| PreferredContact {
+        preferred_contact: (m.contact_channel != 0).then_some(PreferredContact {
             channel: m.contact_channel,
             address: m.contact_address,
         }),
@@ -114,7 +114,7 @@ pub fn task(t: TaskRow, now: chrono::DateTime<chrono::Utc>) -> Task {
             .unwrap_or_default(),
         due_at: Some(to_timestamp(t.due_at)),
         priority: t.priority,
-        linked_loop: (t.linked_kind != 0).then(|| LoopRef {
+        linked_loop: (t.linked_kind != 0).then_some(LoopRef {
             kind: t.linked_kind,
             id: t.linked_id,
         }),
