@@ -142,6 +142,17 @@ pub fn dev_principal() -> Principal {
     }
 }
 
+/// In dev mode, logs a 12-hour dev token so people can call the service right away.
+pub fn announce_dev_token(settings: &AuthSettings) -> anyhow::Result<()> {
+    if !settings.dev_mode {
+        return Ok(());
+    }
+    let token = Authenticator::from_settings(settings)?
+        .issue(&dev_principal(), chrono::Duration::hours(12))?;
+    tracing::warn!(dev_token = %token, "dev mode: tokens are signed with the development key");
+    Ok(())
+}
+
 /// A tonic interceptor: validates the bearer token and puts the `Principal` in request extensions.
 #[derive(Clone)]
 pub struct AuthInterceptor {

@@ -117,6 +117,18 @@ impl Settings {
     }
 }
 
+/// The value of `--config <file>` on the command line, if given.
+pub fn config_flag() -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--config")
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| {
+            args.iter()
+                .find_map(|a| a.strip_prefix("--config=").map(str::to_owned))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,7 @@ impl GrpcServer {
             .await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(careloop_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
         let mut routes = RoutesBuilder::default();
         routes.add_service(health_service).add_service(reflection);

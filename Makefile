@@ -1,0 +1,25 @@
+# CareLoop: the two commands that matter are `make run` and `make test`.
+.PHONY: run stop test lint fmt fmt-check clippy build
+
+run:  ## start PostgreSQL, NATS, every service, load demo data, print how to call it
+	scripts/run.sh
+
+stop: ## stop the services started by `make run`
+	scripts/stop.sh
+
+test: ## start PostgreSQL and NATS if needed and run every test against them
+	scripts/test.sh
+
+lint: fmt-check clippy
+
+fmt:
+	cargo fmt --all
+
+fmt-check:
+	cargo fmt --all -- --check
+
+clippy:
+	cargo clippy --workspace --all-targets -- -D warnings
+
+build:
+	cargo build --workspace --bins

@@ -1,0 +1,701 @@
+//! The command tree and what each command sends.
+
+use careloop_proto::common::v1::CareRole;
+use careloop_proto::plans::v1::list_open_tasks_request::Filter;
+use careloop_proto::plans::v1::plans_service_client::PlansServiceClient;
+use careloop_proto::plans::v1::*;
+use careloop_runtime::auth::{Authenticator, DEV_ORG_ID, Principal, PrincipalKind};
+use careloop_runtime::config::Settings;
+use clap::{Args, Parser, Subcommand};
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+#[derive(Parser)]
+#[command(
+    name = "careloop",
+    about = "Call CareLoop services from the command line"
+)]
+pub struct Cli {
+    /// Address of the plans service.
+    #[arg(
+        long,
+        env = "CARELOOP_PLANS_ADDR",
+        default_value = "http://127.0.0.1:50051",
+        global = true
+    )]
+    pub addr: String,
+    /// Bearer token (see `careloop dev-token`).
+    #[arg(long, env = "CARELOOP_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Print a development token signed with the dev key (dev mode only).
+    DevToken {
+        #[arg(long, default_value_t = DEV_ORG_ID)]
+        org: Uuid,
+        #[arg(long, default_value = "dev-user")]
+        subject: String,
+        /// staff, partner, caregiver, payer or service
+        #[arg(long, default_value = "staff")]
+        kind: String,
+        #[arg(long, default_value_t = 12)]
+        hours: i64,
+    },
+    /// Ask grpc.health.v1 whether the service is serving.
+    Health,
+    /// List the gRPC services the server exposes, through server reflection.
+    Services,
+    /// Create the demo patient with a plan, tasks, a handoff and a transition.
+    Demo,
+    #[command(subcommand)]
+    Patient(PatientCmd),
+    #[command(subcommand)]
+    Plan(PlanCmd),
+    #[command(subcommand)]
+    Task(TaskCmd),
+    #[command(subcommand)]
+    Handoff(HandoffCmd),
+    #[command(subcommand)]
+    Transition(TransitionCmd),
+}
+
+#[derive(Subcommand)]
+pub enum PatientCmd {
+    Create {
+        #[arg(long)]
+        mrn: String,
+        #[arg(long)]
+        given: String,
+        #[arg(long)]
+        family: String,
+        /// YYYY-MM-DD
+        #[arg(long)]
+        birth_date: String,
+        #[arg(long, default_value_t = DEV_ORG_ID)]
+        org: Uuid,
+    },
+    Show {
+        id: String,
+    },
+    Find {
+        #[arg(long)]
+        mrn: String,
+        #[arg(long, default_value_t = DEV_ORG_ID)]
+        org: Uuid,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PlanCmd {
+    Create {
+        #[arg(long)]
+        patient: String,
+        /// One sentence: what are we trying to achieve.
+        #[arg(long)]
+        summary: String,
+        #[arg(long)]
+        lead_name: String,
+        /// e.g. pcp, rn, care_manager
+        #[arg(long, default_value = "pcp")]
+        lead_role: String,
+        #[arg(long, default_value_t = DEV_ORG_ID)]
+        lead_org: Uuid,
+        /// Red flags, repeatable.
+        #[arg(long = "red-flag")]
+        red_flags: Vec<String>,
+    },
+    Show {
+        #[arg(long)]
+        patient: String,
+    },
+    /// Replace the one-sentence summary, keeping the rest of the plan.
+    SetSummary {
+        #[arg(long)]
+        patient: String,
+        #[arg(long)]
+        version: i64,
+        #[arg(long)]
+        summary: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TaskCmd {
+    Create {
+        #[arg(long)]
+        patient: String,
+        #[arg(long)]
+        title: String,
+        #[arg(long)]
+        owner_role: String,
+        #[arg(long)]
+        backup_role: Option<String>,
+        #[arg(long, default_value_t = 24)]
+        due_in_hours: i64,
+    },
+    Show {
+        id: String,
+    },
+    /// Open tasks for a patient or a role, by due time.
+    List {
+        #[command(flatten)]
+        by: ListBy,
+    },
+    /// accept, start, hold, resume, complete, cancel or fail.
+    Move {
+        id: String,
+        #[arg(long)]
+        action: String,
+        #[arg(long)]
+        version: i64,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+pub struct ListBy {
+    #[arg(long)]
+    patient: Option<String>,
+    #[arg(long)]
+    role: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum HandoffCmd {
+    Send {
+        #[arg(long)]
+        patient: String,
+        #[arg(long)]
+        from_role: String,
+        #[arg(long)]
+        to_role: String,
+        #[arg(long)]
+        situation: String,
+        #[arg(long)]
+        background: String,
+        #[arg(long)]
+        assessment: String,
+        #[arg(long)]
+        recommendation: String,
+        #[arg(long = "pending")]
+        pending_items: Vec<String>,
+        #[arg(long = "red-flag")]
+        red_flags: Vec<String>,
+    },
+    /// Unacknowledged handoffs for a role.
+    List {
+        #[arg(long)]
+        role: String,
+    },
+    Ack {
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TransitionCmd {
+    Start {
+        #[arg(long)]
+        patient: String,
+        /// hospital, home, skilled_nursing, rehabilitation, emergency, ambulatory, hospice
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        success: String,
+        /// low, medium or high
+        #[arg(long)]
+        risk: String,
+    },
+    Show {
+        id: String,
+    },
+    /// Mark a checklist item done, waived (with --reason) or pending.
+    Check {
+        id: String,
+        #[arg(long)]
+        item: String,
+        #[arg(long, default_value = "done")]
+        state: String,
+        #[arg(long)]
+        version: i64,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    Complete {
+        id: String,
+        #[arg(long)]
+        version: i64,
+    },
+}
+
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(token) = &self.0 {
+            req.metadata_mut().insert("authorization", token.clone());
+        }
+        Ok(req)
+    }
+}
+
+pub type Plans = PlansServiceClient<InterceptedService<Channel, Bearer>>;
+
+async fn channel(addr: &str) -> anyhow::Result<Channel> {
+    Ok(Channel::from_shared(addr.to_owned())?.connect().await?)
+}
+
+async fn plans(cli: &Cli) -> anyhow::Result<Plans> {
+    let token = cli.token.as_ref().ok_or_else(|| {
+        anyhow::anyhow!("no token: pass --token or set CARELOOP_TOKEN (try `careloop dev-token`)")
+    })?;
+    let value = format!("Bearer {token}").parse()?;
+    Ok(PlansServiceClient::with_interceptor(
+        channel(&cli.addr).await?,
+        Bearer(Some(value)),
+    ))
+}
+
+/// Parses names such as "care_manager" into proto enums by their CONSTANT_CASE names.
+pub fn parse_enum<E>(prefix: &str, value: &str, from: fn(&str) -> Option<E>) -> anyhow::Result<E> {
+    let name = format!("{prefix}_{}", value.trim().to_uppercase().replace('-', "_"));
+    from(&name).ok_or_else(|| anyhow::anyhow!("unknown value {value:?} ({prefix})"))
+}
+
+pub fn role(value: &str) -> anyhow::Result<i32> {
+    Ok(parse_enum("CARE_ROLE", value, CareRole::from_str_name)? as i32)
+}
+
+pub fn key() -> String {
+    Uuid::now_v7().to_string()
+}
+
+fn hours_from_now(h: i64) -> Option<prost_types::Timestamp> {
+    Some(careloop_runtime::time::to_timestamp(
+        chrono::Utc::now() + chrono::Duration::hours(h),
+    ))
+}
+
+/// Prints a response; a closed pipe (`| head`) is not an error worth a panic.
+fn show<T: std::fmt::Debug>(value: &T) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{value:#?}");
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::DevToken {
+            org,
+            subject,
+            kind,
+            hours,
+        } => {
+            let settings = Settings::load(None)?;
+            let kind = match kind.as_str() {
+                "staff" => PrincipalKind::Staff,
+                "partner" => PrincipalKind::Partner,
+                "caregiver" => PrincipalKind::Caregiver,
+                "payer" => PrincipalKind::Payer,
+                "service" => PrincipalKind::Service,
+                other => anyhow::bail!("unknown kind {other:?}"),
+            };
+            let principal = Principal {
+                subject: subject.clone(),
+                org_id: *org,
+                roles: vec![],
+                kind,
+            };
+            let token = Authenticator::from_settings(&settings.auth)?
+                .issue(&principal, chrono::Duration::hours(*hours))?;
+            println!("{token}");
+        }
+        Command::Health => {
+            use tonic_health::pb::health_client::HealthClient;
+            let mut health = HealthClient::new(channel(&cli.addr).await?);
+            let status = health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await?
+                .into_inner()
+                .status();
+            println!("{}", status.as_str_name());
+            if status != tonic_health::pb::health_check_response::ServingStatus::Serving {
+                std::process::exit(1);
+            }
+        }
+        Command::Services => {
+            for name in list_services(channel(&cli.addr).await?).await? {
+                println!("{name}");
+            }
+        }
+        Command::Demo => crate::demo::seed(&mut plans(&cli).await?).await?,
+        Command::Patient(cmd) => patient(&mut plans(&cli).await?, cmd).await?,
+        Command::Plan(cmd) => plan(&mut plans(&cli).await?, cmd).await?,
+        Command::Task(cmd) => task(&mut plans(&cli).await?, cmd).await?,
+        Command::Handoff(cmd) => handoff(&mut plans(&cli).await?, cmd).await?,
+        Command::Transition(cmd) => transition(&mut plans(&cli).await?, cmd).await?,
+    }
+    Ok(())
+}
+
+async fn patient(c: &mut Plans, cmd: &PatientCmd) -> anyhow::Result<()> {
+    match cmd {
+        PatientCmd::Create {
+            mrn,
+            given,
+            family,
+            birth_date,
+            org,
+        } => {
+            let p = c
+                .create_patient(CreatePatientRequest {
+                    idempotency_key: key(),
+                    mrn: mrn.clone(),
+                    given_name: given.clone(),
+                    family_name: family.clone(),
+                    birth_date: birth_date.clone(),
+                    managing_org_id: org.to_string(),
+                })
+                .await?
+                .into_inner();
+            show(&p.patient);
+        }
+        PatientCmd::Show { id } => {
+            let p = c
+                .get_patient(GetPatientRequest {
+                    patient_id: id.clone(),
+                })
+                .await?;
+            show(&p.into_inner().patient);
+        }
+        PatientCmd::Find { mrn, org } => {
+            let p = c
+                .find_patient_by_mrn(FindPatientByMrnRequest {
+                    managing_org_id: org.to_string(),
+                    mrn: mrn.clone(),
+                })
+                .await?;
+            show(&p.into_inner().patient);
+        }
+    }
+    Ok(())
+}
+
+async fn plan(c: &mut Plans, cmd: &PlanCmd) -> anyhow::Result<()> {
+    match cmd {
+        PlanCmd::Create {
+            patient,
+            summary,
+            lead_name,
+            lead_role,
+            lead_org,
+            red_flags,
+        } => {
+            let p = c
+                .create_care_plan(CreateCarePlanRequest {
+                    idempotency_key: key(),
+                    patient_id: patient.clone(),
+                    content: Some(CarePlanContent {
+                        summary: summary.clone(),
+                        red_flags: red_flags.clone(),
+                        ..Default::default()
+                    }),
+                    lead: Some(NewCareTeamMember {
+                        kind: MemberKind::Person as i32,
+                        display_name: lead_name.clone(),
+                        role: role(lead_role)?,
+                        organization_id: lead_org.to_string(),
+                        is_lead: true,
+                        ..Default::default()
+                    }),
+                })
+                .await?;
+            show(&p.into_inner().plan);
+        }
+        PlanCmd::Show { patient } => {
+            let p = c
+                .get_care_plan(GetCarePlanRequest {
+                    patient_id: patient.clone(),
+                })
+                .await?;
+            show(&p.into_inner().plan);
+        }
+        PlanCmd::SetSummary {
+            patient,
+            version,
+            summary,
+        } => {
+            let current = c
+                .get_care_plan(GetCarePlanRequest {
+                    patient_id: patient.clone(),
+                })
+                .await?
+                .into_inner()
+                .plan
+                .and_then(|p| p.content)
+                .unwrap_or_default();
+            let p = c
+                .update_care_plan(UpdateCarePlanRequest {
+                    idempotency_key: key(),
+                    patient_id: patient.clone(),
+                    expected_version: *version,
+                    content: Some(CarePlanContent {
+                        summary: summary.clone(),
+                        ..current
+                    }),
+                })
+                .await?;
+            show(&p.into_inner().plan);
+        }
+    }
+    Ok(())
+}
+
+async fn task(c: &mut Plans, cmd: &TaskCmd) -> anyhow::Result<()> {
+    match cmd {
+        TaskCmd::Create {
+            patient,
+            title,
+            owner_role,
+            backup_role,
+            due_in_hours,
+        } => {
+            let t = c
+                .create_task(CreateTaskRequest {
+                    idempotency_key: key(),
+                    patient_id: patient.clone(),
+                    title: title.clone(),
+                    owner_role: role(owner_role)?,
+                    backup_role: backup_role.as_deref().map(role).transpose()?.unwrap_or(0),
+                    due_at: hours_from_now(*due_in_hours),
+                    ..Default::default()
+                })
+                .await?;
+            show(&t.into_inner().task);
+        }
+        TaskCmd::Show { id } => show(
+            &c.get_task(GetTaskRequest {
+                task_id: id.clone(),
+            })
+            .await?
+            .into_inner()
+            .task,
+        ),
+        TaskCmd::List { by } => {
+            let filter = match (&by.patient, &by.role) {
+                (Some(p), _) => Filter::PatientId(p.clone()),
+                (None, Some(r)) => Filter::OwnerRole(role(r)?),
+                (None, None) => anyhow::bail!("give --patient or --role"),
+            };
+            let list = c
+                .list_open_tasks(ListOpenTasksRequest {
+                    filter: Some(filter),
+                    page_size: 100,
+                    page_token: String::new(),
+                })
+                .await?
+                .into_inner();
+            for t in list.tasks {
+                let due = t.due_at.map(|d| d.to_string()).unwrap_or_default();
+                let overdue = if t.overdue { " OVERDUE" } else { "" };
+                let status = TaskStatus::try_from(t.status)
+                    .map(|s| s.as_str_name())
+                    .unwrap_or("?");
+                let owner = CareRole::try_from(t.owner_role)
+                    .map(|r| r.as_str_name())
+                    .unwrap_or("?");
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stdout().lock(),
+                    "{}  v{}  {status}  {owner}  due {due}{overdue}  {}",
+                    t.id,
+                    t.version,
+                    t.title
+                );
+            }
+        }
+        TaskCmd::Move {
+            id,
+            action,
+            version,
+            reason,
+        } => {
+            let action = parse_enum("TASK_ACTION", action, TaskAction::from_str_name)?;
+            let t = c
+                .transition_task(TransitionTaskRequest {
+                    idempotency_key: key(),
+                    task_id: id.clone(),
+                    expected_version: *version,
+                    action: action as i32,
+                    reason: reason.clone(),
+                })
+                .await?;
+            show(&t.into_inner().task);
+        }
+    }
+    Ok(())
+}
+
+async fn handoff(c: &mut Plans, cmd: &HandoffCmd) -> anyhow::Result<()> {
+    match cmd {
+        HandoffCmd::Send {
+            patient,
+            from_role,
+            to_role,
+            situation,
+            background,
+            assessment,
+            recommendation,
+            pending_items,
+            red_flags,
+        } => {
+            let h = c
+                .send_handoff(SendHandoffRequest {
+                    idempotency_key: key(),
+                    patient_id: patient.clone(),
+                    from_role: role(from_role)?,
+                    to_role: role(to_role)?,
+                    situation: situation.clone(),
+                    background: background.clone(),
+                    assessment: assessment.clone(),
+                    recommendation: recommendation.clone(),
+                    pending_items: pending_items.clone(),
+                    red_flags: red_flags.clone(),
+                })
+                .await?;
+            show(&h.into_inner().handoff);
+        }
+        HandoffCmd::List { role: r } => {
+            let list = c
+                .list_unacknowledged_handoffs(ListUnacknowledgedHandoffsRequest {
+                    to_role: role(r)?,
+                    page_size: 100,
+                    page_token: String::new(),
+                })
+                .await?;
+            show(&list.into_inner().handoffs);
+        }
+        HandoffCmd::Ack { id } => {
+            let h = c
+                .acknowledge_handoff(AcknowledgeHandoffRequest {
+                    idempotency_key: key(),
+                    handoff_id: id.clone(),
+                })
+                .await?;
+            show(&h.into_inner().handoff);
+        }
+    }
+    Ok(())
+}
+
+async fn transition(c: &mut Plans, cmd: &TransitionCmd) -> anyhow::Result<()> {
+    match cmd {
+        TransitionCmd::Start {
+            patient,
+            from,
+            to,
+            reason,
+            success,
+            risk,
+        } => {
+            let t = c
+                .start_transition(StartTransitionRequest {
+                    idempotency_key: key(),
+                    patient_id: patient.clone(),
+                    from_setting: parse_enum("CARE_SETTING", from, CareSetting::from_str_name)?
+                        as i32,
+                    to_setting: parse_enum("CARE_SETTING", to, CareSetting::from_str_name)? as i32,
+                    reason: reason.clone(),
+                    success_criteria: success.clone(),
+                    risk_level: parse_enum("RISK_LEVEL", risk, RiskLevel::from_str_name)? as i32,
+                })
+                .await?;
+            show(&t.into_inner().transition);
+        }
+        TransitionCmd::Show { id } => {
+            let t = c
+                .get_transition(GetTransitionRequest {
+                    transition_id: id.clone(),
+                })
+                .await?;
+            show(&t.into_inner().transition);
+        }
+        TransitionCmd::Check {
+            id,
+            item,
+            state,
+            version,
+            reason,
+        } => {
+            let t = c
+                .update_checklist_item(UpdateChecklistItemRequest {
+                    idempotency_key: key(),
+                    transition_id: id.clone(),
+                    expected_version: *version,
+                    item: parse_enum(
+                        "CHECKLIST_ITEM_KIND",
+                        item,
+                        ChecklistItemKind::from_str_name,
+                    )? as i32,
+                    state: parse_enum(
+                        "CHECKLIST_ITEM_STATE",
+                        state,
+                        ChecklistItemState::from_str_name,
+                    )? as i32,
+                    waive_reason: reason.clone(),
+                })
+                .await?;
+            show(&t.into_inner().transition);
+        }
+        TransitionCmd::Complete { id, version } => {
+            let t = c
+                .complete_transition(CompleteTransitionRequest {
+                    idempotency_key: key(),
+                    transition_id: id.clone(),
+                    expected_version: *version,
+                })
+                .await?;
+            show(&t.into_inner().transition);
+        }
+    }
+    Ok(())
+}
+
+/// Asks grpc.reflection.v1 for the list of services.
+pub async fn list_services(channel: Channel) -> anyhow::Result<Vec<String>> {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let mut client = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = client
+        .server_reflection_info(tokio_stream::once(request))
+        .await?
+        .into_inner();
+    let mut names = Vec::new();
+    while let Some(response) = responses.message().await? {
+        if let Some(MessageResponse::ListServicesResponse(list)) = response.message_response {
+            names.extend(list.service.into_iter().map(|s| s.name));
+        }
+    }
+    Ok(names)
+}

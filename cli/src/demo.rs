@@ -1,0 +1,141 @@
+//! Demo data: one patient going home from hospital after a heart-failure admission, with a plan,
+//! a care team, open tasks for several roles, an SBAR handoff and a high-risk transition.
+
+use crate::commands::{Plans, key};
+use careloop_proto::common::v1::CareRole;
+use careloop_proto::plans::v1::*;
+use careloop_runtime::auth::DEV_ORG_ID;
+
+pub async fn seed(c: &mut Plans) -> anyhow::Result<()> {
+    let mrn = format!("DEMO-{}", &uuid::Uuid::now_v7().simple().to_string()[24..]);
+    let patient = c
+        .create_patient(CreatePatientRequest {
+            idempotency_key: key(),
+            mrn: mrn.clone(),
+            given_name: "Maria".into(),
+            family_name: "Demo".into(),
+            birth_date: "1948-06-12".into(),
+            managing_org_id: DEV_ORG_ID.to_string(),
+        })
+        .await?
+        .into_inner()
+        .patient
+        .unwrap_or_default();
+    let pid = patient.id.clone();
+    let at = |h: i64| {
+        Some(careloop_runtime::time::to_timestamp(
+            chrono::Utc::now() + chrono::Duration::hours(h),
+        ))
+    };
+    let plan = c
+        .create_care_plan(CreateCarePlanRequest {
+            idempotency_key: key(),
+            patient_id: pid.clone(),
+            content: Some(CarePlanContent {
+                summary: "Home safely after a heart-failure admission, no readmission in 30 days"
+                    .into(),
+                goals: vec![Goal {
+                    text: "Daily weights logged and shared".into(),
+                    target_date: String::new(),
+                    status: GoalStatus::Active as i32,
+                }],
+                medications: vec![Medication {
+                    name: "furosemide".into(),
+                    dose: "40 mg".into(),
+                    route: "oral".into(),
+                    frequency: "once daily".into(),
+                    status: MedicationStatus::Active as i32,
+                }],
+                allergies: vec![Allergy {
+                    substance: "penicillin".into(),
+                    reaction: "rash".into(),
+                    severity: AllergySeverity::Moderate as i32,
+                }],
+                red_flags: vec![
+                    "weight gain over 2 kg in 3 days".into(),
+                    "short of breath lying flat".into(),
+                ],
+                who_to_call: vec![WhoToCall {
+                    role: CareRole::CareManager as i32,
+                    phone: "+1-555-0100".into(),
+                    hours: "Mon-Fri 8-17".into(),
+                }],
+                next_touchpoint: Some(Touchpoint {
+                    at: at(48),
+                    description: "follow-up call".into(),
+                    owner_role: CareRole::Rn as i32,
+                }),
+            }),
+            lead: Some(NewCareTeamMember {
+                kind: MemberKind::Person as i32,
+                display_name: "Dr. Primary".into(),
+                role: CareRole::Pcp as i32,
+                organization_id: DEV_ORG_ID.to_string(),
+                subject: "dev-user".into(),
+                preferred_contact: None,
+                is_lead: true,
+            }),
+        })
+        .await?
+        .into_inner()
+        .plan
+        .unwrap_or_default();
+    for (title, role, hours) in [
+        ("Call within 72 h of discharge", CareRole::Rn, 72),
+        (
+            "Reconcile medications with the patient present",
+            CareRole::Pharmacist,
+            4,
+        ),
+        (
+            "Confirm the patient knows the pickup time",
+            CareRole::CareManager,
+            -1,
+        ),
+    ] {
+        c.create_task(CreateTaskRequest {
+            idempotency_key: key(),
+            patient_id: pid.clone(),
+            title: title.into(),
+            owner_role: role as i32,
+            backup_role: CareRole::CareManager as i32 * i32::from(role != CareRole::CareManager),
+            due_at: at(hours),
+            ..Default::default()
+        })
+        .await?;
+    }
+    c.send_handoff(SendHandoffRequest {
+        idempotency_key: key(),
+        patient_id: pid.clone(),
+        from_role: CareRole::Hospitalist as i32,
+        to_role: CareRole::Pcp as i32,
+        situation: "Discharged home today after 5-day CHF admission".into(),
+        background: "EF 30%, diuresed 4 kg".into(),
+        assessment: "Euvolemic, stable on oral furosemide".into(),
+        recommendation: "See within 7 days; check BMP".into(),
+        pending_items: vec!["BNP result pending".into()],
+        red_flags: vec!["weight gain".into()],
+    })
+    .await?;
+    let transition = c
+        .start_transition(StartTransitionRequest {
+            idempotency_key: key(),
+            patient_id: pid.clone(),
+            from_setting: CareSetting::Hospital as i32,
+            to_setting: CareSetting::Home as i32,
+            reason: "discharge".into(),
+            success_criteria: "no readmission in 30 days".into(),
+            risk_level: RiskLevel::High as i32,
+        })
+        .await?
+        .into_inner()
+        .transition
+        .unwrap_or_default();
+    println!("demo patient  {pid}  (mrn {mrn})");
+    println!("care plan     {}  version {}", plan.id, plan.version);
+    println!(
+        "transition    {}  (high risk, checklist open)",
+        transition.id
+    );
+    Ok(())
+}
