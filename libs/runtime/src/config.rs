@@ -11,6 +11,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub telemetry: TelemetrySettings,
+    pub events: EventSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -56,6 +57,32 @@ pub struct TelemetrySettings {
     pub otlp_endpoint: String,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventSettings {
+    /// Whether this process runs its outbox relay (and consumers) at all.
+    pub enabled: bool,
+    /// NATS server URL(s), comma separated.
+    pub nats_url: String,
+    /// The JetStream stream every CareLoop event goes to.
+    pub stream: String,
+    /// Subjects are "<prefix>.<service>.<aggregate>.<event>"; dead letters go to "<prefix>_dlq.<consumer>".
+    pub subject_prefix: String,
+    pub duplicate_window_secs: u64,
+    pub max_age_hours: u64,
+    /// -1 means unlimited.
+    pub max_bytes: i64,
+    pub replicas: usize,
+    /// Outbox rows the relay publishes per round.
+    pub relay_batch: i64,
+    /// The relay polls this often even without a NOTIFY.
+    pub relay_poll_ms: u64,
+    pub publish_timeout_ms: u64,
+    /// Published outbox rows, remembered idempotency keys and handled event ids are kept this long.
+    pub outbox_retention_hours: u64,
+    pub idempotency_retention_hours: u64,
+    pub handled_retention_hours: u64,
+}
+
 /// The development signing key: printed tokens are signed with it. Production overrides it.
 pub const DEV_HS256_SECRET: &str = "careloop-dev-signing-key-not-for-production";
 
@@ -79,6 +106,22 @@ audience = "careloop"
 hs256_secret = "careloop-dev-signing-key-not-for-production"
 rs256_public_key_pem = ""
 dev_mode = true
+
+[events]
+enabled = true
+nats_url = "nats://127.0.0.1:4222"
+stream = "CARELOOP"
+subject_prefix = "careloop"
+duplicate_window_secs = 600
+max_age_hours = 720
+max_bytes = -1
+replicas = 1
+relay_batch = 500
+relay_poll_ms = 1000
+publish_timeout_ms = 5000
+outbox_retention_hours = 168
+idempotency_retention_hours = 168
+handled_retention_hours = 720
 
 [telemetry]
 log_format = "pretty"

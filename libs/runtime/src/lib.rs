@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod idempotency;
 pub mod metrics;
 pub mod outbox;
@@ -14,8 +15,6 @@ pub mod paging;
 pub mod secret;
 pub mod server;
 pub mod telemetry;
-#[cfg(feature = "testing")]
-pub mod testing;
 pub mod time;
 pub mod validate;
 

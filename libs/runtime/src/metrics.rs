@@ -1,8 +1,9 @@
 //! Operational metrics in Prometheus text format on their own HTTP port: requests, latency and
-//! errors per RPC, and the outbox backlog.
+//! errors per RPC, the outbox backlog, publishing, and consumer handling, lag and dead letters.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -15,6 +16,13 @@ pub struct Metrics {
     pub grpc_latency: HistogramVec,
     pub outbox_backlog: IntGauge,
     pub outbox_oldest_age_seconds: IntGauge,
+    pub events_published: IntCounter,
+    pub events_publish_errors: IntCounter,
+    pub consumer_handled: IntCounterVec,
+    pub consumer_duplicates: IntCounterVec,
+    pub consumer_redeliveries: IntCounterVec,
+    pub consumer_dead_letters: IntCounterVec,
+    pub consumer_lag: IntGaugeVec,
 }
 
 impl Metrics {
@@ -51,6 +59,56 @@ impl Metrics {
             "age of the oldest unpublished outbox row",
         )
         .expect("static metric");
+        let events_published = IntCounter::new(
+            "careloop_events_published_total",
+            "outbox events published and acknowledged",
+        )
+        .expect("static metric");
+        let events_publish_errors = IntCounter::new(
+            "careloop_events_publish_errors_total",
+            "failed event publishes",
+        )
+        .expect("static metric");
+        let per_consumer = |name: &str, help: &str| {
+            IntCounterVec::new(Opts::new(name, help), &["consumer"]).expect("static metric")
+        };
+        let consumer_handled = per_consumer(
+            "careloop_consumer_handled_total",
+            "events whose effect was applied",
+        );
+        let consumer_duplicates = per_consumer(
+            "careloop_consumer_duplicates_total",
+            "deliveries of events already handled",
+        );
+        let consumer_redeliveries = per_consumer(
+            "careloop_consumer_redeliveries_total",
+            "redelivered messages",
+        );
+        let consumer_dead_letters = per_consumer(
+            "careloop_consumer_dead_letters_total",
+            "events sent to dead letters",
+        );
+        let consumer_lag = IntGaugeVec::new(
+            Opts::new(
+                "careloop_consumer_lag",
+                "messages not yet delivered to the consumer",
+            ),
+            &["consumer"],
+        )
+        .expect("static metric");
+        for collector in [
+            Box::new(events_published.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(events_publish_errors.clone()),
+            Box::new(consumer_handled.clone()),
+            Box::new(consumer_duplicates.clone()),
+            Box::new(consumer_redeliveries.clone()),
+            Box::new(consumer_dead_letters.clone()),
+            Box::new(consumer_lag.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric registered once");
+        }
         for collector in [
             Box::new(grpc_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(grpc_latency.clone()),
@@ -67,6 +125,13 @@ impl Metrics {
             grpc_latency,
             outbox_backlog,
             outbox_oldest_age_seconds,
+            events_published,
+            events_publish_errors,
+            consumer_handled,
+            consumer_duplicates,
+            consumer_redeliveries,
+            consumer_dead_letters,
+            consumer_lag,
         })
     }
 

@@ -9,8 +9,6 @@ use uuid::Uuid;
 
 /// What a service knows about an event; the envelope fields are filled in here.
 pub struct NewEvent {
-    /// Dotted type without the "careloop." prefix: "<service>.<aggregate>.<event>".
-    pub event_type: &'static str,
     pub source: &'static str,
     pub patient_id: Option<Uuid>,
     pub org_id: Uuid,
@@ -28,7 +26,7 @@ pub fn subject_for(event_type: &str) -> String {
 pub fn envelope(new: NewEvent) -> Event {
     Event {
         id: Uuid::now_v7().to_string(),
-        r#type: new.event_type.to_owned(),
+        r#type: crate::events::catalogue::event_type(&new.payload).to_owned(),
         source: new.source.to_owned(),
         occurred_at: Some(crate::time::to_timestamp(new.occurred_at)),
         patient_id: new.patient_id.map(|p| p.to_string()).unwrap_or_default(),
@@ -45,7 +43,7 @@ pub async fn enqueue(conn: &mut PgConnection, new: NewEvent) -> Result<Uuid, sql
     let patient_id = new.patient_id;
     let aggregate_id = new.aggregate_id;
     let version = new.aggregate_version;
-    let event_type = new.event_type;
+    let event_type = crate::events::catalogue::event_type(&new.payload);
     let event = envelope(new);
     let id = Uuid::parse_str(&event.id).expect("envelope ids are uuids");
     sqlx::query(

@@ -23,6 +23,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub struct Application {
     server: GrpcServer,
+    background: careloop_runtime::events::Background,
     addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
     pool: PgPool,
@@ -36,6 +37,14 @@ impl Application {
         careloop_runtime::db::migrate(&pool, SCHEMA, &MIGRATOR).await?;
         let metrics = Metrics::new(SERVICE_NAME);
         metrics.watch_outbox(pool.clone());
+        let mut background = careloop_runtime::events::Background::new();
+        careloop_runtime::events::start_publishing(
+            &pool,
+            &settings.events,
+            &metrics,
+            &mut background,
+        )
+        .await?;
         let metrics_addr = if settings.metrics.addr.is_empty() {
             None
         } else {
@@ -47,7 +56,8 @@ impl Application {
         let listener = TcpListener::bind(&settings.grpc.addr).await?;
         let addr = listener.local_addr()?;
         let auth = Arc::new(Authenticator::from_settings(&settings.auth)?);
-        let mut server = GrpcServer::new(listener, settings.grpc.clone(), metrics).await?;
+        let mut server =
+            GrpcServer::new(listener, settings.grpc.clone(), Arc::clone(&metrics)).await?;
         let api = api::PlansApi::new(pool.clone());
         server
             .routes()
@@ -64,6 +74,7 @@ impl Application {
             .await;
         Ok(Self {
             server,
+            background,
             addr,
             metrics_addr,
             pool,
@@ -82,15 +93,15 @@ impl Application {
         self.pool.clone()
     }
 
-    /// Serves until `shutdown` resolves, drains in-flight calls, then closes the pool.
+    /// Serves until `shutdown` resolves, drains in-flight calls, stops the relay, then closes the pool.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.addr, "plans serving");
-        let pool = self.pool.clone();
         let result = self.server.serve(shutdown).await;
-        pool.close().await;
+        self.background.stop().await;
+        self.pool.close().await;
         result
     }
 }

@@ -171,7 +171,6 @@ impl Write {
     /// Appends the event for this change to the outbox.
     async fn emit(
         &mut self,
-        event_type: &'static str,
         patient_id: Uuid,
         aggregate_id: Uuid,
         aggregate_version: i64,
@@ -181,7 +180,6 @@ impl Write {
         outbox::enqueue(
             &mut self.tx,
             NewEvent {
-                event_type,
                 source: SOURCE,
                 patient_id: Some(patient_id),
                 org_id,

@@ -48,8 +48,7 @@ impl PlansApi {
         let payload = Payload::PatientCreated(PatientCreated {
             managing_org_id: row.managing_org_id.to_string(),
         });
-        w.emit("plans.patient.created", row.id, row.id, 1, payload)
-            .await?;
+        w.emit(row.id, row.id, 1, payload).await?;
         let id = row.id;
         w.finish(
             id,
@@ -153,8 +152,7 @@ impl PlansApi {
             purpose: purpose as i32,
             scope: scope as i32,
         });
-        w.emit("plans.consent.granted", patient_id, row.id, 1, payload)
-            .await?;
+        w.emit(patient_id, row.id, 1, payload).await?;
         let id = row.id;
         w.finish(
             patient_id,
@@ -194,8 +192,7 @@ impl PlansApi {
             consent_id: id.to_string(),
         });
         let patient_id = row.patient_id;
-        w.emit("plans.consent.revoked", patient_id, id, 2, payload)
-            .await?;
+        w.emit(patient_id, id, 2, payload).await?;
         w.finish(
             patient_id,
             id,

@@ -95,8 +95,7 @@ impl PlansApi {
             plan_id: plan.id.to_string(),
             lead_member_id: lead.id.to_string(),
         });
-        w.emit("plans.care_plan.created", patient_id, plan.id, 1, payload)
-            .await?;
+        w.emit(patient_id, plan.id, 1, payload).await?;
         let plan_id = plan.id;
         let response = CreateCarePlanResponse {
             plan: Some(convert::plan(plan, vec![lead])?),
@@ -145,14 +144,7 @@ impl PlansApi {
             medication_count: content.medications.len() as i32,
             red_flag_count: content.red_flags.len() as i32,
         });
-        w.emit(
-            "plans.care_plan.updated",
-            patient_id,
-            plan.id,
-            plan.version,
-            payload,
-        )
-        .await?;
+        w.emit(patient_id, plan.id, plan.version, payload).await?;
         let plan_id = plan.id;
         let response = UpdateCarePlanResponse {
             plan: Some(load_plan(w.conn(), patient_id).await?),
@@ -198,14 +190,7 @@ impl PlansApi {
             reconciled_by_role: role as i32,
             medication_count: count,
         });
-        w.emit(
-            "plans.care_plan.medications_reconciled",
-            patient_id,
-            plan.id,
-            plan.version,
-            payload,
-        )
-        .await?;
+        w.emit(patient_id, plan.id, plan.version, payload).await?;
         let plan_id = plan.id;
         let response = ReconcileMedicationsResponse {
             plan: Some(load_plan(w.conn(), patient_id).await?),
@@ -241,14 +226,7 @@ impl PlansApi {
         plan.updated_by = who.subject.clone();
         store::save_plan(w.conn(), &plan).await?;
         let payload = team_event(&plan, &member, CareTeamChange::Added);
-        w.emit(
-            "plans.care_team.changed",
-            patient_id,
-            plan.id,
-            plan.version,
-            payload,
-        )
-        .await?;
+        w.emit(patient_id, plan.id, plan.version, payload).await?;
         let plan_id = plan.id;
         let response = AddCareTeamMemberResponse {
             plan: Some(load_plan(w.conn(), patient_id).await?),
@@ -304,14 +282,7 @@ impl PlansApi {
         plan.updated_by = who.subject.clone();
         store::save_plan(w.conn(), &plan).await?;
         let payload = team_event(&plan, &member, CareTeamChange::Updated);
-        w.emit(
-            "plans.care_team.changed",
-            patient_id,
-            plan.id,
-            plan.version,
-            payload,
-        )
-        .await?;
+        w.emit(patient_id, plan.id, plan.version, payload).await?;
         let plan_id = plan.id;
         let response = UpdateCareTeamMemberResponse {
             plan: Some(load_plan(w.conn(), patient_id).await?),
@@ -348,14 +319,7 @@ impl PlansApi {
         plan.updated_by = who.subject.clone();
         store::save_plan(w.conn(), &plan).await?;
         let payload = team_event(&plan, &member, CareTeamChange::Removed);
-        w.emit(
-            "plans.care_team.changed",
-            patient_id,
-            plan.id,
-            plan.version,
-            payload,
-        )
-        .await?;
+        w.emit(patient_id, plan.id, plan.version, payload).await?;
         let plan_id = plan.id;
         let response = RemoveCareTeamMemberResponse {
             plan: Some(load_plan(w.conn(), patient_id).await?),

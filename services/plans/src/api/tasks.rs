@@ -110,8 +110,7 @@ impl PlansApi {
             priority: row.priority,
             linked_loop: req.linked_loop.clone(),
         });
-        w.emit("plans.task.created", patient_id, row.id, 1, payload)
-            .await?;
+        w.emit(patient_id, row.id, 1, payload).await?;
         let id = row.id;
         w.finish(
             patient_id,
@@ -188,8 +187,7 @@ impl PlansApi {
             assignee_member_id: req.assignee_member_id.clone(),
         });
         let patient_id = row.patient_id;
-        w.emit("plans.task.assigned", patient_id, id, row.version, payload)
-            .await?;
+        w.emit(patient_id, id, row.version, payload).await?;
         w.finish(
             patient_id,
             id,
@@ -239,14 +237,7 @@ impl PlansApi {
             owner_role: row.owner_role,
         });
         let patient_id = row.patient_id;
-        w.emit(
-            "plans.task.status_changed",
-            patient_id,
-            id,
-            row.version,
-            payload,
-        )
-        .await?;
+        w.emit(patient_id, id, row.version, payload).await?;
         w.finish(
             patient_id,
             id,
@@ -362,8 +353,7 @@ impl PlansApi {
             pending_item_count: row.pending_items.len() as i32,
             red_flag_count: row.red_flags.len() as i32,
         });
-        w.emit("plans.handoff.sent", patient_id, row.id, 1, payload)
-            .await?;
+        w.emit(patient_id, row.id, 1, payload).await?;
         let id = row.id;
         w.finish(
             patient_id,
@@ -406,14 +396,7 @@ impl PlansApi {
             to_role: row.to_role,
         });
         let patient_id = row.patient_id;
-        w.emit(
-            "plans.handoff.acknowledged",
-            patient_id,
-            id,
-            row.version,
-            payload,
-        )
-        .await?;
+        w.emit(patient_id, id, row.version, payload).await?;
         w.finish(
             patient_id,
             id,

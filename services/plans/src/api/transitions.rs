@@ -80,8 +80,7 @@ impl PlansApi {
             to_setting: row.to_setting,
             risk_level: row.risk_level,
         });
-        w.emit("plans.transition.started", patient_id, row.id, 1, payload)
-            .await?;
+        w.emit(patient_id, row.id, 1, payload).await?;
         let id = row.id;
         w.finish(
             patient_id,
@@ -160,14 +159,7 @@ impl PlansApi {
             state: convert::item_state(state) as i32,
         });
         let patient_id = row.patient_id;
-        w.emit(
-            "plans.transition.checklist_updated",
-            patient_id,
-            id,
-            row.version,
-            payload,
-        )
-        .await?;
+        w.emit(patient_id, id, row.version, payload).await?;
         w.finish(
             patient_id,
             id,
@@ -204,14 +196,7 @@ impl PlansApi {
             transition_id: id.to_string(),
         });
         let patient_id = row.patient_id;
-        w.emit(
-            "plans.transition.completed",
-            patient_id,
-            id,
-            row.version,
-            payload,
-        )
-        .await?;
+        w.emit(patient_id, id, row.version, payload).await?;
         w.finish(
             patient_id,
             id,

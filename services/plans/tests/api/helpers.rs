@@ -39,8 +39,13 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|settings| settings.events.enabled = false).await
+}
+
+/// Spawns the service with settings adjusted by `adjust` (e.g. events on a private NATS server).
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     careloop_runtime::telemetry::init_for_tests();
-    let database = careloop_runtime::testing::fresh_database("plans")
+    let database = careloop_testkit::fresh_database("plans")
         .await
         .expect("fresh test database");
     let mut settings = Settings::defaults();
@@ -48,6 +53,7 @@ pub async fn spawn_app() -> TestApp {
     settings.database.max_connections = 8;
     settings.grpc.addr = "127.0.0.1:0".into();
     settings.metrics.addr = "127.0.0.1:0".into();
+    adjust(&mut settings);
     let auth = Authenticator::from_settings(&settings.auth).expect("auth settings");
     let app = careloop_plans::Application::build(settings)
         .await

@@ -5,6 +5,7 @@ mod access;
 mod audit_outbox;
 mod bad_input;
 mod concurrency;
+mod events;
 mod helpers;
 mod idempotency;
 mod lifecycle;

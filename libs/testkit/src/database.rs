@@ -1,5 +1,5 @@
-//! Test support shared by every service's integration tests: a fresh database per test, with the
-//! service's schema owned by the service's own role (as in production), on the real local Postgres.
+//! Fresh databases for tests: the service schema owned by the service's own role (as in production), on
+//! the real local Postgres.
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};

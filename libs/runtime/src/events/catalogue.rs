@@ -1,0 +1,219 @@
+//! The event catalogue: every payload in `careloop.events.v1.Event`, its type (and so its NATS
+//! subject), who produces it and who consumes it. `event_type` is an exhaustive match, so a new
+//! payload cannot be published without a catalogue entry; docs/events.md is rendered from here and
+//! a test fails when the file, the proto and this table disagree.
+
+use careloop_proto::events::v1::event::Payload;
+
+pub struct Entry {
+    /// The oneof field name in events.proto.
+    pub payload: &'static str,
+    pub event_type: &'static str,
+    pub producer: &'static str,
+    pub consumers: &'static str,
+    pub meaning: &'static str,
+}
+
+/// The dotted event type of a payload; the subject is "<prefix>.<type>".
+pub fn event_type(payload: &Payload) -> &'static str {
+    match payload {
+        Payload::PatientCreated(_) => "plans.patient.created",
+        Payload::CarePlanCreated(_) => "plans.care_plan.created",
+        Payload::CarePlanUpdated(_) => "plans.care_plan.updated",
+        Payload::MedicationsReconciled(_) => "plans.care_plan.medications_reconciled",
+        Payload::CareTeamChanged(_) => "plans.care_team.changed",
+        Payload::ConsentGranted(_) => "plans.consent.granted",
+        Payload::ConsentRevoked(_) => "plans.consent.revoked",
+        Payload::TaskCreated(_) => "plans.task.created",
+        Payload::TaskAssigned(_) => "plans.task.assigned",
+        Payload::TaskStatusChanged(_) => "plans.task.status_changed",
+        Payload::HandoffSent(_) => "plans.handoff.sent",
+        Payload::HandoffAcknowledged(_) => "plans.handoff.acknowledged",
+        Payload::TransitionStarted(_) => "plans.transition.started",
+        Payload::TransitionChecklistUpdated(_) => "plans.transition.checklist_updated",
+        Payload::TransitionCompleted(_) => "plans.transition.completed",
+    }
+}
+
+pub const CATALOGUE: &[Entry] = &[
+    Entry {
+        payload: "patient_created",
+        event_type: "plans.patient.created",
+        producer: "plans",
+        consumers: "metrics",
+        meaning: "a patient was registered",
+    },
+    Entry {
+        payload: "care_plan_created",
+        event_type: "plans.care_plan.created",
+        producer: "plans",
+        consumers: "metrics, notifications",
+        meaning: "a care plan was created with its lead",
+    },
+    Entry {
+        payload: "care_plan_updated",
+        event_type: "plans.care_plan.updated",
+        producer: "plans",
+        consumers: "notifications",
+        meaning: "the one-screen plan changed (counts only)",
+    },
+    Entry {
+        payload: "medications_reconciled",
+        event_type: "plans.care_plan.medications_reconciled",
+        producer: "plans",
+        consumers: "metrics, notifications",
+        meaning: "a role reconciled the medication list",
+    },
+    Entry {
+        payload: "care_team_changed",
+        event_type: "plans.care_team.changed",
+        producer: "plans",
+        consumers: "notifications",
+        meaning: "a member was added, updated or removed; the lead may have changed",
+    },
+    Entry {
+        payload: "consent_granted",
+        event_type: "plans.consent.granted",
+        producer: "plans",
+        consumers: "gateway",
+        meaning: "a consent was granted",
+    },
+    Entry {
+        payload: "consent_revoked",
+        event_type: "plans.consent.revoked",
+        producer: "plans",
+        consumers: "gateway",
+        meaning: "a consent was revoked",
+    },
+    Entry {
+        payload: "task_created",
+        event_type: "plans.task.created",
+        producer: "plans",
+        consumers: "notifications, metrics",
+        meaning: "an open loop was created for an owner role",
+    },
+    Entry {
+        payload: "task_assigned",
+        event_type: "plans.task.assigned",
+        producer: "plans",
+        consumers: "notifications",
+        meaning: "a task changed owner role or assignee",
+    },
+    Entry {
+        payload: "task_status_changed",
+        event_type: "plans.task.status_changed",
+        producer: "plans",
+        consumers: "notifications, metrics",
+        meaning: "a task moved in its state machine",
+    },
+    Entry {
+        payload: "handoff_sent",
+        event_type: "plans.handoff.sent",
+        producer: "plans",
+        consumers: "notifications, metrics",
+        meaning: "an SBAR handoff was sent to a role",
+    },
+    Entry {
+        payload: "handoff_acknowledged",
+        event_type: "plans.handoff.acknowledged",
+        producer: "plans",
+        consumers: "notifications, metrics",
+        meaning: "the receiving role acknowledged a handoff",
+    },
+    Entry {
+        payload: "transition_started",
+        event_type: "plans.transition.started",
+        producer: "plans",
+        consumers: "referrals (pathway triggers), metrics",
+        meaning: "a care transition began",
+    },
+    Entry {
+        payload: "transition_checklist_updated",
+        event_type: "plans.transition.checklist_updated",
+        producer: "plans",
+        consumers: "metrics",
+        meaning: "a checklist item was done, waived or reopened",
+    },
+    Entry {
+        payload: "transition_completed",
+        event_type: "plans.transition.completed",
+        producer: "plans",
+        consumers: "metrics",
+        meaning: "every required checklist item was done or waived",
+    },
+];
+
+/// docs/events.md, rendered from the catalogue.
+pub fn render_markdown(prefix: &str) -> String {
+    let mut out = String::from(
+        "# Event catalogue\n\n\
+         Generated from `libs/runtime/src/events/catalogue.rs` and checked against \
+         `proto/careloop/events/v1/events.proto` by a test (`UPDATE_DOCS=1 cargo test -p careloop-runtime catalogue` \
+         rewrites it). Every event travels in the `careloop.events.v1.Event` envelope (id, type, source, \
+         occurred_at, patient_id, org_id, aggregate_id, aggregate_version, traceparent) on stream `CARELOOP`; \
+         payloads carry ids, roles, states and counts, never patient data. Dead letters go to \
+         `careloop_dlq.<consumer>` on stream `CARELOOP_DLQ`, with the reason in the `CareLoop-Reason` header.\n\n\
+         | subject | payload | producer | consumers | meaning |\n|---|---|---|---|---|\n",
+    );
+    for e in CATALOGUE {
+        out.push_str(&format!(
+            "| `{prefix}.{}` | `{}` | {} | {} | {} |\n",
+            e.event_type, e.payload, e.producer, e.consumers, e.meaning
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    /// The oneof fields of Event, read from the compiled descriptor set.
+    fn payload_fields() -> Vec<String> {
+        let fds =
+            prost_types::FileDescriptorSet::decode(careloop_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let file = fds
+            .file
+            .iter()
+            .find(|f| f.package() == "careloop.events.v1")
+            .expect("events proto");
+        let event = file
+            .message_type
+            .iter()
+            .find(|m| m.name() == "Event")
+            .unwrap();
+        event
+            .field
+            .iter()
+            .filter(|f| f.oneof_index.is_some())
+            .map(|f| f.name().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_catalogue_covers_every_payload_in_the_proto_once() {
+        let mut fields = payload_fields();
+        let mut listed: Vec<String> = CATALOGUE.iter().map(|e| e.payload.to_owned()).collect();
+        fields.sort();
+        listed.sort();
+        assert_eq!(fields, listed);
+        let mut types: Vec<&str> = CATALOGUE.iter().map(|e| e.event_type).collect();
+        types.dedup();
+        assert_eq!(types.len(), CATALOGUE.len(), "event types are unique");
+    }
+
+    #[test]
+    fn docs_events_md_matches_the_catalogue() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/events.md");
+        let rendered = render_markdown("careloop");
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(path, &rendered).unwrap();
+        }
+        let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            on_disk == rendered,
+            "docs/events.md is stale: run UPDATE_DOCS=1 cargo test -p careloop-runtime catalogue"
+        );
+    }
+}

@@ -1,0 +1,325 @@
+//! The consumer framework: a durable pull consumer per consuming service and purpose, explicit ack,
+//! bounded redelivery with a delay per try, and a dead-letter subject after the last try. The
+//! handler's effect and the "handled" mark for the event id commit in one transaction in the
+//! consumer's own schema, so a redelivered or duplicated event has no second effect.
+
+use super::EventBus;
+use crate::metrics::Metrics;
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
+use async_nats::jetstream::{AckKind, Message};
+use careloop_proto::events::v1::Event;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use prost::Message as _;
+use sqlx::{PgConnection, PgPool};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::Instrument;
+use uuid::Uuid;
+
+/// What a consumer does with one event, inside the transaction that records it as handled.
+pub trait Handler: Send + Sync + 'static {
+    fn handle<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        event: &'a Event,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// Durable name, also the key of handled event ids: "<service>-<purpose>".
+    pub name: String,
+    /// One subject filter (NATS 2.9 has no multi-filter consumers), e.g. "careloop.plans.>".
+    pub filter_subject: String,
+    /// Deliveries before the event goes to the dead-letter subject.
+    pub max_deliver: i64,
+    /// Delay before try n+1 after try n failed; the last delay repeats.
+    pub retry_delays: Vec<Duration>,
+    /// Unacknowledged deliveries come back after this long (a crashed consumer's batch).
+    pub ack_wait: Duration,
+    pub batch: usize,
+}
+
+impl ConsumerConfig {
+    pub fn new(name: impl Into<String>, filter_subject: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            filter_subject: filter_subject.into(),
+            max_deliver: 5,
+            retry_delays: vec![
+                Duration::from_secs(1),
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+                Duration::from_secs(120),
+            ],
+            ack_wait: Duration::from_secs(30),
+            batch: 100,
+        }
+    }
+
+    fn delay_after(&self, delivered: i64) -> Duration {
+        let i = usize::try_from(delivered.saturating_sub(1)).unwrap_or(0);
+        self.retry_delays
+            .get(i)
+            .or(self.retry_delays.last())
+            .copied()
+            .unwrap_or(Duration::from_secs(1))
+    }
+}
+
+pub struct Consumer<H> {
+    pool: PgPool,
+    bus: EventBus,
+    config: ConsumerConfig,
+    handler: Arc<H>,
+    metrics: Arc<Metrics>,
+}
+
+enum Applied {
+    Done,
+    Duplicate,
+}
+
+impl<H: Handler> Consumer<H> {
+    pub fn new(
+        pool: PgPool,
+        bus: EventBus,
+        config: ConsumerConfig,
+        handler: H,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            pool,
+            bus,
+            config,
+            handler: Arc::new(handler),
+            metrics,
+        }
+    }
+
+    pub fn spawn(self, shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.run(shutdown))
+    }
+
+    /// Creates the durable consumer, or finds it.
+    pub async fn durable(&self) -> anyhow::Result<PullConsumer> {
+        let stream = self
+            .bus
+            .jetstream
+            .get_stream(&self.bus.settings.stream)
+            .await?;
+        let consumer = stream
+            .get_or_create_consumer(
+                &self.config.name,
+                pull::Config {
+                    durable_name: Some(self.config.name.clone()),
+                    filter_subject: self.config.filter_subject.clone(),
+                    ack_policy: AckPolicy::Explicit,
+                    deliver_policy: DeliverPolicy::All,
+                    ack_wait: self.config.ack_wait,
+                    max_deliver: self.config.max_deliver,
+                    max_ack_pending: 10_000,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        Ok(consumer)
+    }
+
+    async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(200);
+        let consumer = loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            match self.durable().await {
+                Ok(c) => break c,
+                Err(error) => {
+                    tracing::warn!(consumer = %self.config.name, error = %error, "consumer not ready; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        let mut housekeeping = tokio::time::interval(Duration::from_secs(5));
+        'outer: while !*shutdown.borrow() {
+            // A continuous pull: the server pushes up to a batch ahead while we work through it.
+            let stream = consumer
+                .stream()
+                .max_messages_per_batch(self.config.batch)
+                .heartbeat(Duration::from_secs(5))
+                .expires(Duration::from_secs(30))
+                .messages()
+                .await;
+            let mut messages = match stream {
+                Ok(m) => m,
+                Err(error) => {
+                    tracing::warn!(consumer = %self.config.name, error = %error, "pull failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    continue;
+                }
+            };
+            loop {
+                tokio::select! {
+                    next = messages.next() => match next {
+                        Some(Ok(message)) => self.process(message).await,
+                        Some(Err(error)) => {
+                            // Missed heartbeats or a reconnect: start a fresh pull.
+                            tracing::warn!(consumer = %self.config.name, error = %error, "pull interrupted");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            continue 'outer;
+                        }
+                        None => continue 'outer,
+                    },
+                    _ = housekeeping.tick() => self.housekeeping(&consumer).await,
+                    _ = shutdown.changed() => break 'outer,
+                }
+            }
+        }
+        tracing::info!(consumer = %self.config.name, "consumer stopped");
+    }
+
+    async fn housekeeping(&self, consumer: &PullConsumer) {
+        let mut consumer = consumer.clone();
+        if let Ok(info) = consumer.info().await {
+            self.metrics
+                .consumer_lag
+                .with_label_values(&[self.config.name.as_str()])
+                .set(i64::try_from(info.num_pending).unwrap_or(i64::MAX));
+        }
+        let _ = sqlx::query(
+            "DELETE FROM handled_events WHERE consumer = $1 AND handled_at < now() - make_interval(hours => $2)",
+        )
+        .bind(&self.config.name)
+        .bind(self.bus.settings.handled_retention_hours as i32)
+        .execute(&self.pool)
+        .await;
+    }
+
+    /// Handles one delivery: apply once, ack; on failure retry later or dead-letter after the last try.
+    pub async fn process(&self, message: Message) {
+        let name = self.config.name.as_str();
+        let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
+        if delivered > 1 {
+            self.metrics
+                .consumer_redeliveries
+                .with_label_values(&[name])
+                .inc();
+        }
+        let event = match Event::decode(message.payload.as_ref()) {
+            Ok(event) => event,
+            Err(_) => {
+                self.dead_letter(&message, "undecodable event envelope", "")
+                    .await;
+                return;
+            }
+        };
+        let Ok(event_id) = Uuid::parse_str(&event.id) else {
+            self.dead_letter(&message, "event id is not a uuid", &event.id)
+                .await;
+            return;
+        };
+        let span = tracing::info_span!("consume", consumer = name, event.id = %event_id, event.r#type = %event.r#type, otel.kind = "consumer");
+        crate::telemetry::continue_trace(&span, &event.traceparent);
+        let result = self.apply(event_id, &event).instrument(span).await;
+        match result {
+            Ok(applied) => {
+                if matches!(applied, Applied::Duplicate) {
+                    self.metrics
+                        .consumer_duplicates
+                        .with_label_values(&[name])
+                        .inc();
+                } else {
+                    self.metrics
+                        .consumer_handled
+                        .with_label_values(&[name])
+                        .inc();
+                }
+                if let Err(error) = message.ack().await {
+                    // The effect is committed; a redelivery will be recognised as a duplicate.
+                    tracing::warn!(consumer = name, event_id = %event_id, error = %error, "ack failed");
+                }
+            }
+            Err(error) if delivered >= self.config.max_deliver => {
+                let reason = format!("{error:#}");
+                self.dead_letter(&message, &reason, &event.id).await;
+            }
+            Err(error) => {
+                let delay = self.config.delay_after(delivered);
+                tracing::warn!(consumer = name, event_id = %event_id, delivered, error = %error, "handler failed; will retry");
+                let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
+            }
+        }
+    }
+
+    async fn apply(&self, event_id: Uuid, event: &Event) -> anyhow::Result<Applied> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO handled_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(&self.config.name)
+        .bind(event_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            tx.rollback().await?;
+            return Ok(Applied::Duplicate);
+        }
+        self.handler.handle(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(Applied::Done)
+    }
+
+    /// Publishes the delivery to the dead-letter subject with the reason, then stops redelivery.
+    /// If the dead letter cannot be stored, the message is left for redelivery: nothing is dropped.
+    async fn dead_letter(&self, message: &Message, reason: &str, event_id: &str) {
+        let name = self.config.name.as_str();
+        let reason: String = reason.chars().take(500).collect();
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("CareLoop-Consumer", name);
+        headers.insert("CareLoop-Reason", reason.as_str());
+        headers.insert("CareLoop-Original-Subject", message.subject.as_str());
+        headers.insert("CareLoop-Event-Id", event_id);
+        let dedupe = format!(
+            "{name}:{}",
+            message.info().map(|i| i.stream_sequence).unwrap_or(0)
+        );
+        headers.insert("Nats-Msg-Id", dedupe.as_str());
+        let subject = self.bus.dead_letter_subject(name);
+        let published = async {
+            let ack = self
+                .bus
+                .jetstream
+                .publish_with_headers(subject, headers, message.payload.clone())
+                .await?;
+            ack.await?;
+            Ok::<_, anyhow::Error>(())
+        }
+        .await;
+        match published {
+            Ok(()) => {
+                self.metrics
+                    .consumer_dead_letters
+                    .with_label_values(&[name])
+                    .inc();
+                tracing::error!(consumer = name, event_id, reason = %reason, "event sent to dead letters");
+                let _ = message.ack_with(AckKind::Term).await;
+            }
+            Err(error) => {
+                tracing::warn!(consumer = name, error = %error, "dead letter not stored; will retry");
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
+                    .await;
+            }
+        }
+    }
+}

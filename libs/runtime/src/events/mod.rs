@@ -1,0 +1,73 @@
+//! The event backbone: the JetStream stream, the outbox relay that publishes committed events, and
+//! the consumer framework that applies each event's effect exactly once.
+
+pub mod bus;
+pub mod catalogue;
+pub mod consumer;
+pub mod relay;
+
+pub use bus::EventBus;
+pub use consumer::{Consumer, ConsumerConfig, Handler};
+pub use relay::Relay;
+
+use crate::config::EventSettings;
+use crate::metrics::Metrics;
+use sqlx::PgPool;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The event tasks a service runs beside its gRPC server (relay, consumers), stopped together.
+pub struct Background {
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Background {
+    pub fn new() -> Self {
+        Self {
+            shutdown: watch::channel(false).0,
+            tasks: Vec::new(),
+        }
+    }
+
+    pub fn signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    pub fn push(&mut self, task: JoinHandle<()>) {
+        self.tasks.push(task);
+    }
+
+    /// Asks every task to stop and waits for them.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Default for Background {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Connects to the bus, makes sure the streams exist (in the background if NATS is not up yet) and
+/// starts the outbox relay for this service's schema. None when events are disabled.
+pub async fn start_publishing(
+    pool: &PgPool,
+    settings: &EventSettings,
+    metrics: &Arc<Metrics>,
+    background: &mut Background,
+) -> anyhow::Result<Option<EventBus>> {
+    if !settings.enabled {
+        return Ok(None);
+    }
+    let bus = EventBus::connect(settings).await?;
+    background.push(bus.ensure_streams_eventually());
+    let relay = Relay::new(pool.clone(), bus.clone(), Arc::clone(metrics));
+    background.push(relay.spawn(background.signal()));
+    Ok(Some(bus))
+}
