@@ -1,5 +1,5 @@
 # CareLoop: the two commands that matter are `make run` and `make test`.
-.PHONY: run stop test lint fmt fmt-check clippy build
+.PHONY: run stop test lint fmt fmt-check clippy build bench
 
 run:  ## start PostgreSQL, NATS, every service, load demo data, print how to call it
 	scripts/run.sh
@@ -23,3 +23,7 @@ clippy:
 
 build:
 	cargo build --workspace --bins
+
+bench: ## print event-backbone figures for this machine (release build; nothing asserted)
+	scripts/ensure-infra.sh
+	cargo run --release --quiet -p careloop-bench

@@ -97,21 +97,18 @@ impl EventBus {
         Ok(())
     }
 
-    /// Ensures the streams, retrying in the background until NATS answers.
-    pub fn ensure_streams_eventually(&self) -> tokio::task::JoinHandle<()> {
-        let bus = self.clone();
-        tokio::spawn(async move {
-            let mut delay = Duration::from_millis(200);
-            loop {
-                match bus.ensure_streams().await {
-                    Ok(()) => return,
-                    Err(error) => {
-                        tracing::warn!(error = %error, "event stream not ready; retrying");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(10));
-                    }
+    /// Ensures the streams, retrying until NATS answers.
+    pub async fn ensure_streams_with_retry(&self) {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match self.ensure_streams().await {
+                Ok(()) => return,
+                Err(error) => {
+                    tracing::warn!(error = %error, "event stream not ready; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
                 }
             }
-        })
+        }
     }
 }

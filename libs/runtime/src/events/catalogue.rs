@@ -152,7 +152,9 @@ pub fn render_markdown(prefix: &str) -> String {
          rewrites it). Every event travels in the `careloop.events.v1.Event` envelope (id, type, source, \
          occurred_at, patient_id, org_id, aggregate_id, aggregate_version, traceparent) on stream `CARELOOP`; \
          payloads carry ids, roles, states and counts, never patient data. Dead letters go to \
-         `careloop_dlq.<consumer>` on stream `CARELOOP_DLQ`, with the reason in the `CareLoop-Reason` header.\n\n\
+         `careloop_dlq.<consumer>` on stream `CARELOOP_DLQ`, with the reason in the `CareLoop-Reason` header. \
+         Consumers name the services meant to subscribe; each subscribes as it is built. How the path \
+         works: `backbone.md`.\n\n\
          | subject | payload | producer | consumers | meaning |\n|---|---|---|---|---|\n",
     );
     for e in CATALOGUE {

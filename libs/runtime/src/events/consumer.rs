@@ -8,8 +8,8 @@ use crate::metrics::Metrics;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::{AckKind, Message};
 use careloop_proto::events::v1::Event;
-use futures::StreamExt;
 use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use prost::Message as _;
 use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
@@ -170,7 +170,18 @@ impl<H: Handler> Consumer<H> {
             loop {
                 tokio::select! {
                     next = messages.next() => match next {
-                        Some(Ok(message)) => self.process(message).await,
+                        Some(Ok(first)) => {
+                            // Take whatever else is already buffered, up to a batch, and commit it
+                            // in one transaction: one fsync for many events.
+                            let mut batch = vec![first];
+                            while batch.len() < self.config.batch {
+                                match messages.next().now_or_never() {
+                                    Some(Some(Ok(m))) => batch.push(m),
+                                    _ => break,
+                                }
+                            }
+                            self.process_batch(batch).await;
+                        }
                         Some(Err(error)) => {
                             // Missed heartbeats or a reconnect: start a fresh pull.
                             tracing::warn!(consumer = %self.config.name, error = %error, "pull interrupted");
@@ -202,6 +213,91 @@ impl<H: Handler> Consumer<H> {
         .bind(self.bus.settings.handled_retention_hours as i32)
         .execute(&self.pool)
         .await;
+    }
+
+    /// Applies several deliveries in one transaction (each event's effect and its handled mark stay
+    /// together), then acks them. If any handler fails, the transaction is rolled back and every
+    /// delivery is processed on its own, so only the failing event is retried.
+    pub async fn process_batch(&self, batch: Vec<Message>) {
+        if batch.len() == 1 {
+            for message in batch {
+                self.process(message).await;
+            }
+            return;
+        }
+        let name = self.config.name.as_str();
+        let mut decoded = Vec::with_capacity(batch.len());
+        for message in &batch {
+            match Event::decode(message.payload.as_ref())
+                .ok()
+                .and_then(|e| Uuid::parse_str(&e.id).ok().map(|id| (id, e)))
+            {
+                Some(pair) => decoded.push(pair),
+                None => break,
+            }
+        }
+        let outcome = if decoded.len() == batch.len() {
+            self.apply_all(&decoded).await
+        } else {
+            Err(anyhow::anyhow!("undecodable event in batch"))
+        };
+        match outcome {
+            Ok(applied) => {
+                for (message, was) in batch.iter().zip(applied) {
+                    if message.info().map(|i| i.delivered).unwrap_or(1) > 1 {
+                        self.metrics
+                            .consumer_redeliveries
+                            .with_label_values(&[name])
+                            .inc();
+                    }
+                    match was {
+                        Applied::Done => self
+                            .metrics
+                            .consumer_handled
+                            .with_label_values(&[name])
+                            .inc(),
+                        Applied::Duplicate => self
+                            .metrics
+                            .consumer_duplicates
+                            .with_label_values(&[name])
+                            .inc(),
+                    }
+                    if let Err(error) = message.ack().await {
+                        tracing::warn!(consumer = name, error = %error, "ack failed");
+                    }
+                }
+            }
+            Err(_) => {
+                for message in batch {
+                    self.process(message).await;
+                }
+            }
+        }
+    }
+
+    async fn apply_all(&self, events: &[(Uuid, Event)]) -> anyhow::Result<Vec<Applied>> {
+        let mut tx = self.pool.begin().await?;
+        let mut applied = Vec::with_capacity(events.len());
+        for (event_id, event) in events {
+            let span = tracing::info_span!("consume", consumer = %self.config.name, event.id = %event_id, event.r#type = %event.r#type, otel.kind = "consumer");
+            crate::telemetry::continue_trace(&span, &event.traceparent);
+            let inserted = sqlx::query(
+                "INSERT INTO handled_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(&self.config.name)
+            .bind(event_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                applied.push(Applied::Duplicate);
+                continue;
+            }
+            self.handler.handle(&mut tx, event).instrument(span).await?;
+            applied.push(Applied::Done);
+        }
+        tx.commit().await?;
+        Ok(applied)
     }
 
     /// Handles one delivery: apply once, ack; on failure retry later or dead-letter after the last try.

@@ -66,8 +66,16 @@ pub async fn start_publishing(
         return Ok(None);
     }
     let bus = EventBus::connect(settings).await?;
-    background.push(bus.ensure_streams_eventually());
     let relay = Relay::new(pool.clone(), bus.clone(), Arc::clone(metrics));
-    background.push(relay.spawn(background.signal()));
+    let mut shutdown = background.signal();
+    let streams = bus.clone();
+    background.push(tokio::spawn(async move {
+        // Publishing before the stream exists only fails; NATS may also still be down.
+        tokio::select! {
+            _ = streams.ensure_streams_with_retry() => {}
+            _ = shutdown.changed() => return,
+        }
+        relay.spawn(shutdown).await.ok();
+    }));
     Ok(Some(bus))
 }

@@ -1,0 +1,242 @@
+//! `make bench`: events per second from outbox commit to consumer handler, and commit-to-handler
+//! latency at a steady 500 events/s, on the real Postgres and NATS of this machine. Printed, not
+//! asserted. Each event is committed in its own transaction, as a service write would be.
+
+use careloop_proto::events::v1::event::Payload;
+use careloop_proto::events::v1::{Event, TaskCreated};
+use careloop_runtime::events::{Consumer, ConsumerConfig, EventBus, Handler, Relay};
+use careloop_runtime::metrics::Metrics;
+use careloop_runtime::outbox::{self, NewEvent};
+use futures::future::BoxFuture;
+use sqlx::{PgConnection, PgPool};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Records, per handled event, the time from its commit to the handler.
+struct Stopwatch {
+    latencies: Mutex<Vec<Duration>>,
+}
+
+impl Handler for Stopwatch {
+    fn handle<'a>(
+        &'a self,
+        _conn: &'a mut PgConnection,
+        event: &'a Event,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let committed = event
+                .occurred_at
+                .as_ref()
+                .and_then(careloop_runtime::time::from_timestamp)
+                .unwrap_or_else(chrono::Utc::now);
+            let elapsed = (chrono::Utc::now() - committed)
+                .to_std()
+                .unwrap_or_default();
+            self.latencies.lock().expect("not poisoned").push(elapsed);
+            Ok(())
+        })
+    }
+}
+
+async fn write_one(pool: &PgPool) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
+    let task = Uuid::now_v7();
+    outbox::enqueue(
+        &mut tx,
+        NewEvent {
+            source: "bench",
+            patient_id: Some(Uuid::now_v7()),
+            org_id: Uuid::nil(),
+            aggregate_id: task,
+            aggregate_version: 1,
+            occurred_at: careloop_runtime::time::now(),
+            payload: Payload::TaskCreated(TaskCreated {
+                task_id: task.to_string(),
+                owner_role: 3,
+                ..Default::default()
+            }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+struct Rig {
+    pool: PgPool,
+    stopwatch: Arc<Stopwatch>,
+    settings: careloop_runtime::config::EventSettings,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+struct Shared(Arc<Stopwatch>);
+
+impl Handler for Shared {
+    fn handle<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        event: &'a Event,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        self.0.handle(conn, event)
+    }
+}
+
+async fn rig(name: &str) -> anyhow::Result<Rig> {
+    let db = careloop_testkit::fresh_database("bench").await?;
+    let mut db_settings = careloop_runtime::config::Settings::defaults().database;
+    db_settings.url = careloop_runtime::secret::Secret::new(db.service_url.clone());
+    db_settings.max_connections = 20;
+    let pool = careloop_runtime::db::connect(&db_settings, "bench").await?;
+    careloop_runtime::db::migrate(&pool, "bench", &sqlx::migrate::Migrator::DEFAULT).await?;
+    let settings = careloop_testkit::event_settings("nats://127.0.0.1:4222");
+    let bus = EventBus::connect(&settings).await?;
+    bus.ensure_streams().await?;
+    let (stop, signal) = tokio::sync::watch::channel(false);
+    let stopwatch = Arc::new(Stopwatch {
+        latencies: Mutex::new(Vec::new()),
+    });
+    let relay = Relay::new(pool.clone(), bus.clone(), Metrics::new("bench"));
+    let mut config = ConsumerConfig::new(name, format!("{}.>", settings.subject_prefix));
+    config.batch = 500;
+    let consumer = Consumer::new(
+        pool.clone(),
+        bus,
+        config,
+        Shared(Arc::clone(&stopwatch)),
+        Metrics::new("bench"),
+    );
+    let tasks = vec![relay.spawn(signal.clone()), consumer.spawn(signal)];
+    Ok(Rig {
+        pool,
+        stopwatch,
+        settings,
+        stop,
+        tasks,
+    })
+}
+
+impl Rig {
+    fn handled(&self) -> usize {
+        self.stopwatch.latencies.lock().expect("not poisoned").len()
+    }
+
+    async fn wait_for(&self, n: usize) {
+        while self.handled() < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn finish(self) -> Vec<Duration> {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        careloop_testkit::remove_streams(&self.settings).await;
+        let mut l = self
+            .stopwatch
+            .latencies
+            .lock()
+            .expect("not poisoned")
+            .clone();
+        l.sort();
+        l
+    }
+}
+
+async fn throughput(total: usize, writers: usize) -> anyhow::Result<()> {
+    let rig = rig("bench-throughput").await?;
+    let started = Instant::now();
+    let per_writer = total / writers;
+    let handles: Vec<_> = (0..writers)
+        .map(|_| {
+            let pool = rig.pool.clone();
+            tokio::spawn(async move {
+                for _ in 0..per_writer {
+                    write_one(&pool).await.expect("write");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await?;
+    }
+    let written = started.elapsed();
+    rig.wait_for(per_writer * writers).await;
+    let all = started.elapsed();
+    let n = per_writer * writers;
+    let latencies = rig.finish().await;
+    println!("throughput: {n} events, {writers} concurrent writers, one event per transaction");
+    println!(
+        "  commits:                 {:>8.0} events/s",
+        n as f64 / written.as_secs_f64()
+    );
+    println!(
+        "  outbox -> consumer:      {:>8.0} events/s end to end",
+        n as f64 / all.as_secs_f64()
+    );
+    println!(
+        "  commit-to-handler under saturation: median {:?}, p99 {:?}",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99)
+    );
+    Ok(())
+}
+
+async fn latency_at(rate: u64, seconds: u64) -> anyhow::Result<()> {
+    let rig = rig("bench-latency").await?;
+    let total = (rate * seconds) as usize;
+    let interval = Duration::from_micros(1_000_000 / rate);
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut inflight = Vec::with_capacity(total);
+    for _ in 0..total {
+        tick.tick().await;
+        let pool = rig.pool.clone();
+        inflight.push(tokio::spawn(async move {
+            write_one(&pool).await.expect("write")
+        }));
+    }
+    for h in inflight {
+        h.await?;
+    }
+    let offered = total as f64 / started.elapsed().as_secs_f64();
+    rig.wait_for(total).await;
+    let latencies = rig.finish().await;
+    println!("latency: {total} events offered at {rate}/s (achieved {offered:.0}/s)");
+    println!(
+        "  commit-to-handler: median {:?}, p90 {:?}, p99 {:?}, max {:?}",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.9),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or_default()
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let total: usize = std::env::var("BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    println!(
+        "CareLoop event backbone on this machine ({} cores)",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    throughput(total, 8).await?;
+    latency_at(500, 10).await?;
+    Ok(())
+}
