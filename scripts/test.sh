@@ -12,3 +12,7 @@ psql -h 127.0.0.1 -U postgres -d postgres -tAc \
     [ -n "$db" ] && psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
   done
 cargo test --workspace --no-fail-fast "$@"
+
+# The Helm chart, rendered, linted and validated offline (no cluster, no helm binary).
+python3 -m pip install --quiet --disable-pip-version-check -r helm/tests/requirements.txt
+python3 -m unittest discover -s helm/tests -v
