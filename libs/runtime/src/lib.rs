@@ -17,5 +17,6 @@ pub mod server;
 pub mod telemetry;
 pub mod time;
 pub mod validate;
+pub mod write;
 
 pub use error::ApiError;

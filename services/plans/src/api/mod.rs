@@ -10,16 +10,13 @@ mod transitions;
 
 use crate::domain::access::{self, Decision};
 use crate::store;
-use careloop_proto::events::v1::event::Payload;
 use careloop_proto::plans::v1::plans_service_server::PlansService;
 use careloop_proto::plans::v1::*;
 use careloop_runtime::audit::{self, AuditEntry, Outcome};
 use careloop_runtime::auth::{Principal, principal};
 use careloop_runtime::error::{ApiError, ApiResult};
-use careloop_runtime::idempotency::{self, Scope};
-use careloop_runtime::outbox::{self, NewEvent};
-use prost::Message;
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+pub(crate) use careloop_runtime::write::Write;
+use sqlx::{PgConnection, PgPool};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -36,49 +33,9 @@ pub enum Need {
     Write,
 }
 
-/// A write in progress: the transaction, the claimed idempotency key and the caller.
-pub struct Write {
-    tx: Transaction<'static, Postgres>,
-    scope: Scope,
-    key: String,
-    principal: Principal,
-    rpc: &'static str,
-}
-
-pub enum Begun<Resp> {
-    Replay(Resp),
-    Fresh(Write),
-}
-
 impl PlansApi {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
-    }
-
-    /// Starts a write: opens the transaction and claims the idempotency key. A retried call gets the
-    /// first call's response back.
-    async fn begin<Req: Message, Resp: Message + Default>(
-        &self,
-        rpc: &'static str,
-        principal: &Principal,
-        key: &str,
-        request: &Req,
-    ) -> ApiResult<Begun<Resp>> {
-        let key = careloop_runtime::validate::idempotency_key(key)?;
-        let mut tx = self.pool.begin().await?;
-        let (scope, key) = Scope::new(rpc, principal, &key);
-        if let Some(previous) =
-            idempotency::claim::<Req, Resp>(&mut tx, &scope, &key, request).await?
-        {
-            return Ok(Begun::Replay(previous));
-        }
-        Ok(Begun::Fresh(Write {
-            tx,
-            scope,
-            key,
-            principal: principal.clone(),
-            rpc,
-        }))
     }
 
     /// Decides access for the caller; a refusal is audited on its own connection and answered
@@ -156,64 +113,18 @@ impl PlansApi {
     }
 }
 
-impl Write {
-    fn conn(&mut self) -> &mut PgConnection {
-        &mut self.tx
-    }
+/// Plans decides access from its own care-team and consent data.
+trait AuthorizeWrite {
+    async fn authorize(&mut self, api: &PlansApi, patient_id: Uuid) -> ApiResult<()>;
+}
 
+impl AuthorizeWrite for Write {
     async fn authorize(&mut self, api: &PlansApi, patient_id: Uuid) -> ApiResult<()> {
-        let principal = self.principal.clone();
-        api.authorize(&mut self.tx, &principal, self.rpc, patient_id, Need::Write)
+        let principal = self.principal().clone();
+        let rpc = self.rpc();
+        api.authorize(self.conn(), &principal, rpc, patient_id, Need::Write)
             .await
             .map(|_| ())
-    }
-
-    /// Appends the event for this change to the outbox.
-    async fn emit(
-        &mut self,
-        patient_id: Uuid,
-        aggregate_id: Uuid,
-        aggregate_version: i64,
-        payload: Payload,
-    ) -> ApiResult<()> {
-        let org_id = self.principal.org_id;
-        outbox::enqueue(
-            &mut self.tx,
-            NewEvent {
-                source: SOURCE,
-                patient_id: Some(patient_id),
-                org_id,
-                aggregate_id,
-                aggregate_version,
-                occurred_at: careloop_runtime::time::now(),
-                payload,
-            },
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// Audits, stores the response under the idempotency key and commits, all at once.
-    async fn finish<Resp: Message>(
-        mut self,
-        patient_id: Uuid,
-        target_id: Uuid,
-        response: Resp,
-    ) -> ApiResult<Resp> {
-        audit::record(
-            &mut self.tx,
-            AuditEntry {
-                principal: &self.principal,
-                action: self.rpc,
-                patient_id: Some(patient_id),
-                target_id: Some(target_id),
-                outcome: Outcome::Ok,
-            },
-        )
-        .await?;
-        idempotency::complete(&mut self.tx, &self.scope, &self.key, &response).await?;
-        self.tx.commit().await?;
-        Ok(response)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Patients (a minimal registry), consents and the access check the gateway asks.
 
-use super::{Begun, PlansApi, convert};
+use super::{AuthorizeWrite, PlansApi, convert};
 use crate::domain::access::{self, Basis};
 use crate::store::{self, ConsentRow, PatientRow};
 use careloop_proto::events::v1::{ConsentGranted, ConsentRevoked, PatientCreated, event::Payload};
@@ -37,13 +37,8 @@ impl PlansApi {
                 "only the managing organization registers its patients",
             ));
         }
-        let mut w = match self
-            .begin("CreatePatient", who, &req.idempotency_key, &req)
-            .await?
-        {
-            Begun::Replay(r) => return Ok(r),
-            Begun::Fresh(w) => w,
-        };
+        let mut w =
+            careloop_runtime::begin_write!(self.pool, super::SOURCE, "CreatePatient", who, req);
         store::insert_patient(w.conn(), &row).await?;
         let payload = Payload::PatientCreated(PatientCreated {
             managing_org_id: row.managing_org_id.to_string(),
@@ -116,13 +111,8 @@ impl PlansApi {
                 "must be after period_start",
             ));
         }
-        let mut w = match self
-            .begin("GrantConsent", who, &req.idempotency_key, &req)
-            .await?
-        {
-            Begun::Replay(r) => return Ok(r),
-            Begun::Fresh(w) => w,
-        };
+        let mut w =
+            careloop_runtime::begin_write!(self.pool, super::SOURCE, "GrantConsent", who, req);
         w.authorize(self, patient_id).await?;
         if let Some(member) = grantee_member_id
             && !store::is_active_member(w.conn(), patient_id, member).await?
@@ -171,13 +161,8 @@ impl PlansApi {
     ) -> ApiResult<RevokeConsentResponse> {
         let id = v::uuid("consent_id", &req.consent_id)?;
         let reason = v::text("reason", &req.reason, MAX_TEXT)?;
-        let mut w = match self
-            .begin("RevokeConsent", who, &req.idempotency_key, &req)
-            .await?
-        {
-            Begun::Replay(r) => return Ok(r),
-            Begun::Fresh(w) => w,
-        };
+        let mut w =
+            careloop_runtime::begin_write!(self.pool, super::SOURCE, "RevokeConsent", who, req);
         let mut row = store::consent_for_update(w.conn(), id).await?;
         w.authorize(self, row.patient_id).await?;
         if row.status != "active" {

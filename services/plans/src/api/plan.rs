@@ -1,6 +1,6 @@
 //! The one-screen care plan, medication reconciliation and the care team.
 
-use super::{Begun, PlansApi, convert};
+use super::{AuthorizeWrite, PlansApi, convert};
 use crate::domain::team::{Member, Team, TeamError};
 use crate::store::{self, MemberRow, PlanRow};
 use careloop_proto::events::v1::{
@@ -69,13 +69,8 @@ impl PlansApi {
         let mut lead = convert::new_member("lead", req.lead.as_ref())?;
         lead.patient_id = patient_id;
         lead.is_lead = true;
-        let mut w = match self
-            .begin("CreateCarePlan", who, &req.idempotency_key, &req)
-            .await?
-        {
-            Begun::Replay(r) => return Ok(r),
-            Begun::Fresh(w) => w,
-        };
+        let mut w =
+            careloop_runtime::begin_write!(self.pool, super::SOURCE, "CreateCarePlan", who, req);
         w.authorize(self, patient_id).await?;
         let plan = PlanRow {
             id: Uuid::now_v7(),
@@ -124,13 +119,8 @@ impl PlansApi {
         let patient_id = v::uuid("patient_id", &req.patient_id)?;
         let version = v::expected_version(req.expected_version)?;
         let content = convert::plan_content(req.content.as_ref())?;
-        let mut w = match self
-            .begin("UpdateCarePlan", who, &req.idempotency_key, &req)
-            .await?
-        {
-            Begun::Replay(r) => return Ok(r),
-            Begun::Fresh(w) => w,
-        };
+        let mut w =
+            careloop_runtime::begin_write!(self.pool, super::SOURCE, "UpdateCarePlan", who, req);
         w.authorize(self, patient_id).await?;
         let mut plan = store::lock_plan(w.conn(), patient_id, version).await?;
         plan.content = content.encode_to_vec();
@@ -162,13 +152,13 @@ impl PlansApi {
         let medications = convert::medications("medications", &req.medications)?;
         let role = convert::role("reconciled_by_role", req.reconciled_by_role)?;
         let note = v::optional_text("note", &req.note, MAX_TEXT)?;
-        let mut w = match self
-            .begin("ReconcileMedications", who, &req.idempotency_key, &req)
-            .await?
-        {
-            Begun::Replay(r) => return Ok(r),
-            Begun::Fresh(w) => w,
-        };
+        let mut w = careloop_runtime::begin_write!(
+            self.pool,
+            super::SOURCE,
+            "ReconcileMedications",
+            who,
+            req
+        );
         w.authorize(self, patient_id).await?;
         let mut plan = store::lock_plan(w.conn(), patient_id, version).await?;
         let mut content = CarePlanContent::decode(plan.content.as_slice())
@@ -207,13 +197,8 @@ impl PlansApi {
         let version = v::expected_version(req.expected_version)?;
         let mut member = convert::new_member("member", req.member.as_ref())?;
         member.patient_id = patient_id;
-        let mut w = match self
-            .begin("AddCareTeamMember", who, &req.idempotency_key, &req)
-            .await?
-        {
-            Begun::Replay(r) => return Ok(r),
-            Begun::Fresh(w) => w,
-        };
+        let mut w =
+            careloop_runtime::begin_write!(self.pool, super::SOURCE, "AddCareTeamMember", who, req);
         w.authorize(self, patient_id).await?;
         let mut plan = store::lock_plan(w.conn(), patient_id, version).await?;
         let (mut team, _) = load_team(w.conn(), patient_id).await?;
@@ -249,13 +234,13 @@ impl PlansApi {
             .as_ref()
             .map(|c| convert::preferred_contact("preferred_contact", Some(c)))
             .transpose()?;
-        let mut w = match self
-            .begin("UpdateCareTeamMember", who, &req.idempotency_key, &req)
-            .await?
-        {
-            Begun::Replay(r) => return Ok(r),
-            Begun::Fresh(w) => w,
-        };
+        let mut w = careloop_runtime::begin_write!(
+            self.pool,
+            super::SOURCE,
+            "UpdateCareTeamMember",
+            who,
+            req
+        );
         w.authorize(self, patient_id).await?;
         let mut plan = store::lock_plan(w.conn(), patient_id, version).await?;
         let (mut team, rows) = load_team(w.conn(), patient_id).await?;
@@ -298,13 +283,13 @@ impl PlansApi {
         let patient_id = v::uuid("patient_id", &req.patient_id)?;
         let version = v::expected_version(req.expected_version)?;
         let member_id = v::uuid("member_id", &req.member_id)?;
-        let mut w = match self
-            .begin("RemoveCareTeamMember", who, &req.idempotency_key, &req)
-            .await?
-        {
-            Begun::Replay(r) => return Ok(r),
-            Begun::Fresh(w) => w,
-        };
+        let mut w = careloop_runtime::begin_write!(
+            self.pool,
+            super::SOURCE,
+            "RemoveCareTeamMember",
+            who,
+            req
+        );
         w.authorize(self, patient_id).await?;
         let mut plan = store::lock_plan(w.conn(), patient_id, version).await?;
         let (mut team, rows) = load_team(w.conn(), patient_id).await?;

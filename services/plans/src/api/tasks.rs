@@ -1,6 +1,6 @@
 //! Tasks (open loops that are not orders) and SBAR handoffs.
 
-use super::{Begun, PlansApi, convert};
+use super::{AuthorizeWrite, PlansApi, convert};
 use crate::domain::task::{Ownership, TaskAction as Action, TaskState, TaskStatus as Status};
 use crate::store::{self, HandoffRow, TaskRow};
 use careloop_proto::common::v1::Priority;
@@ -68,13 +68,8 @@ impl PlansApi {
         let priority =
             v::optional_enum::<Priority>("priority", req.priority)?.unwrap_or(Priority::Routine);
         let (linked_kind, linked_id) = convert::loop_ref("linked_loop", req.linked_loop.as_ref())?;
-        let mut w = match self
-            .begin("CreateTask", who, &req.idempotency_key, &req)
-            .await?
-        {
-            Begun::Replay(r) => return Ok(r),
-            Begun::Fresh(w) => w,
-        };
+        let mut w =
+            careloop_runtime::begin_write!(self.pool, super::SOURCE, "CreateTask", who, req);
         w.authorize(self, patient_id).await?;
         if let Some(member) = assignee
             && !store::is_active_member(w.conn(), patient_id, member).await?
@@ -147,13 +142,8 @@ impl PlansApi {
         let version = v::expected_version(req.expected_version)?;
         let owner_role = convert::optional_role("owner_role", req.owner_role)?;
         let assignee = v::optional_uuid("assignee_member_id", &req.assignee_member_id)?;
-        let mut w = match self
-            .begin("AssignTask", who, &req.idempotency_key, &req)
-            .await?
-        {
-            Begun::Replay(r) => return Ok(r),
-            Begun::Fresh(w) => w,
-        };
+        let mut w =
+            careloop_runtime::begin_write!(self.pool, super::SOURCE, "AssignTask", who, req);
         let mut row = store::lock_task(w.conn(), id, version).await?;
         w.authorize(self, row.patient_id).await?;
         let state = stored_state(&row)?;
@@ -211,13 +201,8 @@ impl PlansApi {
         } else {
             v::optional_text("reason", &req.reason, MAX_TEXT)?
         };
-        let mut w = match self
-            .begin("TransitionTask", who, &req.idempotency_key, &req)
-            .await?
-        {
-            Begun::Replay(r) => return Ok(r),
-            Begun::Fresh(w) => w,
-        };
+        let mut w =
+            careloop_runtime::begin_write!(self.pool, super::SOURCE, "TransitionTask", who, req);
         let mut row = store::lock_task(w.conn(), id, version).await?;
         w.authorize(self, row.patient_id).await?;
         let before = stored_state(&row)?;
@@ -337,13 +322,8 @@ impl PlansApi {
             acknowledged_by: None,
             version: 1,
         };
-        let mut w = match self
-            .begin("SendHandoff", who, &req.idempotency_key, &req)
-            .await?
-        {
-            Begun::Replay(r) => return Ok(r),
-            Begun::Fresh(w) => w,
-        };
+        let mut w =
+            careloop_runtime::begin_write!(self.pool, super::SOURCE, "SendHandoff", who, req);
         w.authorize(self, patient_id).await?;
         store::insert_handoff(w.conn(), &row).await?;
         let payload = Payload::HandoffSent(HandoffSent {
@@ -371,13 +351,13 @@ impl PlansApi {
         req: AcknowledgeHandoffRequest,
     ) -> ApiResult<AcknowledgeHandoffResponse> {
         let id = v::uuid("handoff_id", &req.handoff_id)?;
-        let mut w = match self
-            .begin("AcknowledgeHandoff", who, &req.idempotency_key, &req)
-            .await?
-        {
-            Begun::Replay(r) => return Ok(r),
-            Begun::Fresh(w) => w,
-        };
+        let mut w = careloop_runtime::begin_write!(
+            self.pool,
+            super::SOURCE,
+            "AcknowledgeHandoff",
+            who,
+            req
+        );
         let mut row = store::lock_handoff(w.conn(), id).await?;
         w.authorize(self, row.patient_id).await?;
         if row.acknowledged_at.is_some() {

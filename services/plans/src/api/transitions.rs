@@ -1,6 +1,6 @@
 //! Care transitions between settings and their checklist.
 
-use super::{Begun, PlansApi, convert};
+use super::{AuthorizeWrite, PlansApi, convert};
 use crate::domain::transition::{self as domain, ChecklistError, ItemState, Risk};
 use crate::store::{self, TransitionRow};
 use careloop_proto::events::v1::{
@@ -50,13 +50,8 @@ impl PlansApi {
             RiskLevel::Medium => Risk::Medium,
             _ => Risk::Low,
         };
-        let mut w = match self
-            .begin("StartTransition", who, &req.idempotency_key, &req)
-            .await?
-        {
-            Begun::Replay(r) => return Ok(r),
-            Begun::Fresh(w) => w,
-        };
+        let mut w =
+            careloop_runtime::begin_write!(self.pool, super::SOURCE, "StartTransition", who, req);
         w.authorize(self, patient_id).await?;
         let started_at = now();
         let row = TransitionRow {
@@ -131,13 +126,13 @@ impl PlansApi {
                 "is required when waiving",
             ));
         }
-        let mut w = match self
-            .begin("UpdateChecklistItem", who, &req.idempotency_key, &req)
-            .await?
-        {
-            Begun::Replay(r) => return Ok(r),
-            Begun::Fresh(w) => w,
-        };
+        let mut w = careloop_runtime::begin_write!(
+            self.pool,
+            super::SOURCE,
+            "UpdateChecklistItem",
+            who,
+            req
+        );
         let mut row = store::lock_transition(w.conn(), id, version).await?;
         w.authorize(self, row.patient_id).await?;
         let completed = row.status == "completed";
@@ -177,13 +172,13 @@ impl PlansApi {
     ) -> ApiResult<CompleteTransitionResponse> {
         let id = v::uuid("transition_id", &req.transition_id)?;
         let version = v::expected_version(req.expected_version)?;
-        let mut w = match self
-            .begin("CompleteTransition", who, &req.idempotency_key, &req)
-            .await?
-        {
-            Begun::Replay(r) => return Ok(r),
-            Begun::Fresh(w) => w,
-        };
+        let mut w = careloop_runtime::begin_write!(
+            self.pool,
+            super::SOURCE,
+            "CompleteTransition",
+            who,
+            req
+        );
         let mut row = store::lock_transition(w.conn(), id, version).await?;
         w.authorize(self, row.patient_id).await?;
         domain::check_complete(&row.checklist.0, row.status == "completed")

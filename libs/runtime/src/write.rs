@@ -1,0 +1,136 @@
+//! The shape of every mutating RPC: open a transaction, claim the idempotency key (a retry gets the
+//! first response back), make the change, append the outbox event, write the audit row and store the
+//! response, then commit, all or nothing.
+
+use crate::audit::{self, AuditEntry, Outcome};
+use crate::auth::Principal;
+use crate::error::ApiResult;
+use crate::idempotency::{self, Scope};
+use crate::outbox::{self, NewEvent};
+use careloop_proto::events::v1::event::Payload;
+use prost::Message;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+/// A write in progress: the transaction, the claimed idempotency key and the caller.
+pub struct Write {
+    tx: Transaction<'static, Postgres>,
+    scope: Scope,
+    key: String,
+    principal: Principal,
+    rpc: &'static str,
+    source: &'static str,
+}
+
+pub enum Begun<Resp> {
+    /// The key was used before for this very request: here is the first response.
+    Replay(Resp),
+    Fresh(Write),
+}
+
+/// Starts a write for `rpc` of service `source`.
+pub async fn begin<Req: Message, Resp: Message + Default>(
+    pool: &PgPool,
+    source: &'static str,
+    rpc: &'static str,
+    principal: &Principal,
+    key: &str,
+    request: &Req,
+) -> ApiResult<Begun<Resp>> {
+    let key = crate::validate::idempotency_key(key)?;
+    let mut tx = pool.begin().await?;
+    let (scope, key) = Scope::new(rpc, principal, &key);
+    if let Some(previous) = idempotency::claim::<Req, Resp>(&mut tx, &scope, &key, request).await? {
+        return Ok(Begun::Replay(previous));
+    }
+    Ok(Begun::Fresh(Write {
+        tx,
+        scope,
+        key,
+        principal: principal.clone(),
+        rpc,
+        source,
+    }))
+}
+
+impl Write {
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    pub fn rpc(&self) -> &'static str {
+        self.rpc
+    }
+
+    /// Appends the event for this change to the outbox, in the same transaction.
+    pub async fn emit(
+        &mut self,
+        patient_id: Uuid,
+        aggregate_id: Uuid,
+        aggregate_version: i64,
+        payload: Payload,
+    ) -> ApiResult<()> {
+        let org_id = self.principal.org_id;
+        outbox::enqueue(
+            &mut self.tx,
+            NewEvent {
+                source: self.source,
+                patient_id: Some(patient_id),
+                org_id,
+                aggregate_id,
+                aggregate_version,
+                occurred_at: crate::time::now(),
+                payload,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Audits, stores the response under the idempotency key and commits, all at once.
+    pub async fn finish<Resp: Message>(
+        mut self,
+        patient_id: Uuid,
+        target_id: Uuid,
+        response: Resp,
+    ) -> ApiResult<Resp> {
+        audit::record(
+            &mut self.tx,
+            AuditEntry {
+                principal: &self.principal,
+                action: self.rpc,
+                patient_id: Some(patient_id),
+                target_id: Some(target_id),
+                outcome: Outcome::Ok,
+            },
+        )
+        .await?;
+        idempotency::complete(&mut self.tx, &self.scope, &self.key, &response).await?;
+        self.tx.commit().await?;
+        Ok(response)
+    }
+}
+
+/// Starts a write or returns the replayed response from the enclosing handler.
+#[macro_export]
+macro_rules! begin_write {
+    ($pool:expr, $source:expr, $rpc:expr, $principal:expr, $req:expr) => {
+        match $crate::write::begin(
+            &$pool,
+            $source,
+            $rpc,
+            $principal,
+            &$req.idempotency_key,
+            &$req,
+        )
+        .await?
+        {
+            $crate::write::Begun::Replay(response) => return Ok(response),
+            $crate::write::Begun::Fresh(write) => write,
+        }
+    };
+}
