@@ -27,6 +27,10 @@ pub struct Cli {
         global = true
     )]
     pub addr: String,
+    /// Idempotency key for the write this command makes; repeat a command with the same key to
+    /// retry it safely. A fresh key is used when absent.
+    #[arg(long, global = true)]
+    pub idempotency_key: Option<String>,
     /// Bearer token (see `careloop dev-token`).
     #[arg(long, env = "CARELOOP_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
@@ -280,8 +284,14 @@ pub fn role(value: &str) -> anyhow::Result<i32> {
     Ok(parse_enum("CARE_ROLE", value, CareRole::from_str_name)? as i32)
 }
 
+static KEY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// The idempotency key for this command's write: the one given, or a fresh one.
 pub fn key() -> String {
-    Uuid::now_v7().to_string()
+    KEY.get()
+        .cloned()
+        .flatten()
+        .unwrap_or_else(|| Uuid::now_v7().to_string())
 }
 
 fn hours_from_now(h: i64) -> Option<prost_types::Timestamp> {
@@ -297,6 +307,7 @@ fn show<T: std::fmt::Debug>(value: &T) {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let _ = KEY.set(cli.idempotency_key.clone());
     match &cli.command {
         Command::DevToken {
             org,

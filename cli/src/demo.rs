@@ -1,10 +1,15 @@
 //! Demo data: one patient going home from hospital after a heart-failure admission, with a plan,
 //! a care team, open tasks for several roles, an SBAR handoff and a high-risk transition.
 
-use crate::commands::{Plans, key};
+use crate::commands::Plans;
 use careloop_proto::common::v1::CareRole;
 use careloop_proto::plans::v1::*;
 use careloop_runtime::auth::DEV_ORG_ID;
+
+/// Demo writes each get a fresh key (a given --idempotency-key names one write, not a demo).
+fn key() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
 
 pub async fn seed(c: &mut Plans) -> anyhow::Result<()> {
     let mrn = format!("DEMO-{}", &uuid::Uuid::now_v7().simple().to_string()[24..]);

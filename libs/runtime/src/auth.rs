@@ -42,11 +42,19 @@ pub struct Principal {
     pub kind: PrincipalKind,
 }
 
+/// `aud` may be one string or a list (identity providers send either).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
     pub iss: String,
-    pub aud: String,
+    pub aud: Audience,
     pub exp: i64,
     pub iat: i64,
     pub org_id: String,
@@ -64,6 +72,15 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn from_settings(settings: &AuthSettings) -> anyhow::Result<Self> {
+        if !settings.dev_mode && settings.hs256_secret.expose() == crate::config::DEV_HS256_SECRET {
+            // The dev key is public: outside dev mode it would let anyone mint a service token.
+            anyhow::bail!(
+                "auth.hs256_secret is the development key; set a real key or enable auth.dev_mode"
+            );
+        }
+        if settings.hs256_secret.expose().len() < 32 {
+            anyhow::bail!("auth.hs256_secret must be at least 32 bytes");
+        }
         let secret = settings.hs256_secret.expose().as_bytes();
         let mut keys = vec![(Algorithm::HS256, DecodingKey::from_secret(secret))];
         if !settings.rs256_public_key_pem.trim().is_empty() {
@@ -114,7 +131,7 @@ impl Authenticator {
         let claims = Claims {
             sub: principal.subject.clone(),
             iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            aud: Audience::One(self.audience.clone()),
             exp: now + ttl.num_seconds(),
             iat: now,
             org_id: principal.org_id.to_string(),
@@ -229,12 +246,37 @@ mod tests {
     #[test]
     fn a_token_signed_with_another_key_is_refused() {
         let mut settings = Settings::defaults().auth;
-        settings.hs256_secret = crate::secret::Secret::new("another key entirely");
+        settings.hs256_secret =
+            crate::secret::Secret::new("another key entirely, long enough to be used");
         let other = Authenticator::from_settings(&settings).unwrap();
         let token = other
             .issue(&dev_principal(), chrono::Duration::hours(1))
             .unwrap();
         assert!(authenticator().validate(&token).is_err());
+    }
+
+    #[test]
+    fn the_dev_key_is_refused_outside_dev_mode() {
+        let mut settings = Settings::defaults().auth;
+        settings.dev_mode = false;
+        assert!(Authenticator::from_settings(&settings).is_err());
+    }
+
+    #[test]
+    fn a_token_with_an_audience_list_is_accepted() {
+        let auth = authenticator();
+        let now = chrono::Utc::now().timestamp();
+        let claims = serde_json::json!({
+            "sub": "idp-user", "iss": "careloop-dev", "aud": ["other", "careloop"],
+            "exp": now + 600, "iat": now, "org_id": DEV_ORG_ID.to_string(), "kind": "staff"
+        });
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(crate::config::DEV_HS256_SECRET.as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(auth.validate(&token).unwrap().subject, "idp-user");
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub struct GrpcSettings {
     pub addr: String,
     pub request_timeout_ms: u64,
     pub concurrency_limit: usize,
+    /// After SIGTERM, health reports NOT_SERVING this long before in-flight calls drain, so load
+    /// balancers and probes stop sending traffic first.
+    pub shutdown_grace_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -91,6 +94,7 @@ const DEFAULTS: &str = r#"
 addr = "127.0.0.1:50051"
 request_timeout_ms = 10000
 concurrency_limit = 256
+shutdown_grace_ms = 2000
 
 [metrics]
 addr = ""

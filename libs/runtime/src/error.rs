@@ -24,6 +24,10 @@ pub enum ApiError {
     Unauthenticated(&'static str),
     #[error("{0}")]
     PermissionDenied(&'static str),
+    /// No right to this patient: answered PERMISSION_DENIED, and the refusal is audited by the
+    /// service once its transaction is gone (so auditing never waits on a second connection).
+    #[error("no access to this patient")]
+    AccessDenied { patient_id: uuid::Uuid },
     #[error("service temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
@@ -59,7 +63,7 @@ impl ApiError {
             Self::FailedPrecondition(_) => Code::FailedPrecondition,
             Self::Aborted { .. } => Code::Aborted,
             Self::Unauthenticated(_) => Code::Unauthenticated,
-            Self::PermissionDenied(_) => Code::PermissionDenied,
+            Self::PermissionDenied(_) | Self::AccessDenied { .. } => Code::PermissionDenied,
             Self::Unavailable(_) => Code::Unavailable,
             Self::Internal(_) => Code::Internal,
         }
@@ -72,7 +76,7 @@ impl ApiError {
             Self::NotFound(_) => 404,
             Self::AlreadyExists(_) | Self::FailedPrecondition(_) | Self::Aborted { .. } => 409,
             Self::Unauthenticated(_) => 401,
-            Self::PermissionDenied(_) => 403,
+            Self::PermissionDenied(_) | Self::AccessDenied { .. } => 403,
             Self::Unavailable(_) => 503,
             Self::Internal(_) => 500,
         }
@@ -138,12 +142,12 @@ impl From<ApiError> for Status {
             }
             ApiError::Unavailable(cause) => {
                 let id = uuid::Uuid::now_v7();
-                tracing::warn!(error_id = %id, error = ?cause, "dependency unavailable");
+                tracing::warn!(error_id = %id, error = %redacted(&cause), "dependency unavailable");
                 Status::unavailable(format!("service temporarily unavailable (error id {id})"))
             }
             ApiError::Internal(cause) => {
                 let id = uuid::Uuid::now_v7();
-                tracing::error!(error_id = %id, error = ?cause, "internal error");
+                tracing::error!(error_id = %id, error = %redacted(&cause), "internal error");
                 Status::internal(format!("internal error (error id {id})"))
             }
             ApiError::Aborted { current } => {
@@ -160,6 +164,31 @@ impl From<ApiError> for Status {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// An error chain safe to log: Postgres errors keep their SQLSTATE, message, table and constraint but
+/// never their detail ("Key (mrn)=(...)", "Failing row contains (...)"), which carries row values.
+/// Line breaks are removed so the text also fits a header.
+pub fn redacted(err: &anyhow::Error) -> String {
+    let mut parts = Vec::new();
+    for cause in err.chain() {
+        let text = match cause.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(db)) => format!(
+                "database error {} ({}) table={} constraint={}",
+                db.code().unwrap_or_default(),
+                db.message(),
+                db.table().unwrap_or("-"),
+                db.constraint().unwrap_or("-")
+            ),
+            Some(other) => other.to_string(),
+            None => cause.to_string(),
+        };
+        parts.push(text);
+        if cause.downcast_ref::<sqlx::Error>().is_some() {
+            break;
+        }
+    }
+    parts.join(": ").replace(['\r', '\n'], " ")
+}
 
 #[cfg(test)]
 mod tests {

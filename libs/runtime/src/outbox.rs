@@ -18,11 +18,6 @@ pub struct NewEvent {
     pub payload: Payload,
 }
 
-/// The NATS subject for an event type.
-pub fn subject_for(event_type: &str) -> String {
-    format!("careloop.{event_type}")
-}
-
 pub fn envelope(new: NewEvent) -> Event {
     Event {
         id: Uuid::now_v7().to_string(),
@@ -47,11 +42,10 @@ pub async fn enqueue(conn: &mut PgConnection, new: NewEvent) -> Result<Uuid, sql
     let event = envelope(new);
     let id = Uuid::parse_str(&event.id).expect("envelope ids are uuids");
     sqlx::query(
-        "INSERT INTO outbox (id, subject, event_type, aggregate_id, aggregate_version, patient_id, payload)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO outbox (id, event_type, aggregate_id, aggregate_version, patient_id, payload)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(id)
-    .bind(subject_for(event_type))
     .bind(event_type)
     .bind(aggregate_id)
     .bind(version)

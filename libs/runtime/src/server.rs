@@ -19,6 +19,7 @@ pub struct GrpcServer {
     health: HealthReporter,
     settings: GrpcSettings,
     metrics: Arc<Metrics>,
+    served: Vec<String>,
 }
 
 impl GrpcServer {
@@ -44,6 +45,7 @@ impl GrpcServer {
             health,
             settings,
             metrics,
+            served: Vec::new(),
         })
     }
 
@@ -55,9 +57,24 @@ impl GrpcServer {
         self.health.clone()
     }
 
+    /// Marks the server and the named gRPC services SERVING (call once migrations ran).
+    pub async fn mark_serving(&mut self, services: &[&str]) {
+        for name in services {
+            self.health
+                .set_service_status(*name, ServingStatus::Serving)
+                .await;
+            self.served.push((*name).to_owned());
+        }
+        self.health
+            .set_service_status("", ServingStatus::Serving)
+            .await;
+    }
+
     /// Serves until `shutdown` resolves; then health turns NOT_SERVING and in-flight calls drain.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         let health = self.health.clone();
+        let served = self.served.clone();
+        let grace = Duration::from_millis(self.settings.shutdown_grace_ms);
         let layers = tower::ServiceBuilder::new()
             .layer(RequestLayer::new(self.metrics))
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
@@ -71,10 +88,16 @@ impl GrpcServer {
             .add_routes(self.routes.routes())
             .serve_with_incoming_shutdown(incoming, async move {
                 shutdown.await;
-                health
-                    .set_service_status("", tonic_health::ServingStatus::NotServing)
-                    .await;
-                tracing::info!("shutting down: draining in-flight calls");
+                for name in served.iter().map(String::as_str).chain([""]) {
+                    health
+                        .set_service_status(name, ServingStatus::NotServing)
+                        .await;
+                }
+                tracing::info!(
+                    grace_ms = grace.as_millis() as u64,
+                    "shutting down: not serving, then draining"
+                );
+                tokio::time::sleep(grace).await;
             })
             .await?;
         Ok(())

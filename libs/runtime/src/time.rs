@@ -20,7 +20,9 @@ pub fn from_timestamp(ts: &Timestamp) -> Option<DateTime<Utc>> {
         return None;
     }
     // Postgres timestamptz covers 4713 BC to 294276 AD; keep to years 1..9999 to stay well inside.
-    let at = Utc.timestamp_opt(ts.seconds, ts.nanos as u32).single()?;
+    // Postgres keeps microseconds: truncate now so what is returned equals what is stored.
+    let nanos = (ts.nanos as u32 / 1_000) * 1_000;
+    let at = Utc.timestamp_opt(ts.seconds, nanos).single()?;
     let year = chrono::Datelike::year(&at);
     (1..=9999).contains(&year).then_some(at)
 }

@@ -37,14 +37,6 @@ impl Application {
         careloop_runtime::db::migrate(&pool, SCHEMA, &MIGRATOR).await?;
         let metrics = Metrics::new(SERVICE_NAME);
         metrics.watch_outbox(pool.clone());
-        let mut background = careloop_runtime::events::Background::new();
-        careloop_runtime::events::start_publishing(
-            &pool,
-            &settings.events,
-            &metrics,
-            &mut background,
-        )
-        .await?;
         let metrics_addr = if settings.metrics.addr.is_empty() {
             None
         } else {
@@ -56,6 +48,15 @@ impl Application {
         let listener = TcpListener::bind(&settings.grpc.addr).await?;
         let addr = listener.local_addr()?;
         let auth = Arc::new(Authenticator::from_settings(&settings.auth)?);
+        // Background work starts last, once nothing else in build can fail.
+        let mut background = careloop_runtime::events::Background::new();
+        careloop_runtime::events::start_publishing(
+            &pool,
+            &settings.events,
+            &metrics,
+            &mut background,
+        )
+        .await?;
         let mut server =
             GrpcServer::new(listener, settings.grpc.clone(), Arc::clone(&metrics)).await?;
         let api = api::PlansApi::new(pool.clone());
@@ -65,12 +66,8 @@ impl Application {
                 api,
                 AuthInterceptor::new(auth),
             ));
-        let health = server.health();
-        health
-            .set_serving::<PlansServiceServer<api::PlansApi>>()
-            .await;
-        health
-            .set_service_status("", tonic_health_status_serving())
+        server
+            .mark_serving(&["careloop.plans.v1.PlansService"])
             .await;
         Ok(Self {
             server,
@@ -104,8 +101,4 @@ impl Application {
         self.pool.close().await;
         result
     }
-}
-
-fn tonic_health_status_serving() -> careloop_runtime::server::ServingStatus {
-    careloop_runtime::server::ServingStatus::Serving
 }

@@ -714,3 +714,28 @@ pub async fn save_transition(conn: &mut PgConnection, t: &TransitionRow) -> ApiR
     .await?;
     Ok(())
 }
+
+/// Loops that belong to a patient, for reading whose patient a row is before locking it.
+#[derive(Debug, Clone, Copy)]
+pub enum Owned {
+    Task,
+    Handoff,
+    Transition,
+    Consent,
+}
+
+/// The patient a row belongs to, without locking it: access is checked before any lock is taken
+/// or any version is compared, so an outsider learns nothing but "no access".
+pub async fn patient_of(conn: &mut PgConnection, kind: Owned, id: Uuid) -> ApiResult<Uuid> {
+    let (sql, what) = match kind {
+        Owned::Task => ("SELECT patient_id FROM tasks WHERE id = $1", "task"),
+        Owned::Handoff => ("SELECT patient_id FROM handoffs WHERE id = $1", "handoff"),
+        Owned::Transition => (
+            "SELECT patient_id FROM transitions WHERE id = $1",
+            "transition",
+        ),
+        Owned::Consent => ("SELECT patient_id FROM consents WHERE id = $1", "consent"),
+    };
+    let row: Option<(Uuid,)> = sqlx::query_as(sql).bind(id).fetch_optional(conn).await?;
+    row.map(|(p,)| p).ok_or(ApiError::NotFound(what))
+}

@@ -201,8 +201,78 @@ mod tests {
         listed.sort();
         assert_eq!(fields, listed);
         let mut types: Vec<&str> = CATALOGUE.iter().map(|e| e.event_type).collect();
+        types.sort();
         types.dedup();
         assert_eq!(types.len(), CATALOGUE.len(), "event types are unique");
+    }
+
+    #[test]
+    fn every_payload_publishes_under_its_catalogue_type() {
+        let payloads = vec![
+            (
+                "patient_created",
+                Payload::PatientCreated(Default::default()),
+            ),
+            (
+                "care_plan_created",
+                Payload::CarePlanCreated(Default::default()),
+            ),
+            (
+                "care_plan_updated",
+                Payload::CarePlanUpdated(Default::default()),
+            ),
+            (
+                "medications_reconciled",
+                Payload::MedicationsReconciled(Default::default()),
+            ),
+            (
+                "care_team_changed",
+                Payload::CareTeamChanged(Default::default()),
+            ),
+            (
+                "consent_granted",
+                Payload::ConsentGranted(Default::default()),
+            ),
+            (
+                "consent_revoked",
+                Payload::ConsentRevoked(Default::default()),
+            ),
+            ("task_created", Payload::TaskCreated(Default::default())),
+            ("task_assigned", Payload::TaskAssigned(Default::default())),
+            (
+                "task_status_changed",
+                Payload::TaskStatusChanged(Default::default()),
+            ),
+            ("handoff_sent", Payload::HandoffSent(Default::default())),
+            (
+                "handoff_acknowledged",
+                Payload::HandoffAcknowledged(Default::default()),
+            ),
+            (
+                "transition_started",
+                Payload::TransitionStarted(Default::default()),
+            ),
+            (
+                "transition_checklist_updated",
+                Payload::TransitionChecklistUpdated(Default::default()),
+            ),
+            (
+                "transition_completed",
+                Payload::TransitionCompleted(Default::default()),
+            ),
+        ];
+        assert_eq!(
+            payloads.len(),
+            payload_fields().len(),
+            "one sample per payload in the proto"
+        );
+        for (field, payload) in payloads {
+            let entry = CATALOGUE
+                .iter()
+                .find(|e| e.payload == field)
+                .expect("catalogued");
+            assert_eq!(event_type(&payload), entry.event_type, "{field}");
+        }
     }
 
     #[test]

@@ -119,7 +119,9 @@ impl<H: Handler> Consumer<H> {
                     ack_policy: AckPolicy::Explicit,
                     deliver_policy: DeliverPolicy::All,
                     ack_wait: self.config.ack_wait,
-                    max_deliver: self.config.max_deliver,
+                    // The try limit is enforced here, not by the server: a message whose dead letter
+                    // could not be stored must still come back.
+                    max_deliver: -1,
                     max_ack_pending: 10_000,
                     ..Default::default()
                 },
@@ -345,12 +347,12 @@ impl<H: Handler> Consumer<H> {
                 }
             }
             Err(error) if delivered >= self.config.max_deliver => {
-                let reason = format!("{error:#}");
+                let reason = crate::error::redacted(&error);
                 self.dead_letter(&message, &reason, &event.id).await;
             }
             Err(error) => {
                 let delay = self.config.delay_after(delivered);
-                tracing::warn!(consumer = name, event_id = %event_id, delivered, error = %error, "handler failed; will retry");
+                tracing::warn!(consumer = name, event_id = %event_id, delivered, error = %crate::error::redacted(&error), "handler failed; will retry");
                 let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
             }
         }
@@ -379,7 +381,11 @@ impl<H: Handler> Consumer<H> {
     /// If the dead letter cannot be stored, the message is left for redelivery: nothing is dropped.
     async fn dead_letter(&self, message: &Message, reason: &str, event_id: &str) {
         let name = self.config.name.as_str();
-        let reason: String = reason.chars().take(500).collect();
+        let reason: String = reason
+            .replace(['\r', '\n'], " ")
+            .chars()
+            .take(500)
+            .collect();
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("CareLoop-Consumer", name);
         headers.insert("CareLoop-Reason", reason.as_str());

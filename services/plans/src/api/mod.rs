@@ -38,13 +38,12 @@ impl PlansApi {
         Self { pool }
     }
 
-    /// Decides access for the caller; a refusal is audited on its own connection and answered
-    /// PERMISSION_DENIED.
+    /// Decides access for the caller. A refusal is answered `AccessDenied`; `respond` audits it after
+    /// the handler's connection and transaction are released.
     async fn authorize(
         &self,
         conn: &mut PgConnection,
         principal: &Principal,
-        rpc: &'static str,
         patient_id: Uuid,
         need: Need,
     ) -> ApiResult<Decision> {
@@ -57,20 +56,28 @@ impl PlansApi {
         if allowed {
             return Ok(decision);
         }
-        let mut audit_conn = self.pool.acquire().await?;
-        audit::record(
-            &mut audit_conn,
-            AuditEntry {
-                principal,
-                action: rpc,
-                patient_id: Some(patient_id),
-                target_id: None,
-                outcome: Outcome::Denied,
-            },
-        )
-        .await?;
+        Err(ApiError::AccessDenied { patient_id })
+    }
+
+    /// Audits a refusal on a connection of its own, once the handler has let go of its own.
+    async fn audit_denial(&self, principal: &Principal, rpc: &'static str, patient_id: Uuid) {
         tracing::info!(rpc, patient_id = %patient_id, subject = %principal.subject, "access denied");
-        Err(ApiError::PermissionDenied("no access to this patient"))
+        let entry = AuditEntry {
+            principal,
+            action: rpc,
+            patient_id: Some(patient_id),
+            target_id: None,
+            outcome: Outcome::Denied,
+        };
+        let recorded = match self.pool.acquire().await {
+            Ok(mut conn) => audit::record(&mut conn, entry)
+                .await
+                .map_err(anyhow::Error::from),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(error) = recorded {
+            tracing::error!(rpc, patient_id = %patient_id, error = %careloop_runtime::error::redacted(&error), "denial not audited");
+        }
     }
 
     /// A read: checks access and audits it.
@@ -81,7 +88,7 @@ impl PlansApi {
         patient_id: Uuid,
     ) -> ApiResult<()> {
         let mut conn = self.pool.acquire().await?;
-        self.authorize(&mut conn, principal, rpc, patient_id, Need::Read)
+        self.authorize(&mut conn, principal, patient_id, Need::Read)
             .await?;
         audit::record(
             &mut conn,
@@ -121,27 +128,39 @@ trait AuthorizeWrite {
 impl AuthorizeWrite for Write {
     async fn authorize(&mut self, api: &PlansApi, patient_id: Uuid) -> ApiResult<()> {
         let principal = self.principal().clone();
-        let rpc = self.rpc();
-        api.authorize(self.conn(), &principal, rpc, patient_id, Need::Write)
+        api.authorize(self.conn(), &principal, patient_id, Need::Write)
             .await
             .map(|_| ())
     }
 }
 
-fn respond<T>(result: ApiResult<T>) -> Result<Response<T>, Status> {
-    result.map(Response::new).map_err(Status::from)
+impl PlansApi {
+    /// Turns a handler's result into the gRPC answer; a refusal of access is audited here.
+    async fn respond<T>(
+        &self,
+        who: &Principal,
+        rpc: &'static str,
+        result: ApiResult<T>,
+    ) -> Result<Response<T>, Status> {
+        if let Err(ApiError::AccessDenied { patient_id }) = &result {
+            self.audit_denial(who, rpc, *patient_id).await;
+        }
+        result.map(Response::new).map_err(Status::from)
+    }
 }
 
 /// Writes the trait impl: each RPC takes the principal the auth interceptor stored and hands the
 /// request to the inherent handler of the same name (inherent methods win method resolution).
 macro_rules! plans_service {
-    ($($name:ident: $req:ty => $resp:ty;)*) => {
+    ($($name:ident / $rpc:literal: $req:ty => $resp:ty;)*) => {
         #[tonic::async_trait]
         impl PlansService for PlansApi {
             $(
                 async fn $name(&self, request: Request<$req>) -> Result<Response<$resp>, Status> {
                     let who = principal(&request).map_err(Status::from)?;
-                    respond(PlansApi::$name(self, &who, request.into_inner()).await)
+                    let rpc = $rpc;
+                    let result = PlansApi::$name(self, &who, request.into_inner()).await;
+                    self.respond(&who, rpc, result).await
                 }
             )*
         }
@@ -149,30 +168,30 @@ macro_rules! plans_service {
 }
 
 plans_service! {
-    create_patient: CreatePatientRequest => CreatePatientResponse;
-    get_patient: GetPatientRequest => GetPatientResponse;
-    find_patient_by_mrn: FindPatientByMrnRequest => FindPatientByMrnResponse;
-    create_care_plan: CreateCarePlanRequest => CreateCarePlanResponse;
-    get_care_plan: GetCarePlanRequest => GetCarePlanResponse;
-    update_care_plan: UpdateCarePlanRequest => UpdateCarePlanResponse;
-    reconcile_medications: ReconcileMedicationsRequest => ReconcileMedicationsResponse;
-    add_care_team_member: AddCareTeamMemberRequest => AddCareTeamMemberResponse;
-    update_care_team_member: UpdateCareTeamMemberRequest => UpdateCareTeamMemberResponse;
-    remove_care_team_member: RemoveCareTeamMemberRequest => RemoveCareTeamMemberResponse;
-    grant_consent: GrantConsentRequest => GrantConsentResponse;
-    revoke_consent: RevokeConsentRequest => RevokeConsentResponse;
-    list_consents: ListConsentsRequest => ListConsentsResponse;
-    check_access: CheckAccessRequest => CheckAccessResponse;
-    create_task: CreateTaskRequest => CreateTaskResponse;
-    get_task: GetTaskRequest => GetTaskResponse;
-    assign_task: AssignTaskRequest => AssignTaskResponse;
-    transition_task: TransitionTaskRequest => TransitionTaskResponse;
-    list_open_tasks: ListOpenTasksRequest => ListOpenTasksResponse;
-    send_handoff: SendHandoffRequest => SendHandoffResponse;
-    acknowledge_handoff: AcknowledgeHandoffRequest => AcknowledgeHandoffResponse;
-    list_unacknowledged_handoffs: ListUnacknowledgedHandoffsRequest => ListUnacknowledgedHandoffsResponse;
-    start_transition: StartTransitionRequest => StartTransitionResponse;
-    get_transition: GetTransitionRequest => GetTransitionResponse;
-    update_checklist_item: UpdateChecklistItemRequest => UpdateChecklistItemResponse;
-    complete_transition: CompleteTransitionRequest => CompleteTransitionResponse;
+    create_patient / "CreatePatient": CreatePatientRequest => CreatePatientResponse;
+    get_patient / "GetPatient": GetPatientRequest => GetPatientResponse;
+    find_patient_by_mrn / "FindPatientByMrn": FindPatientByMrnRequest => FindPatientByMrnResponse;
+    create_care_plan / "CreateCarePlan": CreateCarePlanRequest => CreateCarePlanResponse;
+    get_care_plan / "GetCarePlan": GetCarePlanRequest => GetCarePlanResponse;
+    update_care_plan / "UpdateCarePlan": UpdateCarePlanRequest => UpdateCarePlanResponse;
+    reconcile_medications / "ReconcileMedications": ReconcileMedicationsRequest => ReconcileMedicationsResponse;
+    add_care_team_member / "AddCareTeamMember": AddCareTeamMemberRequest => AddCareTeamMemberResponse;
+    update_care_team_member / "UpdateCareTeamMember": UpdateCareTeamMemberRequest => UpdateCareTeamMemberResponse;
+    remove_care_team_member / "RemoveCareTeamMember": RemoveCareTeamMemberRequest => RemoveCareTeamMemberResponse;
+    grant_consent / "GrantConsent": GrantConsentRequest => GrantConsentResponse;
+    revoke_consent / "RevokeConsent": RevokeConsentRequest => RevokeConsentResponse;
+    list_consents / "ListConsents": ListConsentsRequest => ListConsentsResponse;
+    check_access / "CheckAccess": CheckAccessRequest => CheckAccessResponse;
+    create_task / "CreateTask": CreateTaskRequest => CreateTaskResponse;
+    get_task / "GetTask": GetTaskRequest => GetTaskResponse;
+    assign_task / "AssignTask": AssignTaskRequest => AssignTaskResponse;
+    transition_task / "TransitionTask": TransitionTaskRequest => TransitionTaskResponse;
+    list_open_tasks / "ListOpenTasks": ListOpenTasksRequest => ListOpenTasksResponse;
+    send_handoff / "SendHandoff": SendHandoffRequest => SendHandoffResponse;
+    acknowledge_handoff / "AcknowledgeHandoff": AcknowledgeHandoffRequest => AcknowledgeHandoffResponse;
+    list_unacknowledged_handoffs / "ListUnacknowledgedHandoffs": ListUnacknowledgedHandoffsRequest => ListUnacknowledgedHandoffsResponse;
+    start_transition / "StartTransition": StartTransitionRequest => StartTransitionResponse;
+    get_transition / "GetTransition": GetTransitionRequest => GetTransitionResponse;
+    update_checklist_item / "UpdateChecklistItem": UpdateChecklistItemRequest => UpdateChecklistItemResponse;
+    complete_transition / "CompleteTransition": CompleteTransitionRequest => CompleteTransitionResponse;
 }

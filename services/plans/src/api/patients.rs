@@ -76,6 +76,13 @@ impl PlansApi {
     ) -> ApiResult<FindPatientByMrnResponse> {
         let org = v::uuid("managing_org_id", &req.managing_org_id)?;
         let mrn = v::text("mrn", &req.mrn, 64)?;
+        // Looking up by MRN is for the managing organization (and internal services): anyone else
+        // could otherwise probe which MRNs exist.
+        if who.kind != PrincipalKind::Service && who.org_id != org {
+            return Err(ApiError::PermissionDenied(
+                "only the managing organization looks patients up by mrn",
+            ));
+        }
         let row = {
             let mut conn = self.pool.acquire().await?;
             store::patient_by_mrn(&mut conn, org, &mrn).await?
@@ -163,8 +170,9 @@ impl PlansApi {
         let reason = v::text("reason", &req.reason, MAX_TEXT)?;
         let mut w =
             careloop_runtime::begin_write!(self.pool, super::SOURCE, "RevokeConsent", who, req);
+        let patient_id = store::patient_of(w.conn(), store::Owned::Consent, id).await?;
+        w.authorize(self, patient_id).await?;
         let mut row = store::consent_for_update(w.conn(), id).await?;
-        w.authorize(self, row.patient_id).await?;
         if row.status != "active" {
             return Err(ApiError::transition("consent", &row.status, "revoked"));
         }

@@ -55,7 +55,11 @@ impl PlansApi {
         let patient_id = v::uuid("patient_id", &req.patient_id)?;
         let title = v::text("title", &req.title, MAX_SHORT)?;
         let description = v::optional_text("description", &req.description, MAX_TEXT)?;
-        let owner_role = convert::role("owner_role", req.owner_role)?;
+        let due_at = v::optional_timestamp("due_at", req.due_at.as_ref())?;
+        let ownership = Ownership::new(req.owner_role, due_at, None)
+            .map_err(|e| ApiError::invalid(e.field(), e.to_string()))?;
+        let owner_role = ownership.owner_role;
+        let due_at = ownership.due_at;
         let backup_role = convert::optional_role("backup_role", req.backup_role)?;
         if backup_role == Some(owner_role) {
             return Err(ApiError::invalid(
@@ -64,7 +68,6 @@ impl PlansApi {
             ));
         }
         let assignee = v::optional_uuid("assignee_member_id", &req.assignee_member_id)?;
-        let due_at = v::timestamp("due_at", req.due_at.as_ref())?;
         let priority =
             v::optional_enum::<Priority>("priority", req.priority)?.unwrap_or(Priority::Routine);
         let (linked_kind, linked_id) = convert::loop_ref("linked_loop", req.linked_loop.as_ref())?;
@@ -140,12 +143,13 @@ impl PlansApi {
     ) -> ApiResult<AssignTaskResponse> {
         let id = v::uuid("task_id", &req.task_id)?;
         let version = v::expected_version(req.expected_version)?;
-        let owner_role = convert::optional_role("owner_role", req.owner_role)?;
+        convert::optional_role("owner_role", req.owner_role)?;
         let assignee = v::optional_uuid("assignee_member_id", &req.assignee_member_id)?;
         let mut w =
             careloop_runtime::begin_write!(self.pool, super::SOURCE, "AssignTask", who, req);
+        let patient_id = store::patient_of(w.conn(), store::Owned::Task, id).await?;
+        w.authorize(self, patient_id).await?;
         let mut row = store::lock_task(w.conn(), id, version).await?;
-        w.authorize(self, row.patient_id).await?;
         let state = stored_state(&row)?;
         if !state.status.is_open() {
             return Err(ApiError::precondition(format!(
@@ -165,7 +169,8 @@ impl PlansApi {
             due_at: row.due_at,
             assignee_member_id: row.assignee_member_id,
         }
-        .reassign(owner_role, assignee);
+        .reassign(req.owner_role, assignee)
+        .map_err(|e| ApiError::invalid(e.field(), e.to_string()))?;
         row.owner_role = ownership.owner_role as i32;
         row.assignee_member_id = ownership.assignee_member_id;
         row.version += 1;
@@ -203,8 +208,9 @@ impl PlansApi {
         };
         let mut w =
             careloop_runtime::begin_write!(self.pool, super::SOURCE, "TransitionTask", who, req);
+        let patient_id = store::patient_of(w.conn(), store::Owned::Task, id).await?;
+        w.authorize(self, patient_id).await?;
         let mut row = store::lock_task(w.conn(), id, version).await?;
-        w.authorize(self, row.patient_id).await?;
         let before = stored_state(&row)?;
         let after = before
             .apply(action)
@@ -240,21 +246,30 @@ impl PlansApi {
     ) -> ApiResult<ListOpenTasksResponse> {
         let limit = paging::page_size(req.page_size)?;
         let after = paging::decode(&req.page_token)?;
-        let mut conn = self.pool.acquire().await?;
+        // One pooled connection at a time per call: holding one while waiting for another
+        // deadlocks under load.
         let rows = match req.filter {
             Some(Filter::PatientId(ref p)) => {
                 let patient_id = v::uuid("patient_id", p)?;
                 self.read_access(who, "ListOpenTasks", patient_id).await?;
+                let mut conn = self.pool.acquire().await?;
                 store::open_tasks_for_patient(&mut conn, patient_id, after, limit + 1).await?
             }
             Some(Filter::OwnerRole(role)) => {
                 let role = convert::role("owner_role", role)?;
                 let viewer = Self::viewer(who)?;
-                let rows =
+                let rows = {
+                    let mut conn = self.pool.acquire().await?;
                     store::open_tasks_for_role(&mut conn, &viewer, role as i32, after, limit + 1)
-                        .await?;
-                self.audit_worklist(who, "ListOpenTasks", rows.iter().map(|r| r.patient_id))
-                    .await?;
+                        .await?
+                };
+                let shown = usize::try_from(limit).unwrap_or(usize::MAX);
+                self.audit_worklist(
+                    who,
+                    "ListOpenTasks",
+                    rows.iter().take(shown).map(|r| r.patient_id),
+                )
+                .await?;
                 rows
             }
             None => return Err(ApiError::invalid("filter", "give patient_id or owner_role")),
@@ -358,8 +373,9 @@ impl PlansApi {
             who,
             req
         );
+        let patient_id = store::patient_of(w.conn(), store::Owned::Handoff, id).await?;
+        w.authorize(self, patient_id).await?;
         let mut row = store::lock_handoff(w.conn(), id).await?;
-        w.authorize(self, row.patient_id).await?;
         if row.acknowledged_at.is_some() {
             return Err(ApiError::transition(
                 "handoff",
@@ -396,14 +412,16 @@ impl PlansApi {
         let limit = paging::page_size(req.page_size)?;
         let after = paging::decode(&req.page_token)?;
         let viewer = Self::viewer(who)?;
-        let mut conn = self.pool.acquire().await?;
-        let rows =
+        let rows = {
+            let mut conn = self.pool.acquire().await?;
             store::unacknowledged_handoffs(&mut conn, &viewer, role as i32, after, limit + 1)
-                .await?;
+                .await?
+        };
+        let shown = usize::try_from(limit).unwrap_or(usize::MAX);
         self.audit_worklist(
             who,
             "ListUnacknowledgedHandoffs",
-            rows.iter().map(|r| r.patient_id),
+            rows.iter().take(shown).map(|r| r.patient_id),
         )
         .await?;
         let (rows, next) = page(rows, limit, |r| Cursor {

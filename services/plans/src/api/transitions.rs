@@ -133,8 +133,9 @@ impl PlansApi {
             who,
             req
         );
+        let patient_id = store::patient_of(w.conn(), store::Owned::Transition, id).await?;
+        w.authorize(self, patient_id).await?;
         let mut row = store::lock_transition(w.conn(), id, version).await?;
-        w.authorize(self, row.patient_id).await?;
         let completed = row.status == "completed";
         domain::update_item(
             &mut row.checklist.0,
@@ -179,8 +180,9 @@ impl PlansApi {
             who,
             req
         );
+        let patient_id = store::patient_of(w.conn(), store::Owned::Transition, id).await?;
+        w.authorize(self, patient_id).await?;
         let mut row = store::lock_transition(w.conn(), id, version).await?;
-        w.authorize(self, row.patient_id).await?;
         domain::check_complete(&row.checklist.0, row.status == "completed")
             .map_err(checklist_error)?;
         row.status = "completed".into();

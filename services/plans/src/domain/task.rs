@@ -254,68 +254,142 @@ mod tests {
 /// The ownership half of a task: every open task has an owner role and a due time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ownership {
-    pub owner_role: careloop_proto::common::v1::CareRole,
+    pub owner_role: CareRole,
     pub due_at: chrono::DateTime<chrono::Utc>,
     pub assignee_member_id: Option<uuid::Uuid>,
 }
 
-impl Ownership {
-    /// Reassigns: a new owner role replaces the old one, none keeps it; the assignee is replaced.
-    pub fn reassign(
-        &self,
-        owner_role: Option<careloop_proto::common::v1::CareRole>,
-        assignee_member_id: Option<uuid::Uuid>,
-    ) -> Ownership {
-        Ownership {
-            owner_role: owner_role.unwrap_or(self.owner_role),
-            due_at: self.due_at,
-            assignee_member_id,
+/// Why ownership input was refused, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OwnershipError {
+    #[error("owner_role is required")]
+    MissingOwnerRole,
+    #[error("owner_role {0} is not a care role")]
+    UnknownOwnerRole(i32),
+    #[error("due_at is required")]
+    MissingDueTime,
+}
+
+impl OwnershipError {
+    pub fn field(&self) -> &'static str {
+        match self {
+            Self::MissingOwnerRole | Self::UnknownOwnerRole(_) => "owner_role",
+            Self::MissingDueTime => "due_at",
         }
     }
 }
 
+fn known_role(value: i32) -> Result<CareRole, OwnershipError> {
+    match CareRole::try_from(value) {
+        Ok(CareRole::Unspecified) => Err(OwnershipError::MissingOwnerRole),
+        Ok(role) => Ok(role),
+        Err(_) => Err(OwnershipError::UnknownOwnerRole(value)),
+    }
+}
+
+impl Ownership {
+    /// A new open loop: the owner role (a proto enum number) and the due time are both required.
+    pub fn new(
+        owner_role: i32,
+        due_at: Option<chrono::DateTime<chrono::Utc>>,
+        assignee_member_id: Option<uuid::Uuid>,
+    ) -> Result<Ownership, OwnershipError> {
+        Ok(Ownership {
+            owner_role: known_role(owner_role)?,
+            due_at: due_at.ok_or(OwnershipError::MissingDueTime)?,
+            assignee_member_id,
+        })
+    }
+
+    /// Reassigns: a new owner role replaces the old one, zero keeps it, an unknown number is refused;
+    /// the assignee is replaced.
+    pub fn reassign(
+        &self,
+        owner_role: i32,
+        assignee_member_id: Option<uuid::Uuid>,
+    ) -> Result<Ownership, OwnershipError> {
+        let owner_role = if owner_role == 0 {
+            self.owner_role
+        } else {
+            known_role(owner_role)?
+        };
+        Ok(Ownership {
+            owner_role,
+            due_at: self.due_at,
+            assignee_member_id,
+        })
+    }
+}
+
+use careloop_proto::common::v1::CareRole;
+
 #[cfg(test)]
 mod ownership_tests {
     use super::*;
-    use careloop_proto::common::v1::CareRole;
     use proptest::prelude::*;
 
     #[derive(Debug, Clone)]
     enum Op {
         Act(TaskAction),
-        Reassign(Option<CareRole>, bool),
+        Reassign(i32, bool),
     }
 
-    fn role() -> impl Strategy<Value = Option<CareRole>> {
-        prop::option::of(prop::sample::select(vec![
-            CareRole::Pcp,
-            CareRole::Rn,
-            CareRole::CareManager,
-            CareRole::Pharmacist,
-        ]))
+    /// Any number a client could send: zero, known roles, unknown and negative numbers.
+    fn role_number() -> impl Strategy<Value = i32> {
+        prop_oneof![Just(0), 1i32..14, any::<i32>()]
     }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             prop::sample::select(TaskAction::ALL.to_vec()).prop_map(Op::Act),
-            (role(), any::<bool>()).prop_map(|(r, a)| Op::Reassign(r, a)),
+            (role_number(), any::<bool>()).prop_map(|(r, a)| Op::Reassign(r, a)),
         ]
+    }
+
+    #[test]
+    fn a_task_without_an_owner_role_or_due_time_is_refused() {
+        let now = Some(chrono::Utc::now());
+        assert_eq!(
+            Ownership::new(0, now, None),
+            Err(OwnershipError::MissingOwnerRole)
+        );
+        assert_eq!(
+            Ownership::new(999, now, None),
+            Err(OwnershipError::UnknownOwnerRole(999))
+        );
+        assert_eq!(
+            Ownership::new(3, None, None),
+            Err(OwnershipError::MissingDueTime)
+        );
+        assert_eq!(
+            Ownership::new(3, now, None).unwrap().owner_role,
+            CareRole::Rn
+        );
     }
 
     proptest! {
         #[test]
-        fn no_sequence_of_operations_leaves_an_open_task_without_an_owner_role(ops in prop::collection::vec(op(), 0..60)) {
+        fn no_sequence_of_operations_leaves_an_open_task_without_an_owner_role_or_due_time(
+            create_role in role_number(),
+            has_due in any::<bool>(),
+            ops in prop::collection::vec(op(), 0..60),
+        ) {
+            let due = has_due.then(chrono::Utc::now);
+            let Ok(mut owner) = Ownership::new(create_role, due, None) else {
+                // Refused at creation: no task exists, so no open task lacks an owner.
+                return Ok(());
+            };
             let mut state = TaskState::new();
-            let mut owner = Ownership { owner_role: CareRole::Rn, due_at: chrono::Utc::now(), assignee_member_id: None };
             for op in ops {
                 match op {
                     Op::Act(a) => { if let Ok(next) = state.apply(a) { state = next; } }
                     Op::Reassign(r, assign) => {
-                        owner = owner.reassign(r, assign.then(uuid::Uuid::now_v7));
+                        if let Ok(next) = owner.reassign(r, assign.then(uuid::Uuid::now_v7)) { owner = next; }
                     }
                 }
                 if state.status.is_open() {
                     prop_assert_ne!(owner.owner_role, CareRole::Unspecified);
+                    prop_assert!(CareRole::try_from(owner.owner_role as i32).is_ok());
                 }
             }
         }

@@ -25,13 +25,13 @@ async fn a_change_writes_its_audit_row_and_its_event_in_the_same_transaction() {
         .into_inner()
         .task
         .unwrap();
-    let (subject, payload): (String, Vec<u8>) =
-        sqlx::query_as("SELECT subject, payload FROM outbox WHERE aggregate_id = $1::uuid")
+    let (event_type, payload): (String, Vec<u8>) =
+        sqlx::query_as("SELECT event_type, payload FROM outbox WHERE aggregate_id = $1::uuid")
             .bind(&task.id)
             .fetch_one(&app.db)
             .await
             .unwrap();
-    assert_eq!(subject, "careloop.plans.task.created");
+    assert_eq!(event_type, "plans.task.created");
     let event = Event::decode(payload.as_slice()).unwrap();
     assert_eq!(event.patient_id, patient.id);
     assert_eq!(event.aggregate_version, 1);
@@ -131,4 +131,46 @@ async fn the_audit_log_is_append_only() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("append-only"));
+}
+
+#[tokio::test]
+async fn a_transaction_that_fails_after_the_change_leaves_no_task_no_event_and_no_audit_row() {
+    let app = spawn_app().await;
+    let mut c = app.client();
+    let patient = app.create_patient(&mut c).await;
+    // The audit row is the last write before commit: make it fail, after the task row and the
+    // outbox row were already inserted in the same transaction.
+    sqlx::raw_sql(
+        "CREATE FUNCTION fail_task_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'audit store unavailable'; END $$;
+         CREATE TRIGGER fail_task_audit BEFORE INSERT ON audit_log FOR EACH ROW
+         WHEN (NEW.action = 'CreateTask') EXECUTE FUNCTION fail_task_audit();",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let before = app.footprint().await;
+    let status = c
+        .create_task(CreateTaskRequest {
+            idempotency_key: key(),
+            patient_id: patient.id.clone(),
+            title: "Arrange home oxygen".into(),
+            owner_role: CareRole::CareManager as i32,
+            due_at: in_hours(8),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Internal);
+    assert!(
+        !status.message().contains("audit store"),
+        "causes are logged, never sent"
+    );
+    assert_eq!(app.count("SELECT count(*) FROM tasks").await, 0);
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE event_type = 'plans.task.created'")
+            .await,
+        0
+    );
+    assert_eq!(app.footprint().await, before);
 }

@@ -53,6 +53,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     settings.database.max_connections = 8;
     settings.grpc.addr = "127.0.0.1:0".into();
     settings.metrics.addr = "127.0.0.1:0".into();
+    settings.grpc.shutdown_grace_ms = 0;
     adjust(&mut settings);
     let auth = Authenticator::from_settings(&settings.auth).expect("auth settings");
     let app = careloop_plans::Application::build(settings)
