@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "careloop/common/v1/common.proto",
         "careloop/events/v1/events.proto",
         "careloop/plans/v1/plans.proto",
+        "careloop/referrals/v1/referrals.proto",
     ];
     let paths: Vec<PathBuf> = files.iter().map(|f| root.join(f)).collect();
     let fds = protox::compile(&paths, [&root])?;

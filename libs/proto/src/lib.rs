@@ -21,3 +21,9 @@ pub mod plans {
         tonic::include_proto!("careloop.plans.v1");
     }
 }
+
+pub mod referrals {
+    pub mod v1 {
+        tonic::include_proto!("careloop.referrals.v1");
+    }
+}

@@ -154,6 +154,31 @@ impl Settings {
             .try_deserialize()
     }
 
+    /// A service's own section (e.g. `[referrals]`), layered like the shared settings: the service's
+    /// defaults, then the file, then `CARELOOP__<SECTION>__<KEY>` variables.
+    pub fn load_section<T: serde::de::DeserializeOwned>(
+        file: Option<&str>,
+        section: &str,
+        defaults: &str,
+    ) -> Result<T, config::ConfigError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(defaults, config::FileFormat::Toml));
+        let file = file
+            .map(str::to_owned)
+            .or_else(|| std::env::var("CARELOOP_CONFIG").ok());
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::with_name(&path));
+        }
+        builder
+            .add_source(
+                config::Environment::with_prefix("CARELOOP")
+                    .prefix_separator("__")
+                    .separator("__"),
+            )
+            .build()?
+            .get::<T>(section)
+    }
+
     /// The built-in defaults alone, for tests that then override fields.
     pub fn defaults() -> Self {
         config::Config::builder()

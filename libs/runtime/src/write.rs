@@ -93,8 +93,18 @@ impl Write {
 
     /// Audits, stores the response under the idempotency key and commits, all at once.
     pub async fn finish<Resp: Message>(
-        mut self,
+        self,
         patient_id: Uuid,
+        target_id: Uuid,
+        response: Resp,
+    ) -> ApiResult<Resp> {
+        self.finish_for(Some(patient_id), target_id, response).await
+    }
+
+    /// As `finish`, for changes that concern no single patient (configuration such as rules).
+    pub async fn finish_for<Resp: Message>(
+        mut self,
+        patient_id: Option<Uuid>,
         target_id: Uuid,
         response: Resp,
     ) -> ApiResult<Resp> {
@@ -103,7 +113,7 @@ impl Write {
             AuditEntry {
                 principal: &self.principal,
                 action: self.rpc,
-                patient_id: Some(patient_id),
+                patient_id,
                 target_id: Some(target_id),
                 outcome: Outcome::Ok,
             },
@@ -131,6 +141,64 @@ macro_rules! begin_write {
         {
             $crate::write::Begun::Replay(response) => return Ok(response),
             $crate::write::Begun::Fresh(write) => write,
+        }
+    };
+}
+
+/// Turns a handler's result into the gRPC answer. A refusal of access is audited here, on a
+/// connection of its own, after the handler released its transaction.
+pub async fn respond<T>(
+    pool: &PgPool,
+    who: &Principal,
+    rpc: &'static str,
+    result: ApiResult<T>,
+) -> Result<tonic::Response<T>, tonic::Status> {
+    if let Err(crate::error::ApiError::AccessDenied { patient_id }) = &result {
+        audit_denial(pool, who, rpc, *patient_id).await;
+    }
+    result
+        .map(tonic::Response::new)
+        .map_err(tonic::Status::from)
+}
+
+async fn audit_denial(pool: &PgPool, principal: &Principal, rpc: &'static str, patient_id: Uuid) {
+    tracing::info!(rpc, patient_id = %patient_id, subject = %principal.subject, "access denied");
+    let entry = AuditEntry {
+        principal,
+        action: rpc,
+        patient_id: Some(patient_id),
+        target_id: None,
+        outcome: Outcome::Denied,
+    };
+    let recorded = match pool.acquire().await {
+        Ok(mut conn) => audit::record(&mut conn, entry)
+            .await
+            .map_err(anyhow::Error::from),
+        Err(e) => Err(e.into()),
+    };
+    if let Err(error) = recorded {
+        tracing::error!(rpc, patient_id = %patient_id, error = %crate::error::redacted(&error), "denial not audited");
+    }
+}
+
+/// Implements a service trait by handing each RPC, with the caller's principal, to the inherent
+/// handler of the same name (inherent methods win method resolution), then to `respond`. The API
+/// type needs `fn pool(&self) -> &PgPool`.
+#[macro_export]
+macro_rules! grpc_service {
+    ($service:path, $api:ty, { $($name:ident / $rpc:literal: $req:ty => $resp:ty;)* }) => {
+        #[tonic::async_trait]
+        impl $service for $api {
+            $(
+                async fn $name(
+                    &self,
+                    request: tonic::Request<$req>,
+                ) -> Result<tonic::Response<$resp>, tonic::Status> {
+                    let who = $crate::auth::principal(&request).map_err(tonic::Status::from)?;
+                    let result = <$api>::$name(self, &who, request.into_inner()).await;
+                    $crate::write::respond(self.pool(), &who, $rpc, result).await
+                }
+            )*
         }
     };
 }

@@ -32,6 +32,15 @@ pub fn event_type(payload: &Payload) -> &'static str {
         Payload::TransitionStarted(_) => "plans.transition.started",
         Payload::TransitionChecklistUpdated(_) => "plans.transition.checklist_updated",
         Payload::TransitionCompleted(_) => "plans.transition.completed",
+        Payload::ReferralPlaced(_) => "referrals.referral.placed",
+        Payload::ReferralStatusChanged(_) => "referrals.referral.status_changed",
+        Payload::OrderPlaced(_) => "referrals.order.placed",
+        Payload::OrderStatusChanged(_) => "referrals.order.status_changed",
+        Payload::ResultRecorded(_) => "referrals.result.recorded",
+        Payload::ResultRouted(_) => "referrals.result.routed",
+        Payload::ResultAcknowledged(_) => "referrals.result.acknowledged",
+        Payload::LoopOverdue(_) => "referrals.loop.overdue",
+        Payload::PathwayTriggered(_) => "referrals.pathway.triggered",
     }
 }
 
@@ -140,6 +149,69 @@ pub const CATALOGUE: &[Entry] = &[
         producer: "plans",
         consumers: "metrics",
         meaning: "every required checklist item was done or waived",
+    },
+    Entry {
+        payload: "referral_placed",
+        event_type: "referrals.referral.placed",
+        producer: "referrals",
+        consumers: "notifications, metrics",
+        meaning: "a referral was placed, with urgency, owner role and first stage due time",
+    },
+    Entry {
+        payload: "referral_status_changed",
+        event_type: "referrals.referral.status_changed",
+        producer: "referrals",
+        consumers: "notifications, metrics",
+        meaning: "a referral moved (accepted, declined, scheduled, rescheduled, no-show, seen, note received, cancelled)",
+    },
+    Entry {
+        payload: "order_placed",
+        event_type: "referrals.order.placed",
+        producer: "referrals",
+        consumers: "notifications, metrics",
+        meaning: "an order was placed (duplicate override recorded)",
+    },
+    Entry {
+        payload: "order_status_changed",
+        event_type: "referrals.order.status_changed",
+        producer: "referrals",
+        consumers: "referrals (pathway triggers), notifications, metrics",
+        meaning: "an order moved (scheduled, confirmed, completed, closed, cancelled)",
+    },
+    Entry {
+        payload: "result_recorded",
+        event_type: "referrals.result.recorded",
+        producer: "referrals",
+        consumers: "metrics",
+        meaning: "a result arrived for an order, with its abnormal flag",
+    },
+    Entry {
+        payload: "result_routed",
+        event_type: "referrals.result.routed",
+        producer: "referrals",
+        consumers: "notifications",
+        meaning: "a result was routed to the responsible role and its backup",
+    },
+    Entry {
+        payload: "result_acknowledged",
+        event_type: "referrals.result.acknowledged",
+        producer: "referrals",
+        consumers: "notifications, metrics",
+        meaning: "the responsible role documented the action taken",
+    },
+    Entry {
+        payload: "loop_overdue",
+        event_type: "referrals.loop.overdue",
+        producer: "referrals",
+        consumers: "notifications (escalation), metrics",
+        meaning: "a referral, order or result passed its stage due time (once per loop and stage)",
+    },
+    Entry {
+        payload: "pathway_triggered",
+        event_type: "referrals.pathway.triggered",
+        producer: "referrals",
+        consumers: "metrics",
+        meaning: "a pathway rule created an order or referral from an event",
     },
 ];
 
@@ -259,6 +331,33 @@ mod tests {
             (
                 "transition_completed",
                 Payload::TransitionCompleted(Default::default()),
+            ),
+            (
+                "referral_placed",
+                Payload::ReferralPlaced(Default::default()),
+            ),
+            (
+                "referral_status_changed",
+                Payload::ReferralStatusChanged(Default::default()),
+            ),
+            ("order_placed", Payload::OrderPlaced(Default::default())),
+            (
+                "order_status_changed",
+                Payload::OrderStatusChanged(Default::default()),
+            ),
+            (
+                "result_recorded",
+                Payload::ResultRecorded(Default::default()),
+            ),
+            ("result_routed", Payload::ResultRouted(Default::default())),
+            (
+                "result_acknowledged",
+                Payload::ResultAcknowledged(Default::default()),
+            ),
+            ("loop_overdue", Payload::LoopOverdue(Default::default())),
+            (
+                "pathway_triggered",
+                Payload::PathwayTriggered(Default::default()),
             ),
         ];
         assert_eq!(

@@ -13,11 +13,10 @@ use crate::store;
 use careloop_proto::plans::v1::plans_service_server::PlansService;
 use careloop_proto::plans::v1::*;
 use careloop_runtime::audit::{self, AuditEntry, Outcome};
-use careloop_runtime::auth::{Principal, principal};
+use careloop_runtime::auth::Principal;
 use careloop_runtime::error::{ApiError, ApiResult};
 pub(crate) use careloop_runtime::write::Write;
 use sqlx::{PgConnection, PgPool};
-use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 pub const SOURCE: &str = "plans";
@@ -57,27 +56,6 @@ impl PlansApi {
             return Ok(decision);
         }
         Err(ApiError::AccessDenied { patient_id })
-    }
-
-    /// Audits a refusal on a connection of its own, once the handler has let go of its own.
-    async fn audit_denial(&self, principal: &Principal, rpc: &'static str, patient_id: Uuid) {
-        tracing::info!(rpc, patient_id = %patient_id, subject = %principal.subject, "access denied");
-        let entry = AuditEntry {
-            principal,
-            action: rpc,
-            patient_id: Some(patient_id),
-            target_id: None,
-            outcome: Outcome::Denied,
-        };
-        let recorded = match self.pool.acquire().await {
-            Ok(mut conn) => audit::record(&mut conn, entry)
-                .await
-                .map_err(anyhow::Error::from),
-            Err(e) => Err(e.into()),
-        };
-        if let Err(error) = recorded {
-            tracing::error!(rpc, patient_id = %patient_id, error = %careloop_runtime::error::redacted(&error), "denial not audited");
-        }
     }
 
     /// A read: checks access and audits it.
@@ -135,39 +113,12 @@ impl AuthorizeWrite for Write {
 }
 
 impl PlansApi {
-    /// Turns a handler's result into the gRPC answer; a refusal of access is audited here.
-    async fn respond<T>(
-        &self,
-        who: &Principal,
-        rpc: &'static str,
-        result: ApiResult<T>,
-    ) -> Result<Response<T>, Status> {
-        if let Err(ApiError::AccessDenied { patient_id }) = &result {
-            self.audit_denial(who, rpc, *patient_id).await;
-        }
-        result.map(Response::new).map_err(Status::from)
+    fn pool(&self) -> &PgPool {
+        &self.pool
     }
 }
 
-/// Writes the trait impl: each RPC takes the principal the auth interceptor stored and hands the
-/// request to the inherent handler of the same name (inherent methods win method resolution).
-macro_rules! plans_service {
-    ($($name:ident / $rpc:literal: $req:ty => $resp:ty;)*) => {
-        #[tonic::async_trait]
-        impl PlansService for PlansApi {
-            $(
-                async fn $name(&self, request: Request<$req>) -> Result<Response<$resp>, Status> {
-                    let who = principal(&request).map_err(Status::from)?;
-                    let rpc = $rpc;
-                    let result = PlansApi::$name(self, &who, request.into_inner()).await;
-                    self.respond(&who, rpc, result).await
-                }
-            )*
-        }
-    };
-}
-
-plans_service! {
+careloop_runtime::grpc_service!(PlansService, PlansApi, {
     create_patient / "CreatePatient": CreatePatientRequest => CreatePatientResponse;
     get_patient / "GetPatient": GetPatientRequest => GetPatientResponse;
     find_patient_by_mrn / "FindPatientByMrn": FindPatientByMrnRequest => FindPatientByMrnResponse;
@@ -194,4 +145,4 @@ plans_service! {
     get_transition / "GetTransition": GetTransitionRequest => GetTransitionResponse;
     update_checklist_item / "UpdateChecklistItem": UpdateChecklistItemRequest => UpdateChecklistItemResponse;
     complete_transition / "CompleteTransition": CompleteTransitionRequest => CompleteTransitionResponse;
-}
+});

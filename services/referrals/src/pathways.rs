@@ -1,0 +1,140 @@
+//! Pathway triggers: consumes events (plans' transitions, referrals' own order changes), and for
+//! each enabled rule whose conditions match, creates the order or referral in the same transaction
+//! that records the event as handled. The created row is keyed by (rule, event), so one event
+//! creates its loops once however often it is delivered.
+
+use crate::domain::due::ReferralDue;
+use crate::domain::order::Kind;
+use crate::domain::pathway;
+use crate::loops::{self, NewOrder, NewReferral};
+use crate::store;
+use careloop_proto::common::v1::{LoopKind, Priority};
+use careloop_proto::events::v1::{Event, PathwayTriggered, event::Payload};
+use careloop_proto::referrals::v1::OrderSetting;
+use careloop_runtime::events::Handler;
+use careloop_runtime::outbox::{self, NewEvent};
+use chrono::Duration;
+use futures::future::BoxFuture;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+pub struct Pathways {
+    pub due: ReferralDue,
+}
+
+impl Handler for Pathways {
+    fn handle<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        event: &'a Event,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let Some(payload) = &event.payload else {
+                return Ok(());
+            };
+            let fields = pathway::event_fields(payload);
+            if fields.is_empty() {
+                return Ok(());
+            }
+            let rules = store::enabled_rules_for(conn, &event.r#type).await?;
+            for rule in rules
+                .iter()
+                .filter(|r| pathway::matches(&r.conditions.0, &fields))
+            {
+                self.fire(conn, event, rule).await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Pathways {
+    async fn fire(
+        &self,
+        conn: &mut PgConnection,
+        event: &Event,
+        rule: &store::RuleRow,
+    ) -> anyhow::Result<()> {
+        let patient_id = Uuid::parse_str(&event.patient_id)?;
+        let event_id = Uuid::parse_str(&event.id)?;
+        let org_id = Uuid::parse_str(&event.org_id).unwrap_or_default();
+        let now = careloop_runtime::time::now();
+        let due_at = now + Duration::minutes(i64::from(rule.due_in_minutes));
+        let source = Some((rule.id, event_id));
+        let (created_kind, created_id, placed) = if rule.action == "create_order" {
+            let kind = rule
+                .order_kind
+                .as_deref()
+                .and_then(Kind::parse)
+                .ok_or_else(|| anyhow::anyhow!("pathway rule {} has no order kind", rule.id))?;
+            let row = loops::order_row(
+                NewOrder {
+                    patient_id,
+                    kind,
+                    test_code: String::new(),
+                    description: format!("pathway: {}", rule.name),
+                    setting: OrderSetting::Home as i32,
+                    owner_role: rule.owner_role,
+                    due_at: Some(due_at),
+                    home_health: false,
+                    duplicate_override_reason: String::new(),
+                    source,
+                },
+                now,
+            );
+            if !store::insert_order(conn, &row).await? {
+                return Ok(());
+            }
+            (LoopKind::Order, row.id, loops::order_placed(&row, kind))
+        } else {
+            let mut row = loops::referral_row(
+                NewReferral {
+                    patient_id,
+                    from_org_id: org_id,
+                    from_clinician: "pathway".into(),
+                    to_org_id: None,
+                    to_specialty: rule.service_type.clone(),
+                    service_type: rule.service_type.clone(),
+                    reason: format!("pathway: {}", rule.name),
+                    urgency: Priority::Urgent,
+                    owner_role: rule.owner_role,
+                    clinical_context: String::new(),
+                    source,
+                },
+                &self.due,
+                now,
+            );
+            row.stage_due_at = Some(due_at);
+            if !store::insert_referral(conn, &row).await? {
+                return Ok(());
+            }
+            store::add_timeline(conn, row.id, "pathway", "", "placed", &rule.name, now).await?;
+            (LoopKind::Referral, row.id, loops::referral_placed(&row))
+        };
+        for payload in [
+            placed,
+            Payload::PathwayTriggered(PathwayTriggered {
+                rule_id: rule.id.to_string(),
+                source_event_id: event.id.clone(),
+                created_kind: created_kind as i32,
+                created_id: created_id.to_string(),
+            }),
+        ] {
+            outbox::enqueue(
+                conn,
+                NewEvent {
+                    source: crate::api::SOURCE,
+                    patient_id: Some(patient_id),
+                    org_id,
+                    aggregate_id: created_id,
+                    aggregate_version: 1,
+                    occurred_at: now,
+                    payload,
+                },
+            )
+            .await?;
+        }
+        tracing::info!(rule_id = %rule.id, event_id = %event_id, created_id = %created_id, "pathway fired");
+        Ok(())
+    }
+}

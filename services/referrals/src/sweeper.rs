@@ -1,0 +1,107 @@
+//! The overdue sweeper: finds open loops past their stage due time through partial indexes that
+//! hold only not-yet-reported loops, marks each (loop, stage) reported and emits one overdue event
+//! for it, in one transaction. Replicas run it side by side: `FOR UPDATE SKIP LOCKED` and the mark
+//! make sure each loop and stage is reported once.
+
+use careloop_proto::common::v1::LoopKind;
+use careloop_proto::events::v1::{LoopOverdue, event::Payload};
+use careloop_runtime::outbox::{self, NewEvent};
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use std::time::Duration;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+type Overdue = (Uuid, Uuid, String, i32, i32, Option<DateTime<Utc>>, i64);
+
+const REFERRALS: &str = "
+UPDATE referrals r SET overdue_stage = r.status
+WHERE r.id IN (
+    SELECT id FROM referrals
+    WHERE status NOT IN ('declined', 'note_received', 'cancelled') AND overdue_stage IS NULL AND stage_due_at < $1
+    ORDER BY stage_due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+  AND r.overdue_stage IS NULL
+RETURNING r.id, r.patient_id, r.status, r.owner_role, 0, r.stage_due_at, r.version";
+
+const ORDERS: &str = "
+UPDATE orders o SET overdue_stage = o.status
+WHERE o.id IN (
+    SELECT id FROM orders
+    WHERE status NOT IN ('closed', 'cancelled') AND overdue_stage IS NULL AND due_at < $1
+    ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+  AND o.overdue_stage IS NULL
+RETURNING o.id, o.patient_id, o.status, o.owner_role, 0, o.due_at, o.version";
+
+const RESULTS: &str = "
+UPDATE results x SET overdue_stage = x.status
+WHERE x.id IN (
+    SELECT id FROM results
+    WHERE status = 'routed' AND flag <> 'normal' AND overdue_stage IS NULL AND due_at < $1
+    ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+  AND x.overdue_stage IS NULL
+RETURNING x.id, x.patient_id, x.status, x.routed_to_role, x.backup_role, x.due_at, x.version";
+
+/// One sweep: reports up to `batch` newly overdue loops of each kind as of `now`; returns how many.
+pub async fn sweep_overdue(pool: &PgPool, now: DateTime<Utc>, batch: i64) -> anyhow::Result<usize> {
+    let mut tx = pool.begin().await?;
+    let mut reported = 0;
+    for (sql, kind) in [
+        (REFERRALS, LoopKind::Referral),
+        (ORDERS, LoopKind::Order),
+        (RESULTS, LoopKind::Result),
+    ] {
+        let rows: Vec<Overdue> = sqlx::query_as(sql)
+            .bind(now)
+            .bind(batch)
+            .fetch_all(&mut *tx)
+            .await?;
+        for (id, patient_id, stage, owner_role, backup_role, due_at, version) in rows {
+            outbox::enqueue(
+                &mut tx,
+                NewEvent {
+                    source: crate::api::SOURCE,
+                    patient_id: Some(patient_id),
+                    org_id: Uuid::nil(),
+                    aggregate_id: id,
+                    aggregate_version: version,
+                    occurred_at: careloop_runtime::time::now(),
+                    payload: Payload::LoopOverdue(LoopOverdue {
+                        loop_kind: kind as i32,
+                        loop_id: id.to_string(),
+                        stage,
+                        owner_role,
+                        backup_role,
+                        due_at: careloop_runtime::time::opt_timestamp(due_at),
+                    }),
+                },
+            )
+            .await?;
+            reported += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(reported)
+}
+
+/// Sweeps every `interval` until shutdown.
+pub fn spawn(
+    pool: PgPool,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    match sweep_overdue(&pool, Utc::now(), 500).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(reported = n, "overdue loops reported"),
+                        Err(error) => tracing::warn!(error = %careloop_runtime::error::redacted(&error), "overdue sweep failed"),
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    })
+}
