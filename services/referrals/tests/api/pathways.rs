@@ -1,0 +1,210 @@
+//! Pathway triggers through the real event backbone: a discharge home books transport once however
+//! often its event is delivered; a confirmed transport with home health refers to home health.
+
+use crate::helpers::*;
+use crate::orders::move_order;
+use careloop_proto::common::v1::{CareRole, LoopKind};
+use careloop_proto::events::v1::{Event, TransitionStarted, event::Payload};
+use careloop_proto::plans::v1::{CareSetting, RiskLevel};
+use careloop_proto::referrals::v1::list_open_loops_request::Filter;
+use careloop_proto::referrals::v1::transition_order_request::{self as to, Action};
+use careloop_proto::referrals::v1::*;
+use prost::Message;
+use std::time::Duration;
+use uuid::Uuid;
+
+async fn wait_for<F: Fn(i64) -> bool>(app: &TestApp, sql: &'static str, ok: F) -> i64 {
+    for _ in 0..600 {
+        let n = app.count(sql).await;
+        if ok(n) {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.count(sql).await
+}
+
+#[tokio::test]
+async fn a_discharge_event_delivered_twice_books_one_transport_and_its_confirmation_refers_to_home_health()
+ {
+    let events = careloop_testkit::event_settings("nats://127.0.0.1:4222");
+    let app = spawn_app_with(Some(events.clone())).await;
+    let patient = app.patient().await;
+    let event = Event {
+        id: Uuid::now_v7().to_string(),
+        r#type: "plans.transition.started".into(),
+        source: "plans".into(),
+        occurred_at: Some(careloop_runtime::time::to_timestamp(chrono::Utc::now())),
+        patient_id: patient.id.clone(),
+        org_id: app.org_id.to_string(),
+        aggregate_id: Uuid::now_v7().to_string(),
+        aggregate_version: 1,
+        traceparent: String::new(),
+        payload: Some(Payload::TransitionStarted(TransitionStarted {
+            transition_id: Uuid::now_v7().to_string(),
+            from_setting: CareSetting::Hospital as i32,
+            to_setting: CareSetting::Home as i32,
+            risk_level: RiskLevel::High as i32,
+        })),
+    };
+    let bus = careloop_runtime::events::EventBus::connect(&events)
+        .await
+        .unwrap();
+    bus.ensure_streams().await.unwrap();
+    let subject = bus.subject("plans.transition.started");
+    // Delivered twice: the second copy carries another message id, as a republish past the
+    // stream's duplicate window would.
+    for _ in 0..2 {
+        bus.jetstream
+            .send_publish(
+                subject.clone(),
+                async_nats::jetstream::message::PublishMessage::build()
+                    .payload(event.encode_to_vec().into())
+                    .message_id(Uuid::now_v7().to_string()),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let orders = wait_for(
+        &app,
+        "SELECT count(*) FROM orders WHERE kind = 'transport'",
+        |n| n >= 1,
+    )
+    .await;
+    assert_eq!(orders, 1);
+    let (handled,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM handled_events WHERE event_id = $1::uuid")
+            .bind(&event.id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(handled, 1, "the event is recorded as handled once");
+    // Let the second copy arrive and be recognised as a duplicate.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM orders WHERE kind = 'transport'")
+            .await,
+        1
+    );
+
+    let mut c = app.client();
+    let open = c
+        .list_open_loops(ListOpenLoopsRequest {
+            filter: Some(Filter::PatientId(patient.id.clone())),
+            page_size: 10,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .loops;
+    let transport = open
+        .iter()
+        .find(|l| l.kind == LoopKind::Order as i32)
+        .expect("transport order on the board");
+    assert_eq!(transport.owner_role, CareRole::DischargePlanner as i32);
+    let order = c
+        .get_order(GetOrderRequest {
+            order_id: transport.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    assert_eq!(order.source_rule_id, "01920000-0000-7000-8000-0000000000a1");
+
+    let booked = move_order(
+        &mut c,
+        &order,
+        Action::Schedule(to::Schedule {
+            scheduled_at: None,
+            window_start: in_hours(6),
+            window_end: in_hours(8),
+            home_health: Some(true),
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        app.count("SELECT count(*) FROM referrals").await,
+        0,
+        "booking alone triggers nothing"
+    );
+    move_order(
+        &mut c,
+        &booked,
+        Action::Confirm(to::Confirm {
+            note: "patient knows pickup at 14:00".into(),
+        }),
+    )
+    .await
+    .unwrap();
+    let referrals = wait_for(
+        &app,
+        "SELECT count(*) FROM referrals WHERE service_type = 'home health'",
+        |n| n >= 1,
+    )
+    .await;
+    assert_eq!(referrals, 1);
+    let (owner, rule): (i32, Uuid) =
+        sqlx::query_as("SELECT owner_role, source_rule_id FROM referrals")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(owner, CareRole::CareManager as i32);
+    assert_eq!(rule.to_string(), "01920000-0000-7000-8000-0000000000a2");
+    careloop_testkit::remove_streams(app.events.as_ref().unwrap()).await;
+}
+
+#[tokio::test]
+async fn rules_are_managed_as_data_and_a_disabled_rule_is_listed_as_such() {
+    let app = spawn_app().await;
+    let mut c = app.client();
+    let rules = c
+        .list_pathway_rules(ListPathwayRulesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .rules;
+    assert_eq!(rules.len(), 2, "the two default pathways");
+    let created = c
+        .create_pathway_rule(CreatePathwayRuleRequest {
+            idempotency_key: key(),
+            name: "high-risk discharge: DME".into(),
+            event_type: "plans.transition.started".into(),
+            conditions: [("risk_level".to_string(), "high".to_string())].into(),
+            action: PathwayAction::CreateOrder as i32,
+            order_kind: OrderKind::Dme as i32,
+            service_type: String::new(),
+            owner_role: CareRole::CareManager as i32,
+            due_in_minutes: 720,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rule
+        .unwrap();
+    let disabled = c
+        .set_pathway_rule_enabled(SetPathwayRuleEnabledRequest {
+            idempotency_key: key(),
+            rule_id: created.id.clone(),
+            expected_version: 1,
+            enabled: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rule
+        .unwrap();
+    assert!(!disabled.enabled);
+    assert_eq!(disabled.version, 2);
+    let denied = app
+        .outsider()
+        .list_pathway_rules(ListPathwayRulesRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+}

@@ -1,0 +1,72 @@
+//! The overdue sweeper: racing replicas report each loop and stage once.
+
+use crate::helpers::*;
+use crate::orders::lab;
+use crate::referrals::{place, step};
+use careloop_proto::common::v1::Priority;
+use careloop_proto::referrals::v1::transition_referral_request::{self as tr, Action};
+use careloop_proto::referrals::v1::*;
+use careloop_referrals::sweeper::sweep_overdue;
+
+#[tokio::test]
+async fn two_sweepers_racing_emit_one_overdue_event_per_loop_and_stage() {
+    let app = spawn_app().await;
+    let mut c = app.client();
+    let patient = app.patient().await;
+    let mut referrals = Vec::new();
+    for _ in 0..20 {
+        referrals.push(
+            c.place_referral(place(&patient.id, Priority::Stat))
+                .await
+                .unwrap()
+                .into_inner()
+                .referral
+                .unwrap(),
+        );
+    }
+    c.place_order(lab(&patient.id, "LOINC-9", OrderSetting::Outpatient))
+        .await
+        .unwrap();
+    // Everything falls due: look two weeks ahead.
+    let later = chrono::Utc::now() + chrono::Duration::days(15);
+    let pools: Vec<_> = (0..2).map(|_| app.db.clone()).collect();
+    let racers = pools
+        .into_iter()
+        .map(|pool| tokio::spawn(async move { sweep_overdue(&pool, later, 7).await.unwrap() }));
+    let mut reported = 0;
+    for r in racers {
+        reported += r.await.unwrap();
+    }
+    // Batches of 7 per sweep: keep sweeping until nothing is left, as the periodic task would.
+    loop {
+        let n = sweep_overdue(&app.db, later, 7).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        reported += n;
+    }
+    assert_eq!(reported, 21);
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE event_type = 'referrals.loop.overdue'")
+            .await,
+        21
+    );
+    assert_eq!(
+        sweep_overdue(&app.db, later, 100).await.unwrap(),
+        0,
+        "a stage is reported once"
+    );
+
+    // A new stage is a new deadline: moving the referral makes it reportable again.
+    let moved = step(
+        &mut c,
+        &referrals[0],
+        Action::Accept(tr::Accept {
+            note: String::new(),
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(moved.status, ReferralStatus::Accepted as i32);
+    assert_eq!(sweep_overdue(&app.db, later, 100).await.unwrap(), 1);
+}
