@@ -12,22 +12,39 @@ cargo build --quiet --bins
 
 mkdir -p .run
 PLANS_ADDR=127.0.0.1:50051
-CARELOOP__DATABASE__URL="postgres://careloop_plans@127.0.0.1:5432/careloop" \
-CARELOOP__GRPC__ADDR="$PLANS_ADDR" \
-CARELOOP__METRICS__ADDR=127.0.0.1:9101 \
-  nohup target/debug/careloop-plans >.run/plans.log 2>&1 &
-echo $! >.run/plans.pid
+REFERRALS_ADDR=127.0.0.1:50052
+
+# start NAME PORT METRICS_PORT [ENV=VALUE...]: one service in the background, logs in .run/NAME.log
+start() {
+  local name="$1" port="$2" metrics="$3"
+  shift 3
+  env "$@" \
+    CARELOOP__DATABASE__URL="postgres://careloop_${name}@127.0.0.1:5432/careloop" \
+    CARELOOP__GRPC__ADDR="127.0.0.1:$port" \
+    CARELOOP__METRICS__ADDR="127.0.0.1:$metrics" \
+    nohup "target/debug/careloop-$name" >".run/$name.log" 2>&1 &
+  echo $! >".run/$name.pid"
+}
+
+# wait_healthy NAME ADDR: until grpc.health.v1 answers SERVING
+wait_healthy() {
+  for _ in $(seq 1 60); do
+    if "$CLI" --addr "http://$2" health >/dev/null 2>&1; then return 0; fi
+    if ! kill -0 "$(cat ".run/$1.pid")" 2>/dev/null; then
+      echo "[run] $1 exited; last log lines:" >&2; tail -n 20 ".run/$1.log" >&2; exit 1
+    fi
+    sleep 0.5
+  done
+  echo "[run] $1 did not become healthy" >&2; exit 1
+}
 
 CLI=target/debug/careloop
 export CARELOOP_PLANS_ADDR="http://$PLANS_ADDR"
-for _ in $(seq 1 60); do
-  if "$CLI" health >/dev/null 2>&1; then break; fi
-  if ! kill -0 "$(cat .run/plans.pid)" 2>/dev/null; then
-    echo "[run] plans exited; last log lines:" >&2; tail -n 20 .run/plans.log >&2; exit 1
-  fi
-  sleep 0.5
-done
-"$CLI" health >/dev/null
+export CARELOOP_REFERRALS_ADDR="http://$REFERRALS_ADDR"
+start plans 50051 9101
+start referrals 50052 9102 CARELOOP__REFERRALS__PLANS_ADDR="http://$PLANS_ADDR"
+wait_healthy plans "$PLANS_ADDR"
+wait_healthy referrals "$REFERRALS_ADDR"
 
 CARELOOP_TOKEN="$("$CLI" dev-token)"
 export CARELOOP_TOKEN
@@ -38,15 +55,18 @@ PATIENT="$(awk '/^demo patient/ {print $3}' .run/demo.txt)"
 
 cat <<INFO
 
-CareLoop is running.
-  plans      grpc://$PLANS_ADDR   (health: SERVING, reflection on)   metrics http://127.0.0.1:9101/metrics
-  logs       .run/plans.log
+CareLoop is running (health SERVING, reflection on):
+  plans      grpc://$PLANS_ADDR       metrics http://127.0.0.1:9101/metrics   log .run/plans.log
+  referrals  grpc://$REFERRALS_ADDR       metrics http://127.0.0.1:9102/metrics   log .run/referrals.log
 
 Call it with the CLI (the dev token is in .run/dev-token, valid 12 h):
   export CARELOOP_TOKEN=\$(cat .run/dev-token)
   target/debug/careloop plan show --patient $PATIENT
   target/debug/careloop task list --role rn
   target/debug/careloop handoff list --role pcp
+  target/debug/careloop loops --patient $PATIENT          # open referrals, orders, results
+  target/debug/careloop referral show <referral-id>
+  target/debug/careloop transition show <transition-id>   # its start booked transport: see loops
 
 or with grpcurl, where installed:
   grpcurl -plaintext $PLANS_ADDR list

@@ -31,6 +31,14 @@ pub struct Cli {
     /// retry it safely. A fresh key is used when absent.
     #[arg(long, global = true)]
     pub idempotency_key: Option<String>,
+    /// Address of the referrals service.
+    #[arg(
+        long,
+        env = "CARELOOP_REFERRALS_ADDR",
+        default_value = "http://127.0.0.1:50052",
+        global = true
+    )]
+    pub referrals_addr: String,
     /// Bearer token (see `careloop dev-token`).
     #[arg(long, env = "CARELOOP_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
@@ -68,6 +76,26 @@ pub enum Command {
     Handoff(HandoffCmd),
     #[command(subcommand)]
     Transition(TransitionCmd),
+    /// Closed-loop referrals (referrals service).
+    #[command(subcommand)]
+    Referral(crate::referrals::ReferralCmd),
+    /// Lab, imaging, transport, home health and DME orders.
+    #[command(subcommand)]
+    Order(crate::referrals::OrderCmd),
+    /// Results: record and acknowledge.
+    #[command(subcommand)]
+    Result(crate::referrals::ResultCmd),
+    /// Open loops (referrals, orders, results) by patient, role or status, overdue first.
+    Loops {
+        #[arg(long)]
+        patient: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Pathway rules.
+    Rules,
 }
 
 #[derive(Subcommand)]
@@ -263,6 +291,17 @@ async fn channel(addr: &str) -> anyhow::Result<Channel> {
     Ok(Channel::from_shared(addr.to_owned())?.connect().await?)
 }
 
+async fn referrals(cli: &Cli) -> anyhow::Result<crate::referrals::Referrals> {
+    let token = cli.token.as_ref().ok_or_else(|| {
+        anyhow::anyhow!("no token: pass --token or set CARELOOP_TOKEN (try `careloop dev-token`)")
+    })?;
+    let value = format!("Bearer {token}").parse()?;
+    Ok(careloop_proto::referrals::v1::referrals_service_client::ReferralsServiceClient::with_interceptor(
+        channel(&cli.referrals_addr).await?,
+        Bearer(Some(value)),
+    ))
+}
+
 async fn plans(cli: &Cli) -> anyhow::Result<Plans> {
     let token = cli.token.as_ref().ok_or_else(|| {
         anyhow::anyhow!("no token: pass --token or set CARELOOP_TOKEN (try `careloop dev-token`)")
@@ -354,12 +393,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{name}");
             }
         }
-        Command::Demo => crate::demo::seed(&mut plans(&cli).await?).await?,
+        Command::Demo => {
+            crate::demo::seed(&mut plans(&cli).await?, &mut referrals(&cli).await?).await?
+        }
         Command::Patient(cmd) => patient(&mut plans(&cli).await?, cmd).await?,
         Command::Plan(cmd) => plan(&mut plans(&cli).await?, cmd).await?,
         Command::Task(cmd) => task(&mut plans(&cli).await?, cmd).await?,
         Command::Handoff(cmd) => handoff(&mut plans(&cli).await?, cmd).await?,
         Command::Transition(cmd) => transition(&mut plans(&cli).await?, cmd).await?,
+        Command::Referral(cmd) => {
+            crate::referrals::referral(&mut referrals(&cli).await?, cmd).await?
+        }
+        Command::Order(cmd) => crate::referrals::order(&mut referrals(&cli).await?, cmd).await?,
+        Command::Result(cmd) => crate::referrals::result(&mut referrals(&cli).await?, cmd).await?,
+        Command::Loops {
+            patient,
+            role,
+            status,
+        } => {
+            crate::referrals::loops(
+                &mut referrals(&cli).await?,
+                patient.clone(),
+                role.clone(),
+                status.clone(),
+            )
+            .await?
+        }
+        Command::Rules => crate::referrals::rules(&mut referrals(&cli).await?).await?,
     }
     Ok(())
 }

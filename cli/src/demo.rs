@@ -11,7 +11,7 @@ fn key() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-pub async fn seed(c: &mut Plans) -> anyhow::Result<()> {
+pub async fn seed(c: &mut Plans, r: &mut crate::referrals::Referrals) -> anyhow::Result<()> {
     let mrn = format!("DEMO-{}", &uuid::Uuid::now_v7().simple().to_string()[24..]);
     let patient = c
         .create_patient(CreatePatientRequest {
@@ -136,7 +136,46 @@ pub async fn seed(c: &mut Plans) -> anyhow::Result<()> {
         .into_inner()
         .transition
         .unwrap_or_default();
+    use careloop_proto::common::v1::Priority;
+    use careloop_proto::referrals::v1::{
+        OrderKind, OrderSetting, PlaceOrderRequest, PlaceReferralRequest,
+    };
+    let referral = r
+        .place_referral(PlaceReferralRequest {
+            idempotency_key: key(),
+            patient_id: pid.clone(),
+            from_org_id: DEV_ORG_ID.to_string(),
+            from_clinician: "Dr. Primary".into(),
+            to_org_id: String::new(),
+            to_specialty: "cardiology".into(),
+            service_type: "heart failure clinic".into(),
+            reason: "post-discharge follow-up, EF 30%".into(),
+            urgency: Priority::Urgent as i32,
+            owner_role: CareRole::CareManager as i32,
+            clinical_context: String::new(),
+        })
+        .await?
+        .into_inner()
+        .referral
+        .unwrap_or_default();
+    let lab = r
+        .place_order(PlaceOrderRequest {
+            idempotency_key: key(),
+            patient_id: pid.clone(),
+            kind: OrderKind::Lab as i32,
+            test_code: "LOINC-24323-8".into(),
+            description: "basic metabolic panel".into(),
+            setting: OrderSetting::Outpatient as i32,
+            owner_role: CareRole::Rn as i32,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .order
+        .unwrap_or_default();
     println!("demo patient  {pid}  (mrn {mrn})");
+    println!("referral      {}  (urgent, cardiology)", referral.id);
+    println!("lab order     {}  (BMP)", lab.id);
     println!("care plan     {}  version {}", plan.id, plan.version);
     println!(
         "transition    {}  (high risk, checklist open)",
