@@ -2,6 +2,7 @@
 //! bootstrap, the one error-to-status mapping, authentication, audit, the outbox, idempotency,
 //! input validation, paging and operational metrics.
 
+pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod config;

@@ -2,7 +2,6 @@
 //! duplicate-test checks, the overdue sweeper and pathway triggers. `Application` is what main and
 //! the tests both run.
 
-pub mod access;
 pub mod api;
 pub mod domain;
 pub mod loops;
@@ -55,7 +54,11 @@ impl Application {
         let listener = TcpListener::bind(&settings.grpc.addr).await?;
         let addr = listener.local_addr()?;
         let auth = Arc::new(Authenticator::from_settings(&settings.auth)?);
-        let access = access::PlansAccess::new(&own.plans_addr, Arc::clone(&auth), SERVICE_NAME)?;
+        let access = careloop_runtime::access::PlansAccess::new(
+            &own.plans_addr,
+            Arc::clone(&auth),
+            SERVICE_NAME,
+        )?;
         let own = Arc::new(own);
         let mut server =
             GrpcServer::new(listener, settings.grpc.clone(), Arc::clone(&metrics)).await?;

@@ -8,10 +8,10 @@ mod orders;
 mod referrals;
 mod rules;
 
-use crate::access::{Need, PlansAccess};
 use crate::settings::ReferralSettings;
 use careloop_proto::referrals::v1::referrals_service_server::ReferralsService;
 use careloop_proto::referrals::v1::*;
+use careloop_runtime::access::{Need, PlansAccess};
 use careloop_runtime::audit::{self, AuditEntry, Outcome};
 use careloop_runtime::auth::Principal;
 use careloop_runtime::error::ApiResult;

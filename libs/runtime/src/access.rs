@@ -1,11 +1,11 @@
 //! Whether a caller may read or write a patient is decided by plans, which owns care teams and
-//! consents: referrals asks its `CheckAccess` over gRPC with a service token. Internal services are
-//! trusted without asking.
+//! consents: services other than plans ask its `CheckAccess` over gRPC with a service token they sign
+//! themselves. Internal services are trusted without asking.
 
+use crate::auth::{Authenticator, Principal, PrincipalKind};
+use crate::error::{ApiError, ApiResult};
 use careloop_proto::plans::v1::plans_service_client::PlansServiceClient;
 use careloop_proto::plans::v1::{CheckAccessRequest, PrincipalKind as ProtoKind, PrincipalRef};
-use careloop_runtime::auth::{Authenticator, Principal, PrincipalKind};
-use careloop_runtime::error::{ApiError, ApiResult};
 use std::sync::Arc;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
