@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "careloop/events/v1/events.proto",
         "careloop/plans/v1/plans.proto",
         "careloop/referrals/v1/referrals.proto",
+        "careloop/priorauth/v1/priorauth.proto",
     ];
     let paths: Vec<PathBuf> = files.iter().map(|f| root.join(f)).collect();
     let fds = protox::compile(&paths, [&root])?;

@@ -27,3 +27,9 @@ pub mod referrals {
         tonic::include_proto!("careloop.referrals.v1");
     }
 }
+
+pub mod priorauth {
+    pub mod v1 {
+        tonic::include_proto!("careloop.priorauth.v1");
+    }
+}

@@ -41,6 +41,14 @@ pub fn event_type(payload: &Payload) -> &'static str {
         Payload::ResultAcknowledged(_) => "referrals.result.acknowledged",
         Payload::LoopOverdue(_) => "referrals.loop.overdue",
         Payload::PathwayTriggered(_) => "referrals.pathway.triggered",
+        Payload::PriorAuthCreated(_) => "priorauth.request.created",
+        Payload::PriorAuthSubmitted(_) => "priorauth.request.submitted",
+        Payload::PriorAuthStatusChanged(_) => "priorauth.request.status_changed",
+        Payload::PriorAuthDecided(_) => "priorauth.request.decided",
+        Payload::PriorAuthExtended(_) => "priorauth.request.extended",
+        Payload::PriorAuthAppealDecided(_) => "priorauth.request.appeal_decided",
+        Payload::PriorAuthDecisionOverdue(_) => "priorauth.request.decision_overdue",
+        Payload::PriorAuthExpiring(_) => "priorauth.request.expiring",
     }
 }
 
@@ -213,6 +221,62 @@ pub const CATALOGUE: &[Entry] = &[
         consumers: "metrics",
         meaning: "a pathway rule created an order or referral from an event",
     },
+    Entry {
+        payload: "prior_auth_created",
+        event_type: "priorauth.request.created",
+        producer: "prior-auth",
+        consumers: "metrics",
+        meaning: "a prior authorization draft was created for an owner role",
+    },
+    Entry {
+        payload: "prior_auth_submitted",
+        event_type: "priorauth.request.submitted",
+        producer: "prior-auth",
+        consumers: "notifications, metrics",
+        meaning: "submitted (or resubmitted) to the payer, with the decision deadline",
+    },
+    Entry {
+        payload: "prior_auth_status_changed",
+        event_type: "priorauth.request.status_changed",
+        producer: "prior-auth",
+        consumers: "notifications",
+        meaning: "any move: pended, appealed, cancelled, decided",
+    },
+    Entry {
+        payload: "prior_auth_decided",
+        event_type: "priorauth.request.decided",
+        producer: "prior-auth",
+        consumers: "notifications, metrics (CMS-0057-F report)",
+        meaning: "the payer decided: approved, partially approved or denied (reason code)",
+    },
+    Entry {
+        payload: "prior_auth_extended",
+        event_type: "priorauth.request.extended",
+        producer: "prior-auth",
+        consumers: "notifications, metrics (CMS-0057-F report)",
+        meaning: "the decision timeframe was extended",
+    },
+    Entry {
+        payload: "prior_auth_appeal_decided",
+        event_type: "priorauth.request.appeal_decided",
+        producer: "prior-auth",
+        consumers: "notifications, metrics (CMS-0057-F report)",
+        meaning: "the appeal of a denial was decided",
+    },
+    Entry {
+        payload: "prior_auth_decision_overdue",
+        event_type: "priorauth.request.decision_overdue",
+        producer: "prior-auth",
+        consumers: "notifications (escalation), metrics",
+        meaning: "the payer's decision deadline passed (once per deadline)",
+    },
+    Entry {
+        payload: "prior_auth_expiring",
+        event_type: "priorauth.request.expiring",
+        producer: "prior-auth",
+        consumers: "notifications",
+        meaning: "an approval's validity ends within the configured days (once)",
+    },
 ];
 
 /// docs/events.md, rendered from the catalogue.
@@ -358,6 +422,38 @@ mod tests {
             (
                 "pathway_triggered",
                 Payload::PathwayTriggered(Default::default()),
+            ),
+            (
+                "prior_auth_created",
+                Payload::PriorAuthCreated(Default::default()),
+            ),
+            (
+                "prior_auth_submitted",
+                Payload::PriorAuthSubmitted(Default::default()),
+            ),
+            (
+                "prior_auth_status_changed",
+                Payload::PriorAuthStatusChanged(Default::default()),
+            ),
+            (
+                "prior_auth_decided",
+                Payload::PriorAuthDecided(Default::default()),
+            ),
+            (
+                "prior_auth_extended",
+                Payload::PriorAuthExtended(Default::default()),
+            ),
+            (
+                "prior_auth_appeal_decided",
+                Payload::PriorAuthAppealDecided(Default::default()),
+            ),
+            (
+                "prior_auth_decision_overdue",
+                Payload::PriorAuthDecisionOverdue(Default::default()),
+            ),
+            (
+                "prior_auth_expiring",
+                Payload::PriorAuthExpiring(Default::default()),
             ),
         ];
         assert_eq!(

@@ -1,0 +1,113 @@
+//! Sweepers: decisions past due (reported once per deadline, so an extension or resubmission can be
+//! reported again) and approvals about to expire (reported once). Replicas run side by side: `FOR
+//! UPDATE SKIP LOCKED` and the marks make each report happen once.
+
+use careloop_proto::events::v1::{PriorAuthDecisionOverdue, PriorAuthExpiring, event::Payload};
+use careloop_runtime::outbox::{self, NewEvent};
+use chrono::{DateTime, Duration, Utc};
+use sqlx::PgPool;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+type Due = (Uuid, Uuid, Option<DateTime<Utc>>, i32, i64);
+
+const OVERDUE: &str = "
+UPDATE requests r SET overdue_reported_for = r.decision_due_at
+WHERE r.id IN (
+    SELECT id FROM requests
+    WHERE status = 'submitted' AND overdue_reported_for IS DISTINCT FROM decision_due_at AND decision_due_at < $1
+    ORDER BY decision_due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+  AND r.overdue_reported_for IS DISTINCT FROM r.decision_due_at
+RETURNING r.id, r.patient_id, r.decision_due_at, r.owner_role, r.version";
+
+const EXPIRING: &str = "
+UPDATE requests r SET expiry_reported = true
+WHERE r.id IN (
+    SELECT id FROM requests
+    WHERE status IN ('approved', 'partially_approved', 'appeal_approved') AND NOT expiry_reported AND valid_to < $1
+    ORDER BY valid_to LIMIT $2 FOR UPDATE SKIP LOCKED)
+  AND NOT r.expiry_reported
+RETURNING r.id, r.patient_id, r.valid_to, r.owner_role, r.version";
+
+/// One sweep as of `now`; returns (decisions overdue, approvals expiring) reported.
+pub async fn sweep(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    expiring_within: Duration,
+    batch: i64,
+) -> anyhow::Result<(usize, usize)> {
+    let mut tx = pool.begin().await?;
+    let overdue: Vec<Due> = sqlx::query_as(OVERDUE)
+        .bind(now)
+        .bind(batch)
+        .fetch_all(&mut *tx)
+        .await?;
+    let expiring: Vec<Due> = sqlx::query_as(EXPIRING)
+        .bind(now + expiring_within)
+        .bind(batch)
+        .fetch_all(&mut *tx)
+        .await?;
+    let counts = (overdue.len(), expiring.len());
+    let events = overdue
+        .into_iter()
+        .map(|(id, patient, due, role, version)| {
+            let payload = Payload::PriorAuthDecisionOverdue(PriorAuthDecisionOverdue {
+                request_id: id.to_string(),
+                decision_due_at: careloop_runtime::time::opt_timestamp(due),
+                owner_role: role,
+            });
+            (id, patient, version, payload)
+        })
+        .chain(
+            expiring
+                .into_iter()
+                .map(|(id, patient, valid_to, role, version)| {
+                    let payload = Payload::PriorAuthExpiring(PriorAuthExpiring {
+                        request_id: id.to_string(),
+                        valid_to: careloop_runtime::time::opt_timestamp(valid_to),
+                        owner_role: role,
+                    });
+                    (id, patient, version, payload)
+                }),
+        );
+    for (id, patient, version, payload) in events {
+        outbox::enqueue(
+            &mut tx,
+            NewEvent {
+                source: crate::api::SOURCE,
+                patient_id: Some(patient),
+                org_id: Uuid::nil(),
+                aggregate_id: id,
+                aggregate_version: version,
+                occurred_at: careloop_runtime::time::now(),
+                payload,
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(counts)
+}
+
+pub fn spawn(
+    pool: PgPool,
+    interval: std::time::Duration,
+    expiring_within: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    match sweep(&pool, Utc::now(), expiring_within, 500).await {
+                        Ok((0, 0)) => {}
+                        Ok((overdue, expiring)) => tracing::info!(overdue, expiring, "prior authorizations reported"),
+                        Err(error) => tracing::warn!(error = %careloop_runtime::error::redacted(&error), "prior-auth sweep failed"),
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    })
+}

@@ -1,0 +1,95 @@
+//! Sweepers racing: one overdue event per decision deadline, one expiring event per approval.
+
+use crate::helpers::*;
+use crate::lifecycle::{complete, create, respond, submit};
+use careloop_prior_auth::sweeper::sweep;
+use careloop_proto::priorauth::v1::record_payer_response_request::{Approved, Response};
+use careloop_proto::priorauth::v1::*;
+use chrono::Duration;
+
+#[tokio::test]
+async fn two_sweepers_racing_emit_one_overdue_event_per_deadline_and_one_expiry_per_approval() {
+    let app = spawn_app().await;
+    let mut c = app.client();
+    let patient = app.patient().await;
+    let mut submitted = Vec::new();
+    for _ in 0..6 {
+        let r = create(&mut c, &patient.id, complete(Urgency::Expedited)).await;
+        submitted.push(submit(&mut c, &r).await.unwrap());
+    }
+    let approved = respond(
+        &mut c,
+        &submitted[5],
+        Response::Approved(Approved {
+            authorization_number: "A".into(),
+            items: vec![],
+            valid_from: in_hours(0),
+            valid_to: in_hours(24 * 5),
+        }),
+    )
+    .await
+    .unwrap();
+    let later = chrono::Utc::now() + Duration::hours(73);
+    let within = Duration::days(14);
+    let racers: Vec<_> = (0..2)
+        .map(|_| {
+            let pool = app.db.clone();
+            tokio::spawn(async move { sweep(&pool, later, within, 2).await.unwrap() })
+        })
+        .collect();
+    let (mut overdue, mut expiring) = (0, 0);
+    for r in racers {
+        let (o, e) = r.await.unwrap();
+        overdue += o;
+        expiring += e;
+    }
+    loop {
+        let (o, e) = sweep(&app.db, later, within, 2).await.unwrap();
+        if o + e == 0 {
+            break;
+        }
+        overdue += o;
+        expiring += e;
+    }
+    assert_eq!((overdue, expiring), (5, 1));
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM outbox WHERE event_type = 'priorauth.request.decision_overdue'"
+        )
+        .await,
+        5
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE event_type = 'priorauth.request.expiring'")
+            .await,
+        1
+    );
+    assert_eq!(approved.status, AuthStatus::Approved as i32);
+
+    // An extension is a new deadline: once it passes, it is reported again.
+    let r = c
+        .get_request(GetRequestRequest {
+            request_id: submitted[0].id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .request
+        .unwrap();
+    c.extend_decision(ExtendDecisionRequest {
+        idempotency_key: key(),
+        request_id: r.id.clone(),
+        expected_version: r.version,
+        reason: "extended".into(),
+        new_due_at: in_hours(100),
+    })
+    .await
+    .unwrap();
+    assert_eq!(sweep(&app.db, later, within, 10).await.unwrap(), (0, 0));
+    assert_eq!(
+        sweep(&app.db, later + Duration::hours(30), within, 10)
+            .await
+            .unwrap(),
+        (1, 0)
+    );
+}
