@@ -13,13 +13,15 @@ cargo build --quiet --bins
 mkdir -p .run
 PLANS_ADDR=127.0.0.1:50051
 REFERRALS_ADDR=127.0.0.1:50052
+PRIOR_AUTH_ADDR=127.0.0.1:50053
 
-# start NAME PORT METRICS_PORT [ENV=VALUE...]: one service in the background, logs in .run/NAME.log
+# start NAME PORT METRICS_PORT [ENV=VALUE...]: one service in the background, logs in .run/NAME.log;
+# its database role is careloop_<name with - as _>.
 start() {
   local name="$1" port="$2" metrics="$3"
   shift 3
   env "$@" \
-    CARELOOP__DATABASE__URL="postgres://careloop_${name}@127.0.0.1:5432/careloop" \
+    CARELOOP__DATABASE__URL="postgres://careloop_${name//-/_}@127.0.0.1:5432/careloop" \
     CARELOOP__GRPC__ADDR="127.0.0.1:$port" \
     CARELOOP__METRICS__ADDR="127.0.0.1:$metrics" \
     nohup "target/debug/careloop-$name" >".run/$name.log" 2>&1 &
@@ -41,10 +43,13 @@ wait_healthy() {
 CLI=target/debug/careloop
 export CARELOOP_PLANS_ADDR="http://$PLANS_ADDR"
 export CARELOOP_REFERRALS_ADDR="http://$REFERRALS_ADDR"
+export CARELOOP_PRIOR_AUTH_ADDR="http://$PRIOR_AUTH_ADDR"
 start plans 50051 9101
 start referrals 50052 9102 CARELOOP__REFERRALS__PLANS_ADDR="http://$PLANS_ADDR"
+start prior-auth 50053 9103 CARELOOP__PRIOR_AUTH__PLANS_ADDR="http://$PLANS_ADDR"
 wait_healthy plans "$PLANS_ADDR"
 wait_healthy referrals "$REFERRALS_ADDR"
+wait_healthy prior-auth "$PRIOR_AUTH_ADDR"
 
 CARELOOP_TOKEN="$("$CLI" dev-token)"
 export CARELOOP_TOKEN
@@ -58,6 +63,7 @@ cat <<INFO
 CareLoop is running (health SERVING, reflection on):
   plans      grpc://$PLANS_ADDR       metrics http://127.0.0.1:9101/metrics   log .run/plans.log
   referrals  grpc://$REFERRALS_ADDR       metrics http://127.0.0.1:9102/metrics   log .run/referrals.log
+  prior-auth grpc://$PRIOR_AUTH_ADDR       metrics http://127.0.0.1:9103/metrics   log .run/prior-auth.log
 
 Call it with the CLI (the dev token is in .run/dev-token, valid 12 h):
   export CARELOOP_TOKEN=\$(cat .run/dev-token)
@@ -66,6 +72,7 @@ Call it with the CLI (the dev token is in .run/dev-token, valid 12 h):
   target/debug/careloop handoff list --role pcp
   target/debug/careloop loops --patient $PATIENT          # open referrals, orders, results
   target/debug/careloop referral show <referral-id>
+  target/debug/careloop auth list --patient $PATIENT      # prior authorizations
   target/debug/careloop transition show <transition-id>   # its start booked transport: see loops
 
 or with grpcurl, where installed:

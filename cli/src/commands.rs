@@ -39,6 +39,14 @@ pub struct Cli {
         global = true
     )]
     pub referrals_addr: String,
+    /// Address of the prior-auth service.
+    #[arg(
+        long,
+        env = "CARELOOP_PRIOR_AUTH_ADDR",
+        default_value = "http://127.0.0.1:50053",
+        global = true
+    )]
+    pub prior_auth_addr: String,
     /// Bearer token (see `careloop dev-token`).
     #[arg(long, env = "CARELOOP_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
@@ -96,6 +104,9 @@ pub enum Command {
     },
     /// Pathway rules.
     Rules,
+    /// Prior authorizations (prior-auth service).
+    #[command(subcommand)]
+    Auth(crate::priorauth::AuthCmd),
 }
 
 #[derive(Subcommand)]
@@ -302,6 +313,17 @@ async fn referrals(cli: &Cli) -> anyhow::Result<crate::referrals::Referrals> {
     ))
 }
 
+async fn prior_auth(cli: &Cli) -> anyhow::Result<crate::priorauth::PriorAuth> {
+    let token = cli.token.as_ref().ok_or_else(|| {
+        anyhow::anyhow!("no token: pass --token or set CARELOOP_TOKEN (try `careloop dev-token`)")
+    })?;
+    let value = format!("Bearer {token}").parse()?;
+    Ok(careloop_proto::priorauth::v1::prior_auth_service_client::PriorAuthServiceClient::with_interceptor(
+        channel(&cli.prior_auth_addr).await?,
+        Bearer(Some(value)),
+    ))
+}
+
 async fn plans(cli: &Cli) -> anyhow::Result<Plans> {
     let token = cli.token.as_ref().ok_or_else(|| {
         anyhow::anyhow!("no token: pass --token or set CARELOOP_TOKEN (try `careloop dev-token`)")
@@ -394,7 +416,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Demo => {
-            crate::demo::seed(&mut plans(&cli).await?, &mut referrals(&cli).await?).await?
+            crate::demo::seed(
+                &mut plans(&cli).await?,
+                &mut referrals(&cli).await?,
+                &mut prior_auth(&cli).await?,
+            )
+            .await?
         }
         Command::Patient(cmd) => patient(&mut plans(&cli).await?, cmd).await?,
         Command::Plan(cmd) => plan(&mut plans(&cli).await?, cmd).await?,
@@ -420,6 +447,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             .await?
         }
         Command::Rules => crate::referrals::rules(&mut referrals(&cli).await?).await?,
+        Command::Auth(cmd) => crate::priorauth::run(&mut prior_auth(&cli).await?, cmd).await?,
     }
     Ok(())
 }

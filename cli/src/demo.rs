@@ -11,7 +11,11 @@ fn key() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-pub async fn seed(c: &mut Plans, r: &mut crate::referrals::Referrals) -> anyhow::Result<()> {
+pub async fn seed(
+    c: &mut Plans,
+    r: &mut crate::referrals::Referrals,
+    pa: &mut crate::priorauth::PriorAuth,
+) -> anyhow::Result<()> {
     let mrn = format!("DEMO-{}", &uuid::Uuid::now_v7().simple().to_string()[24..]);
     let patient = c
         .create_patient(CreatePatientRequest {
@@ -173,7 +177,63 @@ pub async fn seed(c: &mut Plans, r: &mut crate::referrals::Referrals) -> anyhow:
         .into_inner()
         .order
         .unwrap_or_default();
+    use careloop_proto::common::v1::{LoopKind, LoopRef};
+    use careloop_proto::priorauth::v1::{
+        ClinicalPacket, CreateRequestRequest, RequestContent, ServiceLine, SubmitRequestRequest,
+        Urgency,
+    };
+    let draft = pa
+        .create_request(CreateRequestRequest {
+            idempotency_key: key(),
+            patient_id: pid.clone(),
+            content: Some(RequestContent {
+                linked_loop: Some(LoopRef {
+                    kind: LoopKind::Order as i32,
+                    id: lab.id.clone(),
+                }),
+                payer_id: "demo-payer".into(),
+                plan_member_id: "M-0001".into(),
+                service_lines: vec![ServiceLine {
+                    code: "E0260".into(),
+                    quantity: 1,
+                }],
+                diagnosis_codes: vec!["I50.22".into()],
+                urgency: Urgency::Expedited as i32,
+                urgency_reason: "discharge waits on the hospital bed".into(),
+                packet: Some(ClinicalPacket {
+                    notes_summary: "CHF with orthopnea; needs a semi-electric hospital bed at home"
+                        .into(),
+                    medications: vec!["furosemide 40 mg".into()],
+                    prior_treatments: vec!["wedge pillows".into()],
+                    attachment_refs: vec!["DocumentReference/demo-1".into()],
+                }),
+                owner_role: CareRole::PriorAuthCoordinator as i32,
+                next_action: "await payer decision".into(),
+                next_patient_update_at: at(24),
+            }),
+        })
+        .await?
+        .into_inner()
+        .request
+        .unwrap_or_default();
+    let auth = pa
+        .submit_request(SubmitRequestRequest {
+            idempotency_key: key(),
+            request_id: draft.id.clone(),
+            expected_version: draft.version,
+        })
+        .await?
+        .into_inner()
+        .request
+        .unwrap_or_default();
     println!("demo patient  {pid}  (mrn {mrn})");
+    println!(
+        "prior auth    {}  (expedited, decision due {})",
+        auth.id,
+        auth.decision_due_at
+            .map(|d| d.to_string())
+            .unwrap_or_default()
+    );
     println!("referral      {}  (urgent, cardiology)", referral.id);
     println!("lab order     {}  (BMP)", lab.id);
     println!("care plan     {}  version {}", plan.id, plan.version);

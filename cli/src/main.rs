@@ -2,6 +2,7 @@
 
 mod commands;
 mod demo;
+mod priorauth;
 mod referrals;
 
 use clap::Parser;
