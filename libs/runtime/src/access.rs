@@ -107,3 +107,29 @@ impl PlansAccess {
         }
     }
 }
+
+impl PlansAccess {
+    /// A read of patient data: access checked, then the read audited.
+    pub async fn audited_read(
+        &self,
+        pool: &sqlx::PgPool,
+        who: &Principal,
+        rpc: &'static str,
+        patient_id: Uuid,
+    ) -> ApiResult<()> {
+        self.check(who, patient_id, Need::Read).await?;
+        let mut conn = pool.acquire().await?;
+        crate::audit::record(
+            &mut conn,
+            crate::audit::AuditEntry {
+                principal: who,
+                action: rpc,
+                patient_id: Some(patient_id),
+                target_id: None,
+                outcome: crate::audit::Outcome::Ok,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+}

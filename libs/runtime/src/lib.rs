@@ -15,6 +15,7 @@ pub mod outbox;
 pub mod paging;
 pub mod secret;
 pub mod server;
+pub mod service;
 pub mod telemetry;
 pub mod time;
 pub mod validate;

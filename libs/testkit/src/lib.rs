@@ -3,6 +3,8 @@
 
 mod database;
 mod nats;
+#[cfg(feature = "plans")]
+pub mod services;
 
 pub use database::{TestDatabase, admin_url, fresh_database};
 pub use nats::{NatsServer, event_settings, remove_streams};

@@ -8,7 +8,6 @@ use crate::settings::PriorAuthSettings;
 use careloop_proto::priorauth::v1::prior_auth_service_server::PriorAuthService;
 use careloop_proto::priorauth::v1::*;
 use careloop_runtime::access::{Need, PlansAccess};
-use careloop_runtime::audit::{self, AuditEntry, Outcome};
 use careloop_runtime::auth::Principal;
 use careloop_runtime::error::ApiResult;
 use sqlx::PgPool;
@@ -49,20 +48,9 @@ impl PriorAuthApi {
     }
 
     async fn read(&self, who: &Principal, rpc: &'static str, patient_id: Uuid) -> ApiResult<()> {
-        self.access.check(who, patient_id, Need::Read).await?;
-        let mut conn = self.pool.acquire().await?;
-        audit::record(
-            &mut conn,
-            AuditEntry {
-                principal: who,
-                action: rpc,
-                patient_id: Some(patient_id),
-                target_id: None,
-                outcome: Outcome::Ok,
-            },
-        )
-        .await?;
-        Ok(())
+        self.access
+            .audited_read(&self.pool, who, rpc, patient_id)
+            .await
     }
 }
 

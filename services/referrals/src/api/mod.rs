@@ -12,7 +12,6 @@ use crate::settings::ReferralSettings;
 use careloop_proto::referrals::v1::referrals_service_server::ReferralsService;
 use careloop_proto::referrals::v1::*;
 use careloop_runtime::access::{Need, PlansAccess};
-use careloop_runtime::audit::{self, AuditEntry, Outcome};
 use careloop_runtime::auth::Principal;
 use careloop_runtime::error::ApiResult;
 use sqlx::PgPool;
@@ -48,20 +47,9 @@ impl ReferralsApi {
 
     /// Checks read access and audits the read.
     async fn read(&self, who: &Principal, rpc: &'static str, patient_id: Uuid) -> ApiResult<()> {
-        self.access.check(who, patient_id, Need::Read).await?;
-        let mut conn = self.pool.acquire().await?;
-        audit::record(
-            &mut conn,
-            AuditEntry {
-                principal: who,
-                action: rpc,
-                patient_id: Some(patient_id),
-                target_id: None,
-                outcome: Outcome::Ok,
-            },
-        )
-        .await?;
-        Ok(())
+        self.access
+            .audited_read(&self.pool, who, rpc, patient_id)
+            .await
     }
 }
 

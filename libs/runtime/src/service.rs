@@ -1,0 +1,96 @@
+//! What every service's `Application` is made of: the pool with migrations run, the metrics endpoint,
+//! the gRPC server with health and reflection, the authenticator, and the background tasks, started
+//! in that order and stopped in reverse.
+
+use crate::auth::Authenticator;
+use crate::config::Settings;
+use crate::events::Background;
+use crate::metrics::Metrics;
+use crate::server::GrpcServer;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+pub struct Host {
+    pub name: &'static str,
+    pub pool: PgPool,
+    pub metrics: Arc<Metrics>,
+    pub server: GrpcServer,
+    pub auth: Arc<Authenticator>,
+    pub background: Background,
+    addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
+}
+
+impl Host {
+    /// Connects to the service's schema and migrates it, binds the metrics and gRPC listeners and
+    /// prepares the server. Health stays NOT_SERVING until `mark_serving`.
+    pub async fn start(
+        settings: &Settings,
+        name: &'static str,
+        schema: &str,
+        migrator: &Migrator,
+    ) -> anyhow::Result<Self> {
+        let pool = crate::db::connect(&settings.database, schema).await?;
+        crate::db::migrate(&pool, schema, migrator).await?;
+        let metrics = Metrics::new(name);
+        metrics.watch_outbox(pool.clone());
+        let metrics_addr = if settings.metrics.addr.is_empty() {
+            None
+        } else {
+            let listener = TcpListener::bind(&settings.metrics.addr).await?;
+            let addr = listener.local_addr()?;
+            crate::metrics::serve(listener, Arc::clone(&metrics));
+            Some(addr)
+        };
+        let listener = TcpListener::bind(&settings.grpc.addr).await?;
+        let addr = listener.local_addr()?;
+        let auth = Arc::new(Authenticator::from_settings(&settings.auth)?);
+        let server = GrpcServer::new(listener, settings.grpc.clone(), Arc::clone(&metrics)).await?;
+        Ok(Self {
+            name,
+            pool,
+            metrics,
+            server,
+            auth,
+            background: Background::new(),
+            addr,
+            metrics_addr,
+        })
+    }
+
+    /// Starts the outbox relay (when events are enabled); call last in `build`.
+    pub async fn start_publishing(&mut self, settings: &Settings) -> anyhow::Result<()> {
+        crate::events::start_publishing(
+            &self.pool,
+            &settings.events,
+            &self.metrics,
+            &mut self.background,
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// Serves until `shutdown` resolves, drains in-flight calls, stops background work, closes the pool.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        tracing::info!(service = self.name, addr = %self.addr, "serving");
+        let result = self.server.serve(shutdown).await;
+        self.background.stop().await;
+        self.pool.close().await;
+        result
+    }
+}

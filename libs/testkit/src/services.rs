@@ -1,0 +1,119 @@
+//! Spawning real services for the tests of services that depend on them: plans answers every other
+//! service's access checks, so their tests start it beside themselves.
+
+use careloop_proto::plans::v1::plans_service_client::PlansServiceClient;
+use careloop_proto::plans::v1::{CreatePatientRequest, Patient};
+use careloop_runtime::auth::{Authenticator, Principal, PrincipalKind};
+use careloop_runtime::config::Settings;
+use careloop_runtime::secret::Secret;
+use std::future::Future;
+use std::net::SocketAddr;
+use tonic::service::Interceptor;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+/// Adds a bearer token to every call.
+#[derive(Clone)]
+pub struct Bearer(pub String);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let value = format!("Bearer {}", self.0)
+            .parse()
+            .map_err(|_| tonic::Status::unauthenticated("token is not ascii"))?;
+        req.metadata_mut().insert("authorization", value);
+        Ok(req)
+    }
+}
+
+/// Settings for a service under test: its own database, port 0, no events, no shutdown grace.
+pub fn service_settings(database_url: &str) -> Settings {
+    let mut s = Settings::defaults();
+    s.database.url = Secret::new(database_url.to_owned());
+    s.database.max_connections = 8;
+    s.grpc.addr = "127.0.0.1:0".into();
+    s.grpc.shutdown_grace_ms = 0;
+    s.events.enabled = false;
+    s
+}
+
+/// Runs `serve` (an application's `run_until_stopped`) until the returned sender is dropped.
+pub fn run_until_dropped<F, Fut>(serve: F) -> tokio::sync::oneshot::Sender<()>
+where
+    F: FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let stop: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
+        let _ = rx.await;
+    });
+    tokio::spawn(serve(stop));
+    tx
+}
+
+/// A running plans service on a fresh database.
+pub struct PlansService {
+    pub addr: SocketAddr,
+    pub channel: Channel,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+pub async fn spawn_plans() -> PlansService {
+    let db = crate::fresh_database("plans")
+        .await
+        .expect("plans database");
+    let app = careloop_plans::Application::build(service_settings(&db.service_url))
+        .await
+        .expect("plans builds");
+    let addr = app.addr();
+    let stop = run_until_dropped(|shutdown| app.run_until_stopped(shutdown));
+    PlansService {
+        addr,
+        channel: connect(addr).await,
+        _stop: stop,
+    }
+}
+
+pub async fn connect(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connects")
+}
+
+/// Signs test tokens with the default (dev) key every test service accepts.
+pub fn token(kind: PrincipalKind, org_id: Uuid, subject: &str) -> String {
+    let auth = Authenticator::from_settings(&Settings::defaults().auth).expect("auth");
+    let p = Principal {
+        subject: subject.into(),
+        org_id,
+        roles: vec!["rn".into()],
+        kind,
+    };
+    auth.issue(&p, chrono::Duration::hours(1)).expect("token")
+}
+
+impl PlansService {
+    /// Registers a patient managed by `org_id`, as its staff.
+    pub async fn patient(&self, org_id: Uuid) -> Patient {
+        let mut plans = PlansServiceClient::with_interceptor(
+            self.channel.clone(),
+            Bearer(token(PrincipalKind::Staff, org_id, "nurse-1")),
+        );
+        plans
+            .create_patient(CreatePatientRequest {
+                idempotency_key: Uuid::now_v7().to_string(),
+                mrn: format!("MRN-{}", &Uuid::now_v7().simple().to_string()[20..]),
+                given_name: "Ada".into(),
+                family_name: "Lovelace".into(),
+                birth_date: "1950-03-04".into(),
+                managing_org_id: org_id.to_string(),
+            })
+            .await
+            .expect("patient")
+            .into_inner()
+            .patient
+            .expect("patient")
+    }
+}
