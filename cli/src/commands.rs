@@ -241,6 +241,8 @@ pub enum HandoffCmd {
     },
     Ack {
         id: String,
+        #[arg(long, default_value_t = 1)]
+        version: i64,
     },
 }
 
@@ -689,11 +691,12 @@ async fn handoff(c: &mut Plans, cmd: &HandoffCmd) -> anyhow::Result<()> {
                 .await?;
             show(&list.into_inner().handoffs);
         }
-        HandoffCmd::Ack { id } => {
+        HandoffCmd::Ack { id, version } => {
             let h = c
                 .acknowledge_handoff(AcknowledgeHandoffRequest {
                     idempotency_key: key(),
                     handoff_id: id.clone(),
+                    expected_version: *version,
                 })
                 .await?;
             show(&h.into_inner().handoff);

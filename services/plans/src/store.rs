@@ -299,6 +299,7 @@ pub struct ConsentRow {
     pub revoke_reason: Option<String>,
     pub granted_by: String,
     pub granted_at: DateTime<Utc>,
+    pub version: i64,
 }
 
 pub async fn insert_consent(conn: &mut PgConnection, c: &ConsentRow) -> ApiResult<()> {
@@ -338,7 +339,8 @@ pub async fn revoke_consent(
     reason: &str,
 ) -> ApiResult<()> {
     sqlx::query(
-        "UPDATE consents SET status = 'revoked', revoked_at = $2, revoke_reason = $3 WHERE id = $1",
+        "UPDATE consents SET status = 'revoked', revoked_at = $2, revoke_reason = $3, version = version + 1
+         WHERE id = $1",
     )
     .bind(id)
     .bind(at)
@@ -355,6 +357,26 @@ pub async fn consents_of(conn: &mut PgConnection, patient_id: Uuid) -> ApiResult
             .fetch_all(conn)
             .await?,
     )
+}
+
+/// One page of a patient's consents in grant order.
+pub async fn consents_page(
+    conn: &mut PgConnection,
+    patient_id: Uuid,
+    after: Option<careloop_runtime::paging::Cursor>,
+    limit: i64,
+) -> ApiResult<Vec<ConsentRow>> {
+    let (after_at, after_id) = cursor_parts(after);
+    Ok(sqlx::query_as(
+        "SELECT * FROM consents WHERE patient_id = $1 AND (granted_at, id) > ($2, $3)
+         ORDER BY granted_at, id LIMIT $4",
+    )
+    .bind(patient_id)
+    .bind(after_at)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
 }
 
 // ---------- tasks ----------

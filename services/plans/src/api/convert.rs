@@ -78,6 +78,7 @@ pub fn consent(c: ConsentRow) -> Consent {
         },
         revoked_at: opt_timestamp(c.revoked_at),
         revoke_reason: c.revoke_reason.unwrap_or_default(),
+        version: c.version,
     }
 }
 

@@ -140,6 +140,7 @@ impl PlansApi {
             revoke_reason: None,
             granted_by: who.subject.clone(),
             granted_at: now(),
+            version: 1,
         };
         store::insert_consent(w.conn(), &row).await?;
         let payload = Payload::ConsentGranted(ConsentGranted {
@@ -167,12 +168,18 @@ impl PlansApi {
         req: RevokeConsentRequest,
     ) -> ApiResult<RevokeConsentResponse> {
         let id = v::uuid("consent_id", &req.consent_id)?;
+        let version = v::expected_version(req.expected_version)?;
         let reason = v::text("reason", &req.reason, MAX_TEXT)?;
         let mut w =
             careloop_runtime::begin_write!(self.pool, super::SOURCE, "RevokeConsent", who, req);
         let patient_id = store::patient_of(w.conn(), store::Owned::Consent, id).await?;
         w.authorize(self, patient_id).await?;
         let mut row = store::consent_for_update(w.conn(), id).await?;
+        if row.version != version {
+            return Err(ApiError::Aborted {
+                current: row.version,
+            });
+        }
         if row.status != "active" {
             return Err(ApiError::transition("consent", &row.status, "revoked"));
         }
@@ -181,11 +188,12 @@ impl PlansApi {
         row.status = "revoked".into();
         row.revoked_at = Some(at);
         row.revoke_reason = Some(reason);
+        row.version += 1;
         let payload = Payload::ConsentRevoked(ConsentRevoked {
             consent_id: id.to_string(),
         });
         let patient_id = row.patient_id;
-        w.emit(patient_id, id, 2, payload).await?;
+        w.emit(patient_id, id, row.version, payload).await?;
         w.finish(
             patient_id,
             id,
@@ -202,11 +210,28 @@ impl PlansApi {
         req: ListConsentsRequest,
     ) -> ApiResult<ListConsentsResponse> {
         let patient_id = v::uuid("patient_id", &req.patient_id)?;
+        let limit = careloop_runtime::paging::page_size(req.page_size)?;
+        let after = careloop_runtime::paging::decode(&req.page_token)?;
         self.read_access(who, "ListConsents", patient_id).await?;
         let mut conn = self.pool.acquire().await?;
-        let rows = store::consents_of(&mut conn, patient_id).await?;
+        let mut rows = store::consents_page(&mut conn, patient_id, after, limit + 1).await?;
+        let shown = usize::try_from(limit).unwrap_or(usize::MAX);
+        let next_page_token = if rows.len() > shown {
+            rows.truncate(shown);
+            rows.last()
+                .map(|r| {
+                    careloop_runtime::paging::encode(careloop_runtime::paging::Cursor {
+                        at: r.granted_at,
+                        id: r.id,
+                    })
+                })
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
         Ok(ListConsentsResponse {
             consents: rows.into_iter().map(convert::consent).collect(),
+            next_page_token,
         })
     }
 

@@ -366,6 +366,7 @@ impl PlansApi {
         req: AcknowledgeHandoffRequest,
     ) -> ApiResult<AcknowledgeHandoffResponse> {
         let id = v::uuid("handoff_id", &req.handoff_id)?;
+        let version = v::expected_version(req.expected_version)?;
         let mut w = careloop_runtime::begin_write!(
             self.pool,
             super::SOURCE,
@@ -376,6 +377,11 @@ impl PlansApi {
         let patient_id = store::patient_of(w.conn(), store::Owned::Handoff, id).await?;
         w.authorize(self, patient_id).await?;
         let mut row = store::lock_handoff(w.conn(), id).await?;
+        if row.version != version {
+            return Err(ApiError::Aborted {
+                current: row.version,
+            });
+        }
         if row.acknowledged_at.is_some() {
             return Err(ApiError::transition(
                 "handoff",

@@ -103,13 +103,29 @@ async fn a_consent_to_an_organization_grants_read_until_it_is_revoked() {
         tonic::Code::PermissionDenied,
         "a read consent does not allow writing"
     );
-    c.revoke_consent(RevokeConsentRequest {
-        idempotency_key: key(),
-        consent_id: consent.id.clone(),
-        reason: "patient withdrew consent".into(),
-    })
-    .await
-    .unwrap();
+    let stale = c
+        .revoke_consent(RevokeConsentRequest {
+            idempotency_key: key(),
+            consent_id: consent.id.clone(),
+            reason: "patient withdrew consent".into(),
+            expected_version: consent.version + 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), tonic::Code::Aborted);
+    let revoked = c
+        .revoke_consent(RevokeConsentRequest {
+            idempotency_key: key(),
+            consent_id: consent.id.clone(),
+            reason: "patient withdrew consent".into(),
+            expected_version: consent.version,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .consent
+        .unwrap();
+    assert_eq!(revoked.version, consent.version + 1);
     assert_eq!(
         read(payer, patient.id.clone()).await.unwrap_err().code(),
         tonic::Code::PermissionDenied

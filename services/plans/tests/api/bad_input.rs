@@ -381,7 +381,8 @@ async fn every_rpc_names_the_bad_field_and_writes_nothing() {
         c.revoke_consent(RevokeConsentRequest {
             idempotency_key: key(),
             consent_id: "c".into(),
-            reason: "x".into()
+            reason: "x".into(),
+            expected_version: 1
         }),
         "consent_id"
     );
@@ -389,15 +390,34 @@ async fn every_rpc_names_the_bad_field_and_writes_nothing() {
         c.revoke_consent(RevokeConsentRequest {
             idempotency_key: key(),
             consent_id: uuid::Uuid::now_v7().to_string(),
-            reason: "".into()
+            reason: "".into(),
+            expected_version: 1
         }),
         "reason"
     );
     refused!(
         c.list_consents(ListConsentsRequest {
-            patient_id: "x".into()
+            patient_id: "x".into(),
+            ..Default::default()
         }),
         "patient_id"
+    );
+    refused!(
+        c.revoke_consent(RevokeConsentRequest {
+            idempotency_key: key(),
+            consent_id: uuid::Uuid::now_v7().to_string(),
+            reason: "x".into(),
+            expected_version: 0
+        }),
+        "expected_version"
+    );
+    refused!(
+        c.list_consents(ListConsentsRequest {
+            patient_id: pid.clone(),
+            page_size: 10,
+            page_token: "nope".into()
+        }),
+        "page_token"
     );
     refused!(
         c.check_access(CheckAccessRequest {
@@ -601,9 +621,18 @@ async fn every_rpc_names_the_bad_field_and_writes_nothing() {
     refused!(
         c.acknowledge_handoff(AcknowledgeHandoffRequest {
             idempotency_key: key(),
-            handoff_id: "h".into()
+            handoff_id: "h".into(),
+            expected_version: 1
         }),
         "handoff_id"
+    );
+    refused!(
+        c.acknowledge_handoff(AcknowledgeHandoffRequest {
+            idempotency_key: key(),
+            handoff_id: uuid::Uuid::now_v7().to_string(),
+            expected_version: 0
+        }),
+        "expected_version"
     );
     refused!(
         c.list_unacknowledged_handoffs(ListUnacknowledgedHandoffsRequest {

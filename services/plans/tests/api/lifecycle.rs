@@ -350,6 +350,7 @@ async fn a_handoff_stays_on_the_role_list_until_acknowledged() {
         .acknowledge_handoff(AcknowledgeHandoffRequest {
             idempotency_key: key(),
             handoff_id: handoff.id.clone(),
+            expected_version: handoff.version,
         })
         .await
         .unwrap()
@@ -362,6 +363,7 @@ async fn a_handoff_stays_on_the_role_list_until_acknowledged() {
         .acknowledge_handoff(AcknowledgeHandoffRequest {
             idempotency_key: key(),
             handoff_id: handoff.id,
+            expected_version: acked.version,
         })
         .await
         .unwrap_err();
