@@ -127,6 +127,9 @@ pub struct ContentArgs {
     urgency_reason: String,
     #[arg(long, default_value = "")]
     notes: String,
+    /// Current medications, repeatable ("none" when there are none).
+    #[arg(long = "medication")]
+    medications: Vec<String>,
     #[arg(long = "prior-treatment")]
     prior_treatments: Vec<String>,
     #[arg(long = "attachment")]
@@ -170,7 +173,7 @@ fn content(a: &ContentArgs) -> anyhow::Result<RequestContent> {
         urgency_reason: a.urgency_reason.clone(),
         packet: Some(ClinicalPacket {
             notes_summary: a.notes.clone(),
-            medications: vec![],
+            medications: a.medications.clone(),
             prior_treatments: a.prior_treatments.clone(),
             attachment_refs: a.attachments.clone(),
         }),

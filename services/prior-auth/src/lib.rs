@@ -46,13 +46,13 @@ impl Application {
             .mark_serving(&["careloop.priorauth.v1.PriorAuthService"])
             .await;
         // Background work starts last, once nothing else in build can fail.
+        host.start_publishing(&settings).await?;
         host.background.push(sweeper::spawn(
             host.pool.clone(),
             Duration::from_millis(own.sweep_interval_ms),
             chrono::Duration::days(own.expiring_within_days),
             host.background.signal(),
         ));
-        host.start_publishing(&settings).await?;
         Ok(Self { host })
     }
 

@@ -1,5 +1,5 @@
-//! Sweepers: decisions past due (reported once per deadline, so an extension or resubmission can be
-//! reported again) and approvals about to expire (reported once). Replicas run side by side: `FOR
+//! Sweepers: decisions and appeal decisions past due (reported once per deadline, so an extension or
+//! resubmission can be reported again) and approvals about to expire (reported once). Replicas run side by side: `FOR
 //! UPDATE SKIP LOCKED` and the marks make each report happen once.
 
 use careloop_proto::events::v1::{PriorAuthDecisionOverdue, PriorAuthExpiring, event::Payload};
@@ -20,6 +20,15 @@ WHERE r.id IN (
   AND r.overdue_reported_for IS DISTINCT FROM r.decision_due_at
 RETURNING r.id, r.patient_id, r.decision_due_at, r.owner_role, r.version";
 
+const APPEAL_OVERDUE: &str = "
+UPDATE requests r SET overdue_reported_for = r.due_at
+WHERE r.id IN (
+    SELECT id FROM requests
+    WHERE status = 'appealed' AND overdue_reported_for IS DISTINCT FROM due_at AND due_at < $1
+    ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+  AND r.overdue_reported_for IS DISTINCT FROM r.due_at
+RETURNING r.id, r.patient_id, r.due_at, r.owner_role, r.version";
+
 const EXPIRING: &str = "
 UPDATE requests r SET expiry_reported = true
 WHERE r.id IN (
@@ -37,11 +46,17 @@ pub async fn sweep(
     batch: i64,
 ) -> anyhow::Result<(usize, usize)> {
     let mut tx = pool.begin().await?;
-    let overdue: Vec<Due> = sqlx::query_as(OVERDUE)
+    let mut overdue: Vec<Due> = sqlx::query_as(OVERDUE)
         .bind(now)
         .bind(batch)
         .fetch_all(&mut *tx)
         .await?;
+    let appeals: Vec<Due> = sqlx::query_as(APPEAL_OVERDUE)
+        .bind(now)
+        .bind(batch)
+        .fetch_all(&mut *tx)
+        .await?;
+    overdue.extend(appeals);
     let expiring: Vec<Due> = sqlx::query_as(EXPIRING)
         .bind(now + expiring_within)
         .bind(batch)

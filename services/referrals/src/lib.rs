@@ -49,13 +49,7 @@ impl Application {
             .mark_serving(&["careloop.referrals.v1.ReferralsService"])
             .await;
         // Background work starts last, once nothing else in build can fail.
-        host.background.push(sweeper::spawn(
-            host.pool.clone(),
-            Duration::from_millis(own.sweep_interval_ms),
-            host.background.signal(),
-        ));
-        host.start_publishing(&settings).await?;
-        if settings.events.enabled && own.pathways_enabled {
+        let pathways = if settings.events.enabled && own.pathways_enabled {
             let bus = EventBus::connect(&settings.events).await?;
             let config = ConsumerConfig::new(
                 "referrals-pathways",
@@ -64,16 +58,26 @@ impl Application {
             let handler = pathways::Pathways {
                 due: own.due.clone(),
             };
-            let consumer = Consumer::new(
+            Some(Consumer::new(
                 host.pool.clone(),
                 bus,
                 config,
                 handler,
                 Arc::clone(&host.metrics),
-            );
+            ))
+        } else {
+            None
+        };
+        host.start_publishing(&settings).await?;
+        if let Some(consumer) = pathways {
             let task = consumer.spawn(host.background.signal());
             host.background.push(task);
         }
+        host.background.push(sweeper::spawn(
+            host.pool.clone(),
+            Duration::from_millis(own.sweep_interval_ms),
+            host.background.signal(),
+        ));
         Ok(Self { host })
     }
 

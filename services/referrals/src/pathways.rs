@@ -33,9 +33,6 @@ impl Handler for Pathways {
                 return Ok(());
             };
             let fields = pathway::event_fields(payload);
-            if fields.is_empty() {
-                return Ok(());
-            }
             let rules = store::enabled_rules_for(conn, &event.r#type).await?;
             for rule in rules
                 .iter()
@@ -134,6 +131,24 @@ impl Pathways {
             )
             .await?;
         }
+        // Pathway writes are patient data too: audited as the service, in the same transaction.
+        let principal = careloop_runtime::auth::Principal {
+            subject: "referrals-pathways".into(),
+            org_id,
+            roles: vec![],
+            kind: careloop_runtime::auth::PrincipalKind::Service,
+        };
+        careloop_runtime::audit::record(
+            conn,
+            careloop_runtime::audit::AuditEntry {
+                principal: &principal,
+                action: "PathwayTriggered",
+                patient_id: Some(patient_id),
+                target_id: Some(created_id),
+                outcome: careloop_runtime::audit::Outcome::Ok,
+            },
+        )
+        .await?;
         tracing::info!(rule_id = %rule.id, event_id = %event_id, created_id = %created_id, "pathway fired");
         Ok(())
     }

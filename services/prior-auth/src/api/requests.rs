@@ -204,6 +204,7 @@ impl PriorAuthApi {
             urgency_set: row.urgency != 0,
             urgency_reason: &row.urgency_reason,
             notes_summary: &row.packet.0.notes_summary,
+            medications: row.packet.0.medications.len(),
             prior_treatments: row.packet.0.prior_treatments.len(),
             attachment_refs: row.packet.0.attachment_refs.len(),
         });
@@ -331,14 +332,17 @@ impl PriorAuthApi {
                 }
                 row.valid_to = d.valid_to;
                 row.due_at = (action == Action::Deny).then(|| self.owner_due(at));
-                if action == Action::Deny {
-                    row.next_action = "decide on an appeal".into();
-                }
+                row.next_action = if action == Action::Deny {
+                    "decide on an appeal".into()
+                } else {
+                    "schedule the authorized service and tell the patient".into()
+                };
                 events.push(Payload::PriorAuthDecided(PriorAuthDecided {
                     request_id: id.to_string(),
                     urgency: row.urgency,
                     decision: to.as_str().into(),
                     first_submitted_at: opt_timestamp(row.first_submitted_at),
+                    submitted_at: opt_timestamp(row.submitted_at),
                     decided_at: opt_timestamp(Some(at)),
                     extended: !row.extensions.0.is_empty(),
                     denial_reason_code: d.denial_reason_code.clone(),
@@ -463,6 +467,11 @@ impl PriorAuthApi {
         row.status = to.as_str().into();
         row.appeal_decision = Some(Json(decision));
         row.due_at = None;
+        row.next_action = if req.approved {
+            "schedule the authorized service and tell the patient".into()
+        } else {
+            "appeal denied: plan an alternative with the patient".into()
+        };
         let events = vec![
             Payload::PriorAuthAppealDecided(PriorAuthAppealDecided {
                 request_id: id.to_string(),
@@ -494,6 +503,7 @@ impl PriorAuthApi {
         row.status = to.as_str().into();
         row.status_reason = reason;
         row.due_at = None;
+        row.next_action = String::new();
         let event = changed(&row, from);
         Ok(CancelRequestResponse {
             request: Some(self.commit(w, row, vec![event]).await?),

@@ -12,6 +12,7 @@ pub struct Draft<'a> {
     pub urgency_set: bool,
     pub urgency_reason: &'a str,
     pub notes_summary: &'a str,
+    pub medications: usize,
     pub prior_treatments: usize,
     pub attachment_refs: usize,
 }
@@ -53,6 +54,11 @@ pub fn missing(d: &Draft<'_>) -> Vec<(String, String)> {
         "a summary of recent notes is required",
     );
     need(
+        d.medications == 0,
+        "packet.medications",
+        "the current medications are required (write \"none\" if none)",
+    );
+    need(
         d.prior_treatments == 0,
         "packet.prior_treatments",
         "prior treatments are required",
@@ -80,6 +86,7 @@ mod tests {
             urgency_set: true,
             urgency_reason: "",
             notes_summary: "summary",
+            medications: 1,
             prior_treatments: 1,
             attachment_refs: 1,
         }
@@ -102,6 +109,7 @@ mod tests {
             urgency_set: false,
             urgency_reason: "",
             notes_summary: "",
+            medications: 0,
             prior_treatments: 0,
             attachment_refs: 0,
         };
@@ -117,6 +125,7 @@ mod tests {
                 "urgency",
                 "urgency_reason",
                 "packet.notes_summary",
+                "packet.medications",
                 "packet.prior_treatments",
                 "packet.attachment_refs"
             ]

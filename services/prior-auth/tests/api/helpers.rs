@@ -23,8 +23,17 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(None).await
 }
 
+/// Counts calendar days in `zone` instead of the default.
+pub async fn spawn_app_in_zone(zone: &str) -> TestApp {
+    spawn(None, Some(zone)).await
+}
+
 /// Spawns plans (for access checks) and this service; with `events`, it publishes to that stream.
 pub async fn spawn_app_with(events: Option<EventSettings>) -> TestApp {
+    spawn(events, None).await
+}
+
+async fn spawn(events: Option<EventSettings>, zone: Option<&str>) -> TestApp {
     careloop_runtime::telemetry::init_for_tests();
     let plans = services::spawn_plans().await;
     let db = careloop_testkit::fresh_database("prior_auth")
@@ -38,6 +47,9 @@ pub async fn spawn_app_with(events: Option<EventSettings>) -> TestApp {
     own.plans_addr = format!("http://{}", plans.addr);
     // Tests call the sweeper themselves.
     own.sweep_interval_ms = 3_600_000;
+    if let Some(zone) = zone {
+        own.time_zone = zone.to_owned();
+    }
     let app = careloop_prior_auth::Application::build(settings, own)
         .await
         .expect("service builds");

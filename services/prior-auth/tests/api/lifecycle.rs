@@ -116,6 +116,7 @@ async fn an_incomplete_packet_is_refused_listing_every_missing_element() {
             "diagnosis_codes",
             "urgency_reason",
             "packet.notes_summary",
+            "packet.medications",
             "packet.prior_treatments",
             "packet.attachment_refs"
         ]
@@ -273,7 +274,9 @@ async fn a_request_is_pended_resubmitted_denied_with_a_reason_appealed_and_appro
 
 #[tokio::test]
 async fn a_standard_request_is_due_in_seven_calendar_days_and_an_extension_is_recorded() {
-    let app = spawn_app().await;
+    // Counted in UTC here (no daylight saving), so seven calendar days are exactly 168 hours; the
+    // daylight-saving and month-end arithmetic is covered in domain::deadline.
+    let app = spawn_app_in_zone("UTC").await;
     let mut c = app.client();
     let patient = app.patient().await;
     let r = create(&mut c, &patient.id, complete(Urgency::Standard)).await;

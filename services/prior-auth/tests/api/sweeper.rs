@@ -7,7 +7,7 @@ use careloop_proto::priorauth::v1::record_payer_response_request::{Approved, Res
 use careloop_proto::priorauth::v1::*;
 use chrono::Duration;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_sweepers_racing_emit_one_overdue_event_per_deadline_and_one_expiry_per_approval() {
     let app = spawn_app().await;
     let mut c = app.client();
@@ -31,10 +31,15 @@ async fn two_sweepers_racing_emit_one_overdue_event_per_deadline_and_one_expiry_
     .unwrap();
     let later = chrono::Utc::now() + Duration::hours(73);
     let within = Duration::days(14);
-    let racers: Vec<_> = (0..2)
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(4));
+    let racers: Vec<_> = (0..4)
         .map(|_| {
             let pool = app.db.clone();
-            tokio::spawn(async move { sweep(&pool, later, within, 2).await.unwrap() })
+            let start = std::sync::Arc::clone(&start);
+            tokio::spawn(async move {
+                start.wait().await;
+                sweep(&pool, later, within, 2).await.unwrap()
+            })
         })
         .collect();
     let (mut overdue, mut expiring) = (0, 0);

@@ -205,19 +205,20 @@ impl ReferralsApi {
         let from = Status::parse(&row.status).ok_or_else(|| {
             ApiError::internal("stored order status is unknown", anyhow::anyhow!("{id}"))
         })?;
+        let (recorded, pending) = store::results_summary(w.conn(), id).await?;
+        let results = Results {
+            recorded,
+            unacknowledged_abnormal: pending,
+        };
+        // The state machine first: a move that is not allowed is FAILED_PRECONDITION whatever it carries.
+        let to = order::apply(kind, from, mv.action, results)
+            .map_err(|e| ApiError::precondition(e.to_string()))?;
         if mv.action == Action::Schedule && kind.needs_confirmation() && mv.window.is_none() {
             return Err(ApiError::invalid(
                 "schedule.window_start",
                 "a transport or DME booking needs its pickup or delivery window",
             ));
         }
-        let (recorded, pending) = store::results_summary(w.conn(), id).await?;
-        let results = Results {
-            recorded,
-            unacknowledged_abnormal: pending,
-        };
-        let to = order::apply(kind, from, mv.action, results)
-            .map_err(|e| ApiError::precondition(e.to_string()))?;
         let at = now();
         if mv.action == Action::Schedule {
             row.scheduled_at = mv.scheduled_at;

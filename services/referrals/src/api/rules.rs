@@ -12,11 +12,24 @@ use sqlx::types::Json;
 use std::collections::HashMap;
 use uuid::Uuid;
 
+/// Rules are global configuration: internal services and staff holding the `admin` role manage them.
 fn may_manage(who: &Principal) -> ApiResult<()> {
+    let admin = who.kind == PrincipalKind::Staff && who.roles.iter().any(|r| r == "admin");
+    if who.kind == PrincipalKind::Service || admin {
+        Ok(())
+    } else {
+        Err(ApiError::PermissionDenied(
+            "pathway rules are managed by administrators",
+        ))
+    }
+}
+
+/// Rules are readable by any staff or service: they explain why loops appeared.
+fn may_read(who: &Principal) -> ApiResult<()> {
     match who.kind {
         PrincipalKind::Service | PrincipalKind::Staff => Ok(()),
         _ => Err(ApiError::PermissionDenied(
-            "pathway rules are managed by hospital staff",
+            "pathway rules are visible to hospital staff",
         )),
     }
 }
@@ -41,9 +54,19 @@ impl ReferralsApi {
                 "must hold at most 20 conditions",
             ));
         }
+        let known = crate::domain::pathway::fields_for(&event_type);
         let mut conditions = HashMap::new();
         for (k, value) in &req.conditions {
             let key = v::text("conditions", k, 64)?;
+            if !known.contains(&key.as_str()) {
+                return Err(ApiError::invalid(
+                    "conditions",
+                    format!(
+                        "{event_type} has no field {key:?} (known: {})",
+                        known.join(", ")
+                    ),
+                ));
+            }
             conditions.insert(key, v::text(&format!("conditions[{k}]"), value, MAX_SHORT)?);
         }
         let action = v::enum_value::<PathwayAction>("action", req.action)?;
@@ -110,7 +133,7 @@ impl ReferralsApi {
         who: &Principal,
         _req: ListPathwayRulesRequest,
     ) -> ApiResult<ListPathwayRulesResponse> {
-        may_manage(who)?;
+        may_read(who)?;
         let rows = store::rules(&mut *self.pool.acquire().await?).await?;
         Ok(ListPathwayRulesResponse {
             rules: rows.into_iter().map(convert::rule).collect(),

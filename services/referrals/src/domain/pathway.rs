@@ -48,6 +48,16 @@ pub fn event_fields(payload: &Payload) -> HashMap<&'static str, String> {
     f
 }
 
+/// The fields rules may test for an event type (empty: rules on it can only be unconditional).
+pub fn fields_for(event_type: &str) -> &'static [&'static str] {
+    match event_type {
+        "plans.transition.started" => &["from_setting", "to_setting", "risk_level"],
+        "referrals.order.status_changed" => &["order_kind", "to_status", "home_health"],
+        "referrals.referral.status_changed" => &["to_status"],
+        _ => &[],
+    }
+}
+
 /// Whether every condition equals the event's field of that name.
 pub fn matches(
     conditions: &HashMap<String, String>,
@@ -104,6 +114,17 @@ mod tests {
         };
         assert!(matches(&rule, &event_fields(&event(true))));
         assert!(!matches(&rule, &event_fields(&event(false))));
+    }
+
+    #[test]
+    fn a_rule_without_conditions_matches_any_event_of_its_type() {
+        let none = HashMap::new();
+        assert!(matches(
+            &none,
+            &event_fields(&Payload::TransitionCompleted(Default::default()))
+        ));
+        assert!(fields_for("plans.transition.completed").is_empty());
+        assert!(fields_for("plans.transition.started").contains(&"to_setting"));
     }
 
     #[test]

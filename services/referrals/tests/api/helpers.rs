@@ -93,7 +93,9 @@ impl TestApp {
         self.count(
             "SELECT (SELECT count(*) FROM referrals) + (SELECT count(*) FROM orders) + (SELECT count(*) FROM results)
                   + (SELECT count(*) FROM pathway_rules) + (SELECT count(*) FROM outbox)
-                  + (SELECT count(*) FROM idempotency_keys) + (SELECT count(*) FROM referral_timeline)",
+                  + (SELECT count(*) FROM idempotency_keys) + (SELECT count(*) FROM referral_timeline)
+                  + (SELECT count(*) FROM audit_log WHERE outcome = 'ok' AND action NOT LIKE 'Get%'
+                        AND action NOT LIKE 'List%')",
         )
         .await
     }

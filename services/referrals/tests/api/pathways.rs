@@ -162,8 +162,10 @@ async fn a_discharge_event_delivered_twice_books_one_transport_and_its_confirmat
 #[tokio::test]
 async fn rules_are_managed_as_data_and_a_disabled_rule_is_listed_as_such() {
     let app = spawn_app().await;
-    let mut c = app.client();
-    let rules = c
+    let staff = app.client();
+    let mut c = app.service_client();
+    let rules = staff
+        .clone()
         .list_pathway_rules(ListPathwayRulesRequest {})
         .await
         .unwrap()
@@ -207,4 +209,76 @@ async fn rules_are_managed_as_data_and_a_disabled_rule_is_listed_as_such() {
         .await
         .unwrap_err();
     assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+    let not_admin = staff
+        .clone()
+        .set_pathway_rule_enabled(SetPathwayRuleEnabledRequest {
+            idempotency_key: key(),
+            rule_id: created.id.clone(),
+            expected_version: 2,
+            enabled: true,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        not_admin.code(),
+        tonic::Code::PermissionDenied,
+        "only administrators change global rules"
+    );
+}
+
+#[tokio::test]
+async fn an_unconditional_rule_fires_once_per_event_however_often_it_is_handled() {
+    use careloop_runtime::events::Handler;
+    let app = spawn_app().await;
+    let patient = app.patient().await;
+    let rule = app
+        .service_client()
+        .create_pathway_rule(CreatePathwayRuleRequest {
+            idempotency_key: key(),
+            name: "transition done: DME check".into(),
+            event_type: "plans.transition.completed".into(),
+            conditions: Default::default(),
+            action: PathwayAction::CreateOrder as i32,
+            order_kind: OrderKind::Dme as i32,
+            service_type: String::new(),
+            owner_role: CareRole::CareManager as i32,
+            due_in_minutes: 60,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rule
+        .unwrap();
+    let event = Event {
+        id: Uuid::now_v7().to_string(),
+        r#type: "plans.transition.completed".into(),
+        source: "plans".into(),
+        patient_id: patient.id.clone(),
+        org_id: app.org_id.to_string(),
+        aggregate_id: Uuid::now_v7().to_string(),
+        aggregate_version: 3,
+        payload: Some(Payload::TransitionCompleted(Default::default())),
+        ..Default::default()
+    };
+    let handler = careloop_referrals::pathways::Pathways {
+        due: Default::default(),
+    };
+    // Handled twice outside the consumer's dedupe: the (rule, event) key still creates one order.
+    for _ in 0..2 {
+        let mut tx = app.db.begin().await.unwrap();
+        handler.handle(&mut tx, &event).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let (orders,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM orders WHERE source_rule_id = $1::uuid")
+            .bind(&rule.id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(orders, 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'PathwayTriggered'")
+            .await,
+        1
+    );
 }

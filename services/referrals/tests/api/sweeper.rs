@@ -8,7 +8,7 @@ use careloop_proto::referrals::v1::transition_referral_request::{self as tr, Act
 use careloop_proto::referrals::v1::*;
 use careloop_referrals::sweeper::sweep_overdue;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_sweepers_racing_emit_one_overdue_event_per_loop_and_stage() {
     let app = spawn_app().await;
     let mut c = app.client();
