@@ -35,7 +35,7 @@ pub struct TestApp {
     pub org_id: Uuid,
     auth: Authenticator,
     channel: Channel,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -76,7 +76,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         org_id: Uuid::now_v7(),
         auth,
         channel,
-        _shutdown: tx,
+        shutdown: Some(tx),
     }
 }
 
@@ -113,6 +113,13 @@ impl TestApp {
             Uuid::now_v7(),
             "stranger",
         )))
+    }
+
+    /// Sends the service the shutdown signal (as SIGTERM would).
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
     }
 
     pub fn channel(&self) -> Channel {

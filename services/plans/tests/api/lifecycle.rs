@@ -31,6 +31,40 @@ async fn health_reports_serving_and_metrics_are_exported() {
 }
 
 #[tokio::test]
+async fn on_shutdown_health_turns_not_serving_before_calls_drain() {
+    let mut app = spawn_app_with(|s| {
+        s.events.enabled = false;
+        s.grpc.shutdown_grace_ms = 3_000;
+    })
+    .await;
+    let mut health = HealthClient::new(app.channel());
+    app.begin_shutdown();
+    let mut seen = None;
+    for _ in 0..100 {
+        let status = health
+            .check(HealthCheckRequest {
+                service: "careloop.plans.v1.PlansService".into(),
+            })
+            .await
+            .map(|r| r.into_inner().status)
+            .ok();
+        if status == Some(ServingStatus::NotServing as i32) {
+            seen = status;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        seen,
+        Some(ServingStatus::NotServing as i32),
+        "probes see NOT_SERVING during the grace period"
+    );
+    // Still answering calls while load balancers take it out of rotation.
+    let mut c = app.client();
+    app.create_patient(&mut c).await;
+}
+
+#[tokio::test]
 async fn reflection_lists_the_plans_service() {
     use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
