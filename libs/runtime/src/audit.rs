@@ -45,3 +45,27 @@ pub async fn record(conn: &mut PgConnection, entry: AuditEntry<'_>) -> Result<()
     .await?;
     Ok(())
 }
+
+/// Audits one read of each patient in a cross-patient list, in one statement.
+pub async fn record_reads(
+    conn: &mut PgConnection,
+    principal: &Principal,
+    action: &'static str,
+    patient_ids: &[Uuid],
+) -> Result<(), sqlx::Error> {
+    if patient_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO audit_log (subject, org_id, principal_kind, patient_id, action, outcome)
+         SELECT $1, $2, $3, p, $4, 'ok' FROM unnest($5::uuid[]) AS p",
+    )
+    .bind(&principal.subject)
+    .bind(principal.org_id)
+    .bind(principal.kind.as_str())
+    .bind(action)
+    .bind(patient_ids)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -51,6 +51,15 @@ impl ApiError {
         Self::FailedPrecondition(format!("{what} cannot move from {from} to {to}"))
     }
 
+    /// Optimistic concurrency: a write from a stale version is ABORTED with the current one.
+    pub fn ensure_version(current: i64, expected: i64) -> Result<(), Self> {
+        if current == expected {
+            Ok(())
+        } else {
+            Err(Self::Aborted { current })
+        }
+    }
+
     pub fn internal(context: &'static str, cause: impl Into<anyhow::Error>) -> Self {
         Self::Internal(cause.into().context(context))
     }

@@ -23,6 +23,33 @@ pub struct Cursor {
     pub id: Uuid,
 }
 
+/// Sorts before every real instant (year 1; Postgres goes back to 4713 BC).
+pub fn beginning() -> DateTime<Utc> {
+    DateTime::from_timestamp(-62_135_596_800, 0).unwrap_or_default()
+}
+
+/// Sorts after every real instant (the end of year 9999): where rows without a time go.
+pub fn far_future() -> DateTime<Utc> {
+    DateTime::from_timestamp(253_402_300_799, 0).unwrap_or_default()
+}
+
+/// The keyset position to read after: the cursor, or before the first row.
+pub fn after(cursor: Option<Cursor>) -> (DateTime<Utc>, Uuid) {
+    cursor.map_or((beginning(), Uuid::nil()), |c| (c.at, c.id))
+}
+
+/// Cuts a page from rows fetched with one extra row (`limit + 1`): the extra row says a next page
+/// exists, and the token names the last row shown.
+pub fn cut<T>(mut rows: Vec<T>, limit: i64, cursor: impl Fn(&T) -> Cursor) -> (Vec<T>, String) {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    if rows.len() <= limit {
+        return (rows, String::new());
+    }
+    rows.truncate(limit);
+    let next = rows.last().map(|r| encode(cursor(r))).unwrap_or_default();
+    (rows, next)
+}
+
 pub fn encode(cursor: Cursor) -> String {
     let raw = format!("{}.{}", cursor.at.timestamp_micros(), cursor.id.simple());
     raw.bytes().map(|b| format!("{b:02x}")).collect()
@@ -61,6 +88,19 @@ mod tests {
         assert!(decode("zz").is_err());
         assert!(decode("abc").is_err());
         assert_eq!(decode("").unwrap(), None);
+    }
+
+    #[test]
+    fn a_page_cut_from_one_extra_row_names_its_last_row() {
+        let rows: Vec<i64> = (1..=4).collect();
+        let at = |i: &i64| Cursor {
+            at: DateTime::from_timestamp(*i, 0).unwrap(),
+            id: Uuid::nil(),
+        };
+        let (page, next) = cut(rows.clone(), 3, at);
+        assert_eq!(page, [1, 2, 3]);
+        assert_eq!(decode(&next).unwrap(), Some(at(&3)));
+        assert_eq!(cut(rows, 4, at).1, "");
     }
 
     #[test]

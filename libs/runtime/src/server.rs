@@ -53,10 +53,6 @@ impl GrpcServer {
         &mut self.routes
     }
 
-    pub fn health(&self) -> HealthReporter {
-        self.health.clone()
-    }
-
     /// Marks the server and the named gRPC services SERVING (call once migrations ran).
     pub async fn mark_serving(&mut self, services: &[&str]) {
         for name in services {

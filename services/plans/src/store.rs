@@ -184,11 +184,7 @@ pub async fn lock_plan(
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(ApiError::NotFound("care plan"))?;
-    if plan.version != expected_version {
-        return Err(ApiError::Aborted {
-            current: plan.version,
-        });
-    }
+    ApiError::ensure_version(plan.version, expected_version)?;
     Ok(plan)
 }
 
@@ -366,7 +362,7 @@ pub async fn consents_page(
     after: Option<careloop_runtime::paging::Cursor>,
     limit: i64,
 ) -> ApiResult<Vec<ConsentRow>> {
-    let (after_at, after_id) = cursor_parts(after);
+    let (after_at, after_id) = careloop_runtime::paging::after(after);
     Ok(sqlx::query_as(
         "SELECT * FROM consents WHERE patient_id = $1 AND (granted_at, id) > ($2, $3)
          ORDER BY granted_at, id LIMIT $4",
@@ -449,11 +445,7 @@ pub async fn lock_task(
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(ApiError::NotFound("task"))?;
-    if task.version != expected_version {
-        return Err(ApiError::Aborted {
-            current: task.version,
-        });
-    }
+    ApiError::ensure_version(task.version, expected_version)?;
     Ok(task)
 }
 
@@ -516,7 +508,7 @@ pub async fn open_tasks_for_patient(
     after: Option<careloop_runtime::paging::Cursor>,
     limit: i64,
 ) -> ApiResult<Vec<TaskRow>> {
-    let (after_at, after_id) = cursor_parts(after);
+    let (after_at, after_id) = careloop_runtime::paging::after(after);
     let sql = concat!(
         "SELECT * FROM tasks WHERE patient_id = $1 AND status IN ",
         open_task_statuses!(),
@@ -538,7 +530,7 @@ pub async fn open_tasks_for_role(
     after: Option<careloop_runtime::paging::Cursor>,
     limit: i64,
 ) -> ApiResult<Vec<TaskRow>> {
-    let (after_at, after_id) = cursor_parts(after);
+    let (after_at, after_id) = careloop_runtime::paging::after(after);
     let sql = concat!(
         "SELECT * FROM tasks x WHERE owner_role = $4 AND status IN ",
         open_task_statuses!(),
@@ -556,17 +548,6 @@ pub async fn open_tasks_for_role(
         .bind(limit)
         .fetch_all(conn)
         .await?)
-}
-
-fn cursor_parts(after: Option<careloop_runtime::paging::Cursor>) -> (DateTime<Utc>, Uuid) {
-    match after {
-        Some(c) => (c.at, c.id),
-        // Postgres timestamps start in 4713 BC; year 1 is before any real due time.
-        None => (
-            DateTime::from_timestamp(-62_135_596_800, 0).unwrap_or_default(),
-            Uuid::nil(),
-        ),
-    }
 }
 
 // ---------- handoffs ----------
@@ -640,7 +621,7 @@ pub async fn unacknowledged_handoffs(
     after: Option<careloop_runtime::paging::Cursor>,
     limit: i64,
 ) -> ApiResult<Vec<HandoffRow>> {
-    let (after_at, after_id) = cursor_parts(after);
+    let (after_at, after_id) = careloop_runtime::paging::after(after);
     let sql = concat!(
         "SELECT * FROM handoffs x WHERE to_role = $4 AND acknowledged_at IS NULL
            AND (sent_at, id) > ($5, $6) AND ",
@@ -717,9 +698,7 @@ pub async fn lock_transition(
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(ApiError::NotFound("transition"))?;
-    if t.version != expected_version {
-        return Err(ApiError::Aborted { current: t.version });
-    }
+    ApiError::ensure_version(t.version, expected_version)?;
     Ok(t)
 }
 

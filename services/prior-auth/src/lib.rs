@@ -47,12 +47,9 @@ impl Application {
             .await;
         // Background work starts last, once nothing else in build can fail.
         host.start_publishing(&settings).await?;
-        host.background.push(sweeper::spawn(
-            host.pool.clone(),
-            Duration::from_millis(own.sweep_interval_ms),
-            chrono::Duration::days(own.expiring_within_days),
-            host.background.signal(),
-        ));
+        let interval = Duration::from_millis(own.sweep_interval_ms);
+        let within = chrono::Duration::days(own.expiring_within_days);
+        sweeper::schedule(&mut host.background, host.pool.clone(), interval, within);
         Ok(Self { host })
     }
 

@@ -125,11 +125,7 @@ pub async fn lock(
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(ApiError::NotFound("prior authorization request"))?;
-    if row.version != expected_version {
-        return Err(ApiError::Aborted {
-            current: row.version,
-        });
-    }
+    ApiError::ensure_version(row.version, expected_version)?;
     Ok(row)
 }
 
@@ -190,14 +186,8 @@ pub async fn list(
     after: Option<Cursor>,
     limit: i64,
 ) -> ApiResult<Vec<RequestRow>> {
-    let far = far_future();
-    let (after_at, after_id) = match after {
-        Some(c) => (c.at, c.id),
-        None => (
-            DateTime::<Utc>::from_timestamp(-62_135_596_800, 0).unwrap_or_default(),
-            Uuid::nil(),
-        ),
-    };
+    let far = careloop_runtime::paging::far_future();
+    let (after_at, after_id) = careloop_runtime::paging::after(after);
     let condition = match filter {
         Filter::Patient(_) => "patient_id = $4",
         Filter::Status(_) => "status = $4",
@@ -221,8 +211,4 @@ pub async fn list(
         Filter::Payer(p) => q.bind(p.clone()),
     };
     Ok(q.bind(limit).fetch_all(conn).await?)
-}
-
-pub fn far_future() -> DateTime<Utc> {
-    DateTime::<Utc>::from_timestamp(253_402_300_799, 0).unwrap_or_default()
 }

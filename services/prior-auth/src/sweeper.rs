@@ -3,10 +3,10 @@
 //! UPDATE SKIP LOCKED` and the marks make each report happen once.
 
 use careloop_proto::events::v1::{PriorAuthDecisionOverdue, PriorAuthExpiring, event::Payload};
+use careloop_runtime::events::Background;
 use careloop_runtime::outbox::{self, NewEvent};
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
-use tokio::sync::watch;
 use uuid::Uuid;
 
 type Due = (Uuid, Uuid, Option<DateTime<Utc>>, i32, i64);
@@ -104,25 +104,21 @@ pub async fn sweep(
     Ok(counts)
 }
 
-pub fn spawn(
+/// Sweeps every `interval` until the service stops.
+pub fn schedule(
+    background: &mut Background,
     pool: PgPool,
     interval: std::time::Duration,
     expiring_within: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    match sweep(&pool, Utc::now(), expiring_within, 500).await {
-                        Ok((0, 0)) => {}
-                        Ok((overdue, expiring)) => tracing::info!(overdue, expiring, "prior authorizations reported"),
-                        Err(error) => tracing::warn!(error = %careloop_runtime::error::redacted(&error), "prior-auth sweep failed"),
-                    }
-                }
-                _ = shutdown.changed() => return,
+) {
+    background.every(interval, move || {
+        let pool = pool.clone();
+        async move {
+            match sweep(&pool, Utc::now(), expiring_within, 500).await {
+                Ok((0, 0)) => {}
+                Ok((overdue, expiring)) => tracing::info!(overdue, expiring, "prior authorizations reported"),
+                Err(error) => tracing::warn!(error = %careloop_runtime::error::redacted(&error), "prior-auth sweep failed"),
             }
         }
-    })
+    });
 }

@@ -73,11 +73,8 @@ impl Application {
             let task = consumer.spawn(host.background.signal());
             host.background.push(task);
         }
-        host.background.push(sweeper::spawn(
-            host.pool.clone(),
-            Duration::from_millis(own.sweep_interval_ms),
-            host.background.signal(),
-        ));
+        let interval = Duration::from_millis(own.sweep_interval_ms);
+        sweeper::schedule(&mut host.background, host.pool.clone(), interval);
         Ok(Self { host })
     }
 

@@ -103,11 +103,7 @@ pub async fn lock_referral(
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(ApiError::NotFound("referral"))?;
-    if row.version != expected_version {
-        return Err(ApiError::Aborted {
-            current: row.version,
-        });
-    }
+    ApiError::ensure_version(row.version, expected_version)?;
     Ok(row)
 }
 
@@ -245,12 +241,8 @@ pub async fn lock_order(
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(ApiError::NotFound("order"))?;
-    if let Some(expected) = expected_version
-        && row.version != expected
-    {
-        return Err(ApiError::Aborted {
-            current: row.version,
-        });
+    if let Some(expected) = expected_version {
+        ApiError::ensure_version(row.version, expected)?;
     }
     Ok(row)
 }
@@ -384,11 +376,7 @@ pub async fn lock_result(
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(ApiError::NotFound("result"))?;
-    if row.version != expected_version {
-        return Err(ApiError::Aborted {
-            current: row.version,
-        });
-    }
+    ApiError::ensure_version(row.version, expected_version)?;
     Ok(row)
 }
 
@@ -436,14 +424,8 @@ pub async fn open_loops(
     after: Option<Cursor>,
     limit: i64,
 ) -> ApiResult<Vec<LoopRow>> {
-    let far = DateTime::<Utc>::from_timestamp(253_402_300_799, 0).unwrap_or_default();
-    let (after_at, after_id) = match after {
-        Some(c) => (c.at, c.id),
-        None => (
-            DateTime::<Utc>::from_timestamp(-62_135_596_800, 0).unwrap_or_default(),
-            Uuid::nil(),
-        ),
-    };
+    let far = careloop_runtime::paging::far_future();
+    let (after_at, after_id) = careloop_runtime::paging::after(after);
     let base = "SELECT kind, id, patient_id, status, owner_role, backup_role, due_at, label FROM open_loops
                 WHERE (coalesce(due_at, $1), id) > ($2, $3) AND ";
     let (sql, value): (String, FilterValue) = match filter {
@@ -478,7 +460,7 @@ pub fn loop_cursor(row: &LoopRow) -> Cursor {
     Cursor {
         at: row
             .due_at
-            .unwrap_or(DateTime::<Utc>::from_timestamp(253_402_300_799, 0).unwrap_or_default()),
+            .unwrap_or_else(careloop_runtime::paging::far_future),
         id: row.id,
     }
 }
@@ -556,11 +538,7 @@ pub async fn lock_rule(
     .fetch_optional(&mut *conn)
     .await?
     .ok_or(ApiError::NotFound("pathway rule"))?;
-    if row.version != expected_version {
-        return Err(ApiError::Aborted {
-            current: row.version,
-        });
-    }
+    ApiError::ensure_version(row.version, expected_version)?;
     Ok(row)
 }
 

@@ -5,11 +5,11 @@
 
 use careloop_proto::common::v1::LoopKind;
 use careloop_proto::events::v1::{LoopOverdue, event::Payload};
+use careloop_runtime::events::Background;
 use careloop_runtime::outbox::{self, NewEvent};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use std::time::Duration;
-use tokio::sync::watch;
 use uuid::Uuid;
 
 type Overdue = (Uuid, Uuid, String, i32, i32, Option<DateTime<Utc>>, i64);
@@ -83,25 +83,16 @@ pub async fn sweep_overdue(pool: &PgPool, now: DateTime<Utc>, batch: i64) -> any
     Ok(reported)
 }
 
-/// Sweeps every `interval` until shutdown.
-pub fn spawn(
-    pool: PgPool,
-    interval: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    match sweep_overdue(&pool, Utc::now(), 500).await {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(reported = n, "overdue loops reported"),
-                        Err(error) => tracing::warn!(error = %careloop_runtime::error::redacted(&error), "overdue sweep failed"),
-                    }
-                }
-                _ = shutdown.changed() => return,
+/// Sweeps every `interval` until the service stops.
+pub fn schedule(background: &mut Background, pool: PgPool, interval: Duration) {
+    background.every(interval, move || {
+        let pool = pool.clone();
+        async move {
+            match sweep_overdue(&pool, Utc::now(), 500).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(reported = n, "overdue loops reported"),
+                Err(error) => tracing::warn!(error = %careloop_runtime::error::redacted(&error), "overdue sweep failed"),
             }
         }
-    })
+    });
 }

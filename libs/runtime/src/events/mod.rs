@@ -39,6 +39,24 @@ impl Background {
         self.tasks.push(task);
     }
 
+    /// Runs `tick` every `interval` until the tasks are stopped (sweepers, housekeeping).
+    pub fn every<F, Fut>(&mut self, interval: std::time::Duration, mut tick: F)
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let mut shutdown = self.signal();
+        self.push(tokio::spawn(async move {
+            let mut timer = tokio::time::interval(interval);
+            loop {
+                tokio::select! {
+                    _ = timer.tick() => tick().await,
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }));
+    }
+
     /// Asks every task to stop and waits for them.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);

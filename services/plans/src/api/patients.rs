@@ -175,11 +175,7 @@ impl PlansApi {
         let patient_id = store::patient_of(w.conn(), store::Owned::Consent, id).await?;
         w.authorize(self, patient_id).await?;
         let mut row = store::consent_for_update(w.conn(), id).await?;
-        if row.version != version {
-            return Err(ApiError::Aborted {
-                current: row.version,
-            });
-        }
+        ApiError::ensure_version(row.version, version)?;
         if row.status != "active" {
             return Err(ApiError::transition("consent", &row.status, "revoked"));
         }
@@ -214,21 +210,12 @@ impl PlansApi {
         let after = careloop_runtime::paging::decode(&req.page_token)?;
         self.read_access(who, "ListConsents", patient_id).await?;
         let mut conn = self.pool.acquire().await?;
-        let mut rows = store::consents_page(&mut conn, patient_id, after, limit + 1).await?;
-        let shown = usize::try_from(limit).unwrap_or(usize::MAX);
-        let next_page_token = if rows.len() > shown {
-            rows.truncate(shown);
-            rows.last()
-                .map(|r| {
-                    careloop_runtime::paging::encode(careloop_runtime::paging::Cursor {
-                        at: r.granted_at,
-                        id: r.id,
-                    })
-                })
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let rows = store::consents_page(&mut conn, patient_id, after, limit + 1).await?;
+        let (rows, next_page_token) =
+            careloop_runtime::paging::cut(rows, limit, |r| careloop_runtime::paging::Cursor {
+                at: r.granted_at,
+                id: r.id,
+            });
         Ok(ListConsentsResponse {
             consents: rows.into_iter().map(convert::consent).collect(),
             next_page_token,

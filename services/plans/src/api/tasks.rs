@@ -248,12 +248,18 @@ impl PlansApi {
         let after = paging::decode(&req.page_token)?;
         // One pooled connection at a time per call: holding one while waiting for another
         // deadlocks under load.
-        let rows = match req.filter {
+        let by_due = |r: &TaskRow| Cursor {
+            at: r.due_at,
+            id: r.id,
+        };
+        let (rows, next) = match req.filter {
             Some(Filter::PatientId(ref p)) => {
                 let patient_id = v::uuid("patient_id", p)?;
                 self.read_access(who, "ListOpenTasks", patient_id).await?;
                 let mut conn = self.pool.acquire().await?;
-                store::open_tasks_for_patient(&mut conn, patient_id, after, limit + 1).await?
+                let rows =
+                    store::open_tasks_for_patient(&mut conn, patient_id, after, limit + 1).await?;
+                paging::cut(rows, limit, by_due)
             }
             Some(Filter::OwnerRole(role)) => {
                 let role = convert::role("owner_role", role)?;
@@ -263,21 +269,13 @@ impl PlansApi {
                     store::open_tasks_for_role(&mut conn, &viewer, role as i32, after, limit + 1)
                         .await?
                 };
-                let shown = usize::try_from(limit).unwrap_or(usize::MAX);
-                self.audit_worklist(
-                    who,
-                    "ListOpenTasks",
-                    rows.iter().take(shown).map(|r| r.patient_id),
-                )
-                .await?;
-                rows
+                let page = paging::cut(rows, limit, by_due);
+                self.audit_worklist(who, "ListOpenTasks", page.0.iter().map(|r| r.patient_id))
+                    .await?;
+                page
             }
             None => return Err(ApiError::invalid("filter", "give patient_id or owner_role")),
         };
-        let (rows, next) = page(rows, limit, |r| Cursor {
-            at: r.due_at,
-            id: r.id,
-        });
         let at = now();
         Ok(ListOpenTasksResponse {
             tasks: rows.into_iter().map(|r| convert::task(r, at)).collect(),
@@ -296,19 +294,7 @@ impl PlansApi {
         seen.sort();
         seen.dedup();
         let mut conn = self.pool.acquire().await?;
-        for patient_id in seen {
-            careloop_runtime::audit::record(
-                &mut conn,
-                careloop_runtime::audit::AuditEntry {
-                    principal: who,
-                    action: rpc,
-                    patient_id: Some(patient_id),
-                    target_id: None,
-                    outcome: careloop_runtime::audit::Outcome::Ok,
-                },
-            )
-            .await?;
-        }
+        careloop_runtime::audit::record_reads(&mut conn, who, rpc, &seen).await?;
         Ok(())
     }
 
@@ -377,11 +363,7 @@ impl PlansApi {
         let patient_id = store::patient_of(w.conn(), store::Owned::Handoff, id).await?;
         w.authorize(self, patient_id).await?;
         let mut row = store::lock_handoff(w.conn(), id).await?;
-        if row.version != version {
-            return Err(ApiError::Aborted {
-                current: row.version,
-            });
-        }
+        ApiError::ensure_version(row.version, version)?;
         if row.acknowledged_at.is_some() {
             return Err(ApiError::transition(
                 "handoff",
@@ -423,34 +405,19 @@ impl PlansApi {
             store::unacknowledged_handoffs(&mut conn, &viewer, role as i32, after, limit + 1)
                 .await?
         };
-        let shown = usize::try_from(limit).unwrap_or(usize::MAX);
-        self.audit_worklist(
-            who,
-            "ListUnacknowledgedHandoffs",
-            rows.iter().take(shown).map(|r| r.patient_id),
-        )
-        .await?;
-        let (rows, next) = page(rows, limit, |r| Cursor {
+        let (rows, next) = paging::cut(rows, limit, |r| Cursor {
             at: r.sent_at,
             id: r.id,
         });
+        self.audit_worklist(
+            who,
+            "ListUnacknowledgedHandoffs",
+            rows.iter().map(|r| r.patient_id),
+        )
+        .await?;
         Ok(ListUnacknowledgedHandoffsResponse {
             handoffs: rows.into_iter().map(convert::handoff).collect(),
             next_page_token: next,
         })
     }
-}
-
-/// Cuts a page from rows fetched with one extra row: the extra row says whether a next page exists.
-fn page<T>(mut rows: Vec<T>, limit: i64, cursor: impl Fn(&T) -> Cursor) -> (Vec<T>, String) {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    if rows.len() <= limit {
-        return (rows, String::new());
-    }
-    rows.truncate(limit);
-    let next = rows
-        .last()
-        .map(|r| paging::encode(cursor(r)))
-        .unwrap_or_default();
-    (rows, next)
 }

@@ -564,27 +564,14 @@ impl PriorAuthApi {
             ));
         }
         let rows = store::list(&mut *self.pool.acquire().await?, &filter, after, limit + 1).await?;
-        let shown = usize::try_from(limit).unwrap_or(usize::MAX);
-        let next = if rows.len() > shown {
-            rows.get(shown - 1)
-                .map(|r| {
-                    paging::encode(Cursor {
-                        at: r.due_at.unwrap_or_else(store::far_future),
-                        id: r.id,
-                    })
-                })
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (rows, next_page_token) = paging::cut(rows, limit, |r| Cursor {
+            at: r.due_at.unwrap_or_else(paging::far_future),
+            id: r.id,
+        });
         let at = now();
         Ok(ListRequestsResponse {
-            requests: rows
-                .into_iter()
-                .take(shown)
-                .map(|r| convert::request(r, at))
-                .collect(),
-            next_page_token: next,
+            requests: rows.into_iter().map(|r| convert::request(r, at)).collect(),
+            next_page_token,
         })
     }
 }

@@ -62,22 +62,14 @@ impl ReferralsApi {
         }
         let rows =
             store::open_loops(&mut *self.pool.acquire().await?, &filter, after, limit + 1).await?;
-        let shown = usize::try_from(limit).unwrap_or(usize::MAX);
-        let next = if rows.len() > shown {
-            rows.get(shown - 1)
-                .map(|r| paging::encode(store::loop_cursor(r)))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (rows, next_page_token) = paging::cut(rows, limit, store::loop_cursor);
         let at = now();
         Ok(ListOpenLoopsResponse {
             loops: rows
                 .into_iter()
-                .take(shown)
                 .map(|r| convert::open_loop(r, at))
                 .collect(),
-            next_page_token: next,
+            next_page_token,
         })
     }
 }
