@@ -47,6 +47,15 @@ pub struct Cli {
         global = true
     )]
     pub prior_auth_addr: String,
+    /// CA bundle that verifies the services' certificates, for https:// addresses.
+    #[arg(long, env = "CARELOOP_TLS_CA", global = true)]
+    pub ca: Option<String>,
+    /// Client certificate (PEM) presented over https, e.g. a workload certificate for probes.
+    #[arg(long, env = "CARELOOP_TLS_CERT", global = true)]
+    pub cert: Option<String>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, env = "CARELOOP_TLS_KEY", global = true)]
+    pub key: Option<String>,
     /// Bearer token (see `careloop dev-token`).
     #[arg(long, env = "CARELOOP_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
@@ -300,8 +309,15 @@ impl Interceptor for Bearer {
 
 pub type Plans = PlansServiceClient<InterceptedService<Channel, Bearer>>;
 
-async fn channel(addr: &str) -> anyhow::Result<Channel> {
-    Ok(Channel::from_shared(addr.to_owned())?.connect().await?)
+/// A channel to `addr`: TLS for https:// (verified with `--ca`, presenting `--cert` when given).
+async fn channel(cli: &Cli, addr: &str) -> anyhow::Result<Channel> {
+    let tls = careloop_runtime::config::TlsSettings {
+        cert_file: cli.cert.clone().unwrap_or_default(),
+        key_file: cli.key.clone().unwrap_or_default(),
+        ca_file: cli.ca.clone().unwrap_or_default(),
+        reload_secs: 0,
+    };
+    careloop_runtime::client::channel(addr, &tls)
 }
 
 async fn referrals(cli: &Cli) -> anyhow::Result<crate::referrals::Referrals> {
@@ -310,7 +326,7 @@ async fn referrals(cli: &Cli) -> anyhow::Result<crate::referrals::Referrals> {
     })?;
     let value = format!("Bearer {token}").parse()?;
     Ok(careloop_proto::referrals::v1::referrals_service_client::ReferralsServiceClient::with_interceptor(
-        channel(&cli.referrals_addr).await?,
+        channel(cli, &cli.referrals_addr).await?,
         Bearer(Some(value)),
     ))
 }
@@ -321,7 +337,7 @@ async fn prior_auth(cli: &Cli) -> anyhow::Result<crate::priorauth::PriorAuth> {
     })?;
     let value = format!("Bearer {token}").parse()?;
     Ok(careloop_proto::priorauth::v1::prior_auth_service_client::PriorAuthServiceClient::with_interceptor(
-        channel(&cli.prior_auth_addr).await?,
+        channel(cli, &cli.prior_auth_addr).await?,
         Bearer(Some(value)),
     ))
 }
@@ -332,7 +348,7 @@ async fn plans(cli: &Cli) -> anyhow::Result<Plans> {
     })?;
     let value = format!("Bearer {token}").parse()?;
     Ok(PlansServiceClient::with_interceptor(
-        channel(&cli.addr).await?,
+        channel(cli, &cli.addr).await?,
         Bearer(Some(value)),
     ))
 }
@@ -378,7 +394,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             kind,
             hours,
         } => {
-            let settings = Settings::load(None)?;
+            let mut settings = Settings::load(None)?;
+            // Dev tokens are signed with the published dev key: only services in dev mode take them.
+            settings.auth.dev_mode = true;
             let kind = match kind.as_str() {
                 "staff" => PrincipalKind::Staff,
                 "partner" => PrincipalKind::Partner,
@@ -388,18 +406,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 other => anyhow::bail!("unknown kind {other:?}"),
             };
             let principal = Principal {
+                issuer: settings.auth.dev_issuer.clone(),
                 subject: subject.clone(),
                 org_id: *org,
                 roles: vec![],
                 kind,
+                via: None,
             };
-            let token = Authenticator::from_settings(&settings.auth)?
+            let token = Authenticator::new(&settings.auth, "cli")?
                 .issue(&principal, chrono::Duration::hours(*hours))?;
             println!("{token}");
         }
         Command::Health => {
             use tonic_health::pb::health_client::HealthClient;
-            let mut health = HealthClient::new(channel(&cli.addr).await?);
+            let mut health = HealthClient::new(channel(&cli, &cli.addr).await?);
             let status = health
                 .check(tonic_health::pb::HealthCheckRequest {
                     service: String::new(),
@@ -413,7 +433,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Services => {
-            for name in list_services(channel(&cli.addr).await?).await? {
+            for name in list_services(channel(&cli, &cli.addr).await?).await? {
                 println!("{name}");
             }
         }

@@ -1,9 +1,13 @@
 """The careloop chart, tested without a cluster: rendered offline with helm-python-sdk, linted, every
-manifest validated against the Kubernetes schemas, and the chart's promises checked."""
+manifest validated against the Kubernetes schemas, and the chart's promises checked: the wiring
+between services (addresses, NetworkPolicy paths, caller allow-lists), TLS on every hop, and the
+identities each workload gets."""
 
 import copy
 import pathlib
+import tomllib
 import unittest
+import urllib.parse
 
 import helm_python as helm
 import kubernetes_validate
@@ -13,6 +17,19 @@ CHART = pathlib.Path(__file__).resolve().parent.parent / "careloop"
 PRODUCTION = pathlib.Path(__file__).resolve().parent.parent / "values-production.yaml"
 KUBE_VERSION = "1.30"
 ALL_SERVICES = ["plans", "referrals", "prior-auth", "notifications", "metrics", "gateway"]
+RELEASE = "careloop"
+NAMESPACE = "careloop"
+FULLNAME = "careloop"
+TLS_DIR = "/etc/careloop/tls"
+DB_CA_DIR = "/etc/careloop/db-ca"
+
+# The calls the code makes, from the architecture (referrals and prior-auth ask plans whether a
+# caller may read or write a patient), written here and not read from the chart:
+# caller -> {(config section, key): callee}.
+DOWNSTREAMS = {
+    "referrals": {("referrals", "plans_addr"): "plans"},
+    "prior-auth": {("prior_auth", "plans_addr"): "plans"},
+}
 
 
 def production_values():
@@ -27,9 +44,17 @@ def all_services_values():
     return values
 
 
+def defaults_with(**services):
+    """The chart defaults with some services' blocks changed, e.g. notifications={"enabled": True}."""
+    values = {"services": {}}
+    for name, change in services.items():
+        values["services"][name.replace("_", "-")] = change
+    return values
+
+
 def render(values=None):
     chart = helm.Chart.load(str(CHART))
-    manifests = chart.render(values, name="careloop", namespace="careloop")
+    manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE)
     docs = []
     for path, text in manifests.items():
         if not path.endswith((".yaml", ".yml")):
@@ -40,8 +65,129 @@ def render(values=None):
     return docs
 
 
+def merged(values=None):
+    """The values the chart sees: its defaults coalesced with `values`."""
+    return helm.Chart.load(str(CHART)).merge_values(copy.deepcopy(values))
+
+
+def enabled_services(values=None):
+    return [n for n, s in merged(values)["services"].items() if s.get("enabled")]
+
+
 def by_kind(docs, kind):
     return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def component(doc):
+    return doc["metadata"]["labels"]["app.kubernetes.io/component"]
+
+
+def configs(docs):
+    """Each service's rendered config.toml, parsed, by service name."""
+    return {component(cm): tomllib.loads(cm["data"]["config.toml"]) for cm in by_kind(docs, "ConfigMap").values()}
+
+
+def grpc_port(service_doc):
+    return next(p["port"] for p in service_doc["spec"]["ports"] if p["name"] == "grpc")
+
+
+def addresses(table, path=()):
+    """Every `*_addr` key in a parsed TOML document, at any depth: (path, value)."""
+    for key, value in table.items():
+        if isinstance(value, dict):
+            yield from addresses(value, path + (key,))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, dict):
+                    yield from addresses(item, path + (key, str(i)))
+        elif key.endswith("_addr"):
+            yield path + (key,), value
+
+
+def pod_files(deployment):
+    """What the container sees under its mounts: {mount path: (volume, readOnly)}."""
+    pod = deployment["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    container = pod["containers"][0]
+    return {m["mountPath"]: (volumes[m["name"]], m.get("readOnly", False)) for m in container["volumeMounts"]}
+
+
+def file_source(deployment, path):
+    """Which Secret or ConfigMap key a file path in the container comes from: (kind, name, key), or None."""
+    mounts = pod_files(deployment)
+    for mount_path in sorted(mounts, key=len, reverse=True):
+        if not path.startswith(mount_path + "/"):
+            continue
+        rel = path[len(mount_path) + 1:]
+        volume, _ = mounts[mount_path]
+        sources = []
+        if "secret" in volume:
+            sources.append(("Secret", volume["secret"]["secretName"], volume["secret"].get("items")))
+        if "configMap" in volume:
+            sources.append(("ConfigMap", volume["configMap"]["name"], volume["configMap"].get("items")))
+        for src in volume.get("projected", {}).get("sources", []):
+            for kind in ("secret", "configMap"):
+                if kind in src:
+                    sources.append(("Secret" if kind == "secret" else "ConfigMap", src[kind]["name"], src[kind].get("items")))
+        for kind, name, items in sources:
+            if items is None:
+                return kind, name, rel  # the whole object: the key is the file name
+            for item in items:
+                if item["path"] == rel:
+                    return kind, name, item["key"]
+        return None
+    return None
+
+
+def selects(selector, labels):
+    return set(selector.get("matchLabels", {}).items()) <= set(labels.items())
+
+
+def rule_ports_include(rule, port):
+    return "ports" not in rule or not rule["ports"] or any(p.get("port") == port for p in rule["ports"])
+
+
+def admits_from(policy, source_labels, port):
+    """Whether the policy's ingress lets a pod of the release's namespace with these labels in on port."""
+    for rule in policy["spec"].get("ingress", []):
+        if not rule_ports_include(rule, port):
+            continue
+        peers = rule.get("from")
+        if not peers:
+            return True
+        for peer in peers:
+            if "namespaceSelector" in peer or "ipBlock" in peer:
+                continue
+            if selects(peer.get("podSelector", {}), source_labels):
+                return True
+    return False
+
+
+def allows_to(policy, target_labels, port):
+    for rule in policy["spec"].get("egress", []):
+        if not rule_ports_include(rule, port):
+            continue
+        peers = rule.get("to")
+        if not peers:
+            return True
+        for peer in peers:
+            if "namespaceSelector" in peer or "ipBlock" in peer:
+                continue
+            if selects(peer.get("podSelector", {}), target_labels):
+                return True
+    return False
+
+
+def configured_calls(values):
+    """(caller, callee) pairs the values configure: the callee's `callers` plus the gateway, enabled."""
+    services = merged(values)["services"]
+    on = {n for n, s in services.items() if s.get("enabled")}
+    pairs = set()
+    for callee in on:
+        for caller in set(services[callee].get("callers") or []) | {"gateway"}:
+            if caller in on and caller != callee:
+                pairs.add((caller, callee))
+    return pairs
 
 
 class ChartTest(unittest.TestCase):
@@ -68,6 +214,13 @@ class ChartTest(unittest.TestCase):
                     self.assertEqual(doc["kind"], "ServiceMonitor")
                     self.assertEqual(doc["spec"]["endpoints"][0]["port"], "metrics")
                     continue
+                if doc["apiVersion"].startswith("cert-manager.io/"):
+                    # Likewise; the content is checked in the TLS tests.
+                    self.assertEqual((doc["apiVersion"], doc["kind"]), ("cert-manager.io/v1", "Certificate"))
+                    self.assertEqual(
+                        set(doc["spec"]) - {"secretName", "secretTemplate", "duration", "renewBefore", "privateKey",
+                                            "dnsNames", "ipAddresses", "uris", "usages", "issuerRef"}, set())
+                    continue
                 with self.subTest(case=label, kind=doc["kind"], name=doc["metadata"]["name"]):
                     kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
 
@@ -81,11 +234,21 @@ class ChartTest(unittest.TestCase):
             for name, dep in deployments.items():
                 pod = dep["spec"]["template"]
                 labels = pod["metadata"]["labels"]
+                port = grpc_port(services[name])
                 self.assertIn("checksum/config", pod["metadata"]["annotations"], name)
                 self.assertTrue(pod["spec"]["securityContext"]["runAsNonRoot"], name)
                 for c in pod["spec"]["containers"]:
                     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-                        self.assertIn("grpc", c[probe], f"{name} {probe}")
+                        # TLS is on in every case here: kubelet's gRPC probe cannot do mTLS, so the
+                        # probe is the careloop CLI's health call over mTLS on loopback.
+                        command = c[probe]["exec"]["command"]
+                        self.assertEqual(command[0], "/usr/local/bin/careloop", f"{name} {probe}")
+                        self.assertEqual(command[-1], "health", f"{name} {probe}")
+                        self.assertIn(f"https://127.0.0.1:{port}", command, f"{name} {probe}")
+                        for flag in ("--ca", "--cert", "--key"):
+                            path = command[command.index(flag) + 1]
+                            self.assertIsNotNone(file_source(dep, path), f"{name} {probe} {flag} {path} is mounted")
+                        self.assertGreaterEqual(c[probe].get("timeoutSeconds", 1), 2, f"{name} {probe}")
                     self.assertGreaterEqual(
                         c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"], 120,
                         "the startup probe leaves time for migrations")
@@ -110,8 +273,8 @@ class ChartTest(unittest.TestCase):
             self.assertEqual([d for d in docs if d["kind"] == "Secret"], [], label)
             for cm in by_kind(docs, "ConfigMap").values():
                 text = cm["data"]["config.toml"]
-                for forbidden in ("hs256_secret", "database_url", "password", "url = \"postgres"):
-                    self.assertNotIn(forbidden, text)
+                for forbidden in ("hs256", "rs256", "database_url", "password", "url = \"postgres"):
+                    self.assertNotIn(forbidden, text.lower())
 
     def test_only_the_gateway_is_reachable_from_outside_and_services_accept_only_their_callers(self):
         docs = render(all_services_values())
@@ -130,11 +293,13 @@ class ChartTest(unittest.TestCase):
         self.assertEqual(into_notifications, {"gateway"})
         for name, policy in policies.items():
             egress_ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
-            self.assertTrue({5432, 4222, 4317, 53} <= egress_ports, name)
+            self.assertTrue({5432, 4222, 4317, 53, 443} <= egress_ports, name)
             for rule in policy["spec"]["egress"]:
+                self.assertTrue(rule.get("to"), f"{name}: egress never goes to the whole world")
                 for peer in rule["to"]:
-                    self.assertTrue("podSelector" in peer or "namespaceSelector" in peer,
-                                    f"{name}: egress never goes to the whole world")
+                    wide = peer.get("ipBlock", {}).get("cidr") in ("0.0.0.0/0", "::/0")
+                    self.assertTrue(("podSelector" in peer or "namespaceSelector" in peer or "ipBlock" in peer)
+                                    and not wide, f"{name}: egress never goes to the whole world")
 
     def test_a_config_change_changes_the_pod_checksum(self):
         first = render(production_values())
@@ -158,17 +323,305 @@ class ChartTest(unittest.TestCase):
             {"services": {"plans": {"enabled": "yes", "databaseSecret": "x"}}},
             {"services": {"plans": {"enabled": True, "databaseSecret": "x", "replicas": "three"}}},
             {"services": {"plans": {"enabled": True, "databaseSecret": "x", "callers": ["billing"]}}},
+            {"services": {"plans": {"enabled": True, "databaseSecret": "x", "clientAuth": "sometimes"}}},
             {"telemetry": {"logFormat": "xml"}},
-            {"auth": {"existingSecret": "", "devMode": False}},
+            # The shared signing secret is gone: services know each other by mTLS, users by their IdP.
+            {"auth": {"existingSecret": "careloop-auth", "devMode": False}},
+            {"auth": {"issuer": "careloop", "audience": "careloop"}},
+            {"tls": {"clientAuth": "sometimes"}},
+            {"tls": {"certManager": {"enabled": True, "privateKey": {"algorithm": "DSA"}}}},
+            {"events": {"natsUrl": "http://nats.nats:4222"}},
+            {"database": {"caSecret": ""}},
         ]
         for values in bad:
-            merged = chart.merge_values(copy.deepcopy(values))
+            merged_values = chart.merge_values(copy.deepcopy(values))
             with self.subTest(values=values), self.assertRaises(helm.HelmValuesError):
-                chart.validate_schema(merged)
+                chart.validate_schema(merged_values)
         chart.validate_schema(chart.merge_values(production_values()))
+        chart.validate_schema(chart.merge_values({"auth": {"devMode": True}}))
+
+    # --- wiring between services -------------------------------------------------------------
+
+    def test_every_downstream_address_names_a_release_service_on_its_grpc_port(self):
+        for label, values in (("production", production_values()), ("all services", all_services_values()),
+                              ("defaults", None)):
+            docs = render(values)
+            services = by_kind(docs, "Service")
+            for name, cfg in configs(docs).items():
+                for (section, key), callee in DOWNSTREAMS.get(name, {}).items():
+                    self.assertIn(key, cfg.get(section, {}), f"{label}: {name} has [{section}].{key}")
+                for path, value in addresses(cfg):
+                    where = f"{label}: {name} {'.'.join(path)} = {value}"
+                    url = urllib.parse.urlsplit(value)
+                    self.assertEqual(url.scheme, "https", where)
+                    self.assertNotIn(url.hostname, ("127.0.0.1", "localhost", "0.0.0.0", "::1"), where)
+                    host = url.hostname.removesuffix(f".{NAMESPACE}.svc")
+                    self.assertIn(host, services, f"{where}: names a Service of the release")
+                    target = component(services[host])
+                    self.assertNotEqual(target, name, f"{where}: a service does not call itself")
+                    self.assertEqual(url.port, grpc_port(services[host]), f"{where}: on the gRPC port")
+                    expected = DOWNSTREAMS.get(name, {}).get(path[-2:] if len(path) >= 2 else path)
+                    if expected:
+                        self.assertEqual(target, expected, where)
+
+    def test_a_downstream_on_its_own_port_is_dialled_on_that_port(self):
+        docs = render(defaults_with(plans={"enabled": True, "databaseSecret": "careloop-db-plans", "grpcPort": 50100,
+                                           "callers": ["referrals", "prior-auth"]}))
+        cfg = configs(docs)
+        self.assertEqual(cfg["referrals"]["referrals"]["plans_addr"], "https://careloop-plans.careloop.svc:50100")
+        self.assertEqual(cfg["prior-auth"]["prior_auth"]["plans_addr"], "https://careloop-plans.careloop.svc:50100")
+
+    def test_a_service_whose_downstream_is_off_or_refuses_it_does_not_render(self):
+        with self.assertRaisesRegex(helm.HelmRenderError, r"referrals needs plans.*enable services\.plans"):
+            render(defaults_with(plans={"enabled": False, "databaseSecret": "careloop-db-plans"},
+                                 prior_auth={"enabled": False, "databaseSecret": "careloop-db-prior-auth"}))
+        with self.assertRaisesRegex(helm.HelmRenderError, r"prior-auth calls plans.*services\.plans\.callers"):
+            render(defaults_with(plans={"enabled": True, "databaseSecret": "careloop-db-plans",
+                                        "callers": ["referrals"]}))
+
+    def test_network_policies_open_a_path_for_each_configured_call_and_no_other(self):
+        cases = dict(self.cases)
+        cases["prior-auth without referrals"] = defaults_with(
+            referrals={"enabled": False, "databaseSecret": "careloop-db-referrals"})
+        for label, values in cases.items():
+            docs = render(values)
+            policies, deployments = by_kind(docs, "NetworkPolicy"), by_kind(docs, "Deployment")
+            services = {component(s): s for s in by_kind(docs, "Service").values()}
+            pods = {component(d): d["spec"]["template"]["metadata"]["labels"] for d in deployments.values()}
+            policy = {component(p): p for p in policies.values()}
+            configured = configured_calls(values)
+            for caller, calls in DOWNSTREAMS.items():
+                for callee in calls.values():
+                    if caller in pods and callee in pods:
+                        self.assertIn((caller, callee), configured, f"{label}: the code's call {caller} -> {callee}")
+            for caller in pods:
+                for callee in pods:
+                    if caller == callee:
+                        continue
+                    port = grpc_port(services[callee])
+                    path = (admits_from(policy[callee], pods[caller], port)
+                            and allows_to(policy[caller], pods[callee], port))
+                    with self.subTest(case=label, caller=caller, callee=callee):
+                        self.assertEqual(path, (caller, callee) in configured)
+
+    def test_no_ingress_rule_admits_every_source_except_the_exposed_gateways_grpc_rule(self):
+        cases = dict(self.cases)
+        cases["notifications with no callers"] = defaults_with(
+            notifications={"enabled": True, "databaseSecret": "careloop-db-notifications", "callers": []})
+        cases["prior-auth without referrals"] = defaults_with(
+            referrals={"enabled": False, "databaseSecret": "careloop-db-referrals"})
+        without_grpc_ingress = {"notifications with no callers": "notifications",
+                                "prior-auth without referrals": "prior-auth"}
+        for label, values in cases.items():
+            docs = render(values)
+            services = {component(s): s for s in by_kind(docs, "Service").values()}
+            settings = merged(values)["services"]
+            for policy in by_kind(docs, "NetworkPolicy").values():
+                name = component(policy)
+                port = grpc_port(services[name])
+                for rule in policy["spec"].get("ingress") or []:
+                    peers = rule.get("from")
+                    with self.subTest(case=label, service=name, rule=rule):
+                        if not peers:
+                            self.assertTrue(settings[name].get("exposed"), "only the exposed gateway is open")
+                            self.assertEqual([p["port"] for p in rule["ports"]], [port], "and only on gRPC")
+                        for peer in peers or []:
+                            self.assertTrue(peer, "an empty peer admits everything")
+                            for selector in peer.values():
+                                self.assertTrue(selector, "an empty selector admits everything")
+                if without_grpc_ingress.get(label) == name:
+                    grpc_rules = [r for r in policy["spec"]["ingress"] if rule_ports_include(r, port)]
+                    self.assertEqual(grpc_rules, [], f"{label}: no caller, no gRPC ingress rule")
+
+    def test_auth_callers_are_the_enabled_callers_and_the_gateway(self):
+        cases = dict(self.cases)
+        cases["prior-auth without referrals"] = defaults_with(
+            referrals={"enabled": False, "databaseSecret": "careloop-db-referrals"})
+        for label, values in cases.items():
+            cfg = configs(render(values))
+            for name in enabled_services(values):
+                expected = {caller for (caller, callee) in configured_calls(values) if callee == name}
+                self.assertEqual(set(cfg[name]["auth"]["callers"]), expected, f"{label}: {name}")
+                self.assertEqual(len(cfg[name]["auth"]["callers"]), len(expected), f"{label}: {name} no duplicates")
+
+    # --- TLS and identities --------------------------------------------------------------------
+
+    def test_every_service_serves_mutual_tls_with_its_own_certificate_and_audience(self):
+        for label, values in self.cases.items():
+            docs = render(values)
+            settings = merged(values)
+            cfg = configs(docs)
+            audiences = []
+            for dep in by_kind(docs, "Deployment").values():
+                name = component(dep)
+                svc = settings["services"][name]
+                conf = cfg[name]
+                where = f"{label}: {name}"
+                tls_secret = svc.get("tlsSecret", f"{FULLNAME}-{name}-tls")
+                mounts = pod_files(dep)
+                self.assertIn(TLS_DIR, mounts, where)
+                self.assertIn(DB_CA_DIR, mounts, where)
+                self.assertTrue(all(read_only for path, (_, read_only) in mounts.items() if path != "/tmp"), where)
+                self.assertEqual(conf["grpc"]["tls"], True, where)
+                self.assertEqual(conf["grpc"]["client_auth"],
+                                 "optional" if svc.get("exposed") else "required", where)
+                self.assertEqual(file_source(dep, conf["tls"]["cert_file"]), ("Secret", tls_secret, "tls.crt"), where)
+                self.assertEqual(file_source(dep, conf["tls"]["key_file"]), ("Secret", tls_secret, "tls.key"), where)
+                self.assertEqual(file_source(dep, conf["tls"]["ca_file"]), ("Secret", tls_secret, "ca.crt"), where)
+                self.assertEqual(file_source(dep, f"{DB_CA_DIR}/ca.crt"),
+                                 ("Secret", settings["database"]["caSecret"], "ca.crt"), where)
+                self.assertGreater(conf["tls"]["reload_secs"], 0, where)
+                self.assertEqual(conf["auth"]["audience"], f"careloop-{name}", where)
+                self.assertEqual(conf["auth"]["trust_domain"], "careloop", where)
+                self.assertIs(conf["auth"]["dev_mode"], False, where)
+                audiences.append(conf["auth"]["audience"])
+                self.assertTrue(conf["events"]["tls"], where)
+                self.assertTrue(conf["events"]["nats_url"].startswith("tls://"), where)
+                self.assertEqual(conf["events"]["user"], name, where)
+                env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+                self.assertEqual(set(env), {"CARELOOP__DATABASE__URL", "CARELOOP__EVENTS__PASSWORD"}, where)
+                self.assertEqual((env["CARELOOP__DATABASE__URL"]["name"], env["CARELOOP__DATABASE__URL"]["key"]),
+                                 (svc["databaseSecret"], "database-url"), where)
+                self.assertEqual((env["CARELOOP__EVENTS__PASSWORD"]["name"], env["CARELOOP__EVENTS__PASSWORD"]["key"]),
+                                 (svc.get("natsSecret", f"careloop-nats-{name}"), "password"), where)
+            self.assertEqual(len(audiences), len(set(audiences)), f"{label}: one audience per service")
+
+    def test_production_exports_traces_over_tls(self):
+        for name, conf in configs(render(production_values())).items():
+            self.assertTrue(conf["telemetry"]["otlp_endpoint"].startswith("https://"), name)
+
+    def test_optional_cas_and_a_trust_bundle_are_mounted_where_the_config_points(self):
+        values = {
+            "events": {"caSecret": "nats-ca"},
+            "telemetry": {"otlpEndpoint": "https://collector.example:4317", "caSecret": "otlp-ca"},
+            "tls": {"trustBundle": {"configMap": "careloop-trust", "key": "bundle.pem"}},
+        }
+        docs = render(values)
+        for dep in by_kind(docs, "Deployment").values():
+            conf = configs(docs)[component(dep)]
+            self.assertEqual(file_source(dep, conf["events"]["ca_file"]), ("Secret", "nats-ca", "ca.crt"))
+            self.assertEqual(file_source(dep, conf["telemetry"]["otlp_ca_file"]), ("Secret", "otlp-ca", "ca.crt"))
+            self.assertEqual(file_source(dep, conf["tls"]["ca_file"]), ("ConfigMap", "careloop-trust", "bundle.pem"))
+            probe = dep["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["exec"]["command"]
+            self.assertEqual(probe[probe.index("--ca") + 1], conf["tls"]["ca_file"])
+
+    def test_cert_manager_gives_each_service_its_identity_and_the_names_its_callers_dial(self):
+        self.assertEqual(by_kind(render(None), "Certificate"), {}, "off by default: existing Secrets")
+        for label in ("production", "all services"):
+            values = self.cases[label]
+            docs = render(values)
+            settings = merged(values)
+            certificates = {component(c): c for c in by_kind(docs, "Certificate").values()}
+            deployments = {component(d): d for d in by_kind(docs, "Deployment").values()}
+            self.assertEqual(set(certificates), set(deployments), label)
+            dialled = {}
+            for caller, conf in configs(docs).items():
+                for _, value in addresses(conf):
+                    host = urllib.parse.urlsplit(value).hostname
+                    dialled.setdefault(host.split(".")[0].removeprefix(f"{FULLNAME}-"), set()).add(host)
+            for name, cert in certificates.items():
+                where = f"{label}: {name}"
+                spec = cert["spec"]
+                self.assertEqual(cert["apiVersion"], "cert-manager.io/v1", where)
+                self.assertEqual(spec["uris"], [f"spiffe://careloop/service/{name}"], where)
+                self.assertEqual(set(spec["usages"]),
+                                 {"server auth", "client auth", "digital signature", "key encipherment"}, where)
+                host = f"{FULLNAME}-{name}"
+                self.assertTrue({host, f"{host}.{NAMESPACE}.svc", f"{host}.{NAMESPACE}.svc.cluster.local"}
+                                <= set(spec["dnsNames"]), where)
+                self.assertTrue(dialled.get(name, set()) <= set(spec["dnsNames"]), f"{where}: names callers dial")
+                self.assertIn("127.0.0.1", spec["ipAddresses"], f"{where}: the health probe dials loopback")
+                self.assertEqual(spec["privateKey"]["algorithm"], "ECDSA", where)
+                self.assertEqual(spec["privateKey"]["size"], 256, where)
+                self.assertEqual(spec["issuerRef"], settings["tls"]["certManager"]["issuerRef"], where)
+                self.assertEqual(spec["duration"], "2160h", where)
+                self.assertEqual(spec["renewBefore"], "720h", where)
+                self.assertEqual(file_source(deployments[name], f"{TLS_DIR}/tls.crt"),
+                                 ("Secret", spec["secretName"], "tls.crt"), f"{where}: the pod mounts what cert-manager writes")
+            self.assertIn("api.careloop.example.org", certificates["gateway"]["spec"]["dnsNames"])
+            self.assertIn("plans", dialled, f"{label}: the test saw the callers' addresses")
+
+    def test_without_tls_services_speak_plain_grpc_with_native_probes(self):
+        values = {"tls": {"enabled": False, "certManager": {"enabled": True}}}
+        docs = render(values)
+        self.assertEqual(by_kind(docs, "Certificate"), {})
+        for dep in by_kind(docs, "Deployment").values():
+            name = component(dep)
+            conf = configs(docs)[name]
+            self.assertEqual((conf["grpc"]["tls"], conf["grpc"]["client_auth"]), (False, "none"), name)
+            self.assertNotIn("tls", conf, name)
+            self.assertNotIn(TLS_DIR, pod_files(dep), name)
+            container = dep["spec"]["template"]["spec"]["containers"][0]
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                self.assertEqual(container[probe]["grpc"], {"port": 50051}, f"{name} {probe}")
+            for _, value in addresses(conf):
+                self.assertTrue(value.startswith("http://"), value)
+
+    def test_dev_mode_changes_only_dev_mode(self):
+        off, on = render(None), render({"auth": {"devMode": True}})
+        off_cfg, on_cfg = configs(off), configs(on)
+        for name in off_cfg:
+            self.assertIs(on_cfg[name]["auth"].pop("dev_mode"), True)
+            self.assertIs(off_cfg[name]["auth"].pop("dev_mode"), False)
+            self.assertEqual(on_cfg[name], off_cfg[name], name)
+        strip = lambda docs: [d for d in docs if d["kind"] not in ("ConfigMap", "Deployment")]
+        self.assertEqual(strip(on), strip(off))
+
+    def test_issuers_render_as_auth_issuer_tables_with_snake_case_keys(self):
+        issuers = [
+            {"issuer": "https://login.hospital.example.org", "discovery": True, "kinds": ["staff"],
+             "orgId": "3f0c2a9e-6b1d-4c8e-9a57-2d4e8f1b7c60", "caSecret": "hospital-idp-ca"},
+            {"issuer": "https://partners.example.org", "jwksConfigMap": "partner-jwks", "kinds": ["partner", "payer"],
+             "kindClaim": "kind", "orgClaim": "tenant", "allowedOrgs": ["9b2e4d71-0c3a-4f5e-8d26-6a1f7e3c9b40"],
+             "rolesClaim": "groups", "maxTokenLifetimeSecs": 600, "refreshSecs": 120},
+        ]
+        docs = render({"auth": {"issuers": issuers, "leewaySecs": 10, "maxTokenLifetimeSecs": 1800}})
+        for dep in by_kind(docs, "Deployment").values():
+            conf = configs(docs)[component(dep)]
+            self.assertEqual((conf["auth"]["leeway_secs"], conf["auth"]["max_token_lifetime_secs"]), (10, 1800))
+            hospital, partners = conf["auth"]["issuers"]
+            self.assertEqual(hospital, {
+                "issuer": "https://login.hospital.example.org", "discovery": True, "jwks_url": "", "jwks_file": "",
+                "kinds": ["staff"], "kind_claim": "", "org_id": "3f0c2a9e-6b1d-4c8e-9a57-2d4e8f1b7c60",
+                "org_claim": "", "allowed_orgs": [], "roles_claim": "roles", "refresh_secs": 300,
+                "ca_file": hospital["ca_file"],
+            })
+            self.assertEqual(file_source(dep, hospital["ca_file"]), ("Secret", "hospital-idp-ca", "ca.crt"))
+            self.assertEqual(partners, {
+                "issuer": "https://partners.example.org", "discovery": False, "jwks_url": "",
+                "jwks_file": partners["jwks_file"], "kinds": ["partner", "payer"], "kind_claim": "kind", "org_id": "",
+                "org_claim": "tenant", "allowed_orgs": ["9b2e4d71-0c3a-4f5e-8d26-6a1f7e3c9b40"],
+                "roles_claim": "groups", "max_token_lifetime_secs": 600, "refresh_secs": 120, "ca_file": "",
+            })
+            self.assertEqual(file_source(dep, partners["jwks_file"]), ("ConfigMap", "partner-jwks", "jwks.json"))
+
+    def test_the_schema_rejects_issuers_that_could_assert_a_service_or_are_incomplete(self):
+        chart = helm.Chart.load(str(CHART))
+        good = {"issuer": "https://login.example.org", "discovery": True, "kinds": ["staff"]}
+        bad = [
+            dict(good, kinds=["staff", "service"], kindClaim="kind"),  # services are known by mTLS only
+            dict(good, kinds=["service"]),
+            dict(good, kinds=[]),
+            {k: v for k, v in good.items() if k != "kinds"},
+            dict(good, issuer="http://login.example.org"),
+            dict(good, discovery=False),  # no way to get keys
+            dict(good, kinds=["staff", "partner"]),  # several kinds without the claim naming them
+            dict(good, orgId="not-a-uuid"),
+            dict(good, orgId="3f0c2a9e-6b1d-4c8e-9a57-2d4e8f1b7c60", orgClaim="org_id"),
+            dict(good, hs256Secret="x"),
+        ]
+        for issuer in bad:
+            values = chart.merge_values({"auth": {"issuers": [issuer]}})
+            with self.subTest(issuer=issuer), self.assertRaises(helm.HelmValuesError):
+                chart.validate_schema(values)
+        chart.validate_schema(chart.merge_values({"auth": {"issuers": [good]}}))
 
 
 K8S = pathlib.Path(__file__).resolve().parent.parent.parent / "k8s"
+
+
+def k8s_docs(name):
+    return [d for d in yaml.safe_load_all((K8S / name).read_text()) if d]
 
 
 class ClusterFilesTest(unittest.TestCase):
@@ -181,8 +634,7 @@ class ClusterFilesTest(unittest.TestCase):
                     kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
 
     def test_the_database_bootstrap_gives_each_chart_service_its_own_schema_and_role(self):
-        docs = list(yaml.safe_load_all((K8S / "postgres-cluster.yaml").read_text()))
-        cluster = next(d for d in docs if d["kind"] == "Cluster")
+        cluster = next(d for d in k8s_docs("postgres-cluster.yaml") if d["kind"] == "Cluster")
         sql = cluster["spec"]["bootstrap"]["initdb"]["postInitApplicationSQL"]
         managed = {r["name"] for r in cluster["spec"]["managed"]["roles"]}
         for name in ALL_SERVICES:
@@ -191,6 +643,79 @@ class ClusterFilesTest(unittest.TestCase):
             self.assertIn(role, managed)
             self.assertIn(f"CREATE SCHEMA {schema} AUTHORIZATION {role}", sql)
         self.assertIn("REVOKE ALL ON SCHEMA public FROM PUBLIC", sql)
+
+    def test_the_database_accepts_service_roles_only_over_tls_with_scram(self):
+        cluster = next(d for d in k8s_docs("postgres-cluster.yaml") if d["kind"] == "Cluster")
+        rules = [line.split() for line in cluster["spec"]["postgresql"]["pg_hba"]]
+        admitting = [r for r in rules if r[-1] != "reject"]
+        self.assertEqual({r[2] for r in admitting}, {f"careloop_{n.replace('-', '_')}" for n in ALL_SERVICES})
+        for rule in admitting:
+            self.assertEqual((rule[0], rule[1], rule[-1]), ("hostssl", "careloop", "scram-sha-256"), rule)
+        # The last rules close everything else, ahead of the operator's default `host all all all`.
+        self.assertEqual(rules[-2:], [["hostnossl", "all", "all", "all", "reject"], ["host", "all", "all", "all", "reject"]])
+        self.assertEqual(cluster["spec"]["postgresql"]["parameters"]["ssl_min_protocol_version"], "TLSv1.3")
+
+    def test_nats_requires_tls_and_lets_each_service_publish_only_its_own_events(self):
+        (values,) = k8s_docs("nats-values.yaml")
+        config = values["config"]
+        self.assertTrue(config["nats"]["tls"]["enabled"])
+        self.assertEqual(config["nats"]["tls"]["secretName"], "nats-server-tls")
+        self.assertTrue(config["cluster"]["tls"]["enabled"])
+        self.assertEqual(values["tlsCA"]["secretName"], "nats-server-tls")
+        own = {"plans": "careloop.plans.>", "referrals": "careloop.referrals.>", "prior-auth": "careloop.priorauth.>",
+               "notifications": "careloop.notifications.>", "metrics": "careloop.metrics.>", "gateway": None}
+        js_api = {"$JS.API.INFO", "$JS.API.STREAM.INFO.*", "$JS.API.STREAM.CREATE.*", "$JS.API.STREAM.UPDATE.*",
+                  "$JS.API.CONSUMER.>", "$JS.ACK.>"}
+        users = {u["user"]: u for u in config["merge"]["authorization"]["users"]}
+        self.assertEqual(set(users), set(own))
+        env = values["container"]["env"]
+        for name, user in users.items():
+            variable = user["password"].removeprefix("<< $").removesuffix(" >>")
+            self.assertNotEqual(variable, user["password"], f"{name}: the password is an env reference")
+            self.assertEqual(env[variable]["valueFrom"]["secretKeyRef"],
+                             {"name": f"careloop-nats-{name}", "key": "password"}, name)
+            publish = set(user["permissions"]["publish"]["allow"])
+            self.assertNotIn("deny", user["permissions"]["publish"], "allow lists deny the rest")
+            events = {s for s in publish if s.startswith("careloop.")}
+            self.assertEqual(events, {own[name]} if own[name] else set(), name)
+            self.assertTrue(publish - events <= js_api | {"careloop_dlq.>"}, name)
+            self.assertFalse({">", "careloop.>", "$JS.>", "$JS.API.>"} & publish, name)
+            self.assertEqual(user["permissions"]["subscribe"]["allow"], ["_INBOX.>"], name)
+
+    def test_cert_manager_bootstraps_the_careloop_ca_and_the_dependency_certificates(self):
+        docs = k8s_docs("cert-manager-ca.yaml")
+        issuers = {d["metadata"]["name"]: d for d in docs if d["kind"] in ("Issuer", "ClusterIssuer")}
+        certs = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Certificate"}
+        for doc in docs:
+            self.assertEqual(doc["apiVersion"], "cert-manager.io/v1")
+        self.assertIn("selfSigned", issuers["careloop-selfsigned"]["spec"])
+        ca_cert = next(c for c in certs.values() if c["spec"].get("isCA"))
+        self.assertEqual(ca_cert["spec"]["issuerRef"]["name"], "careloop-selfsigned")
+        self.assertEqual(issuers["careloop-ca"]["spec"]["ca"]["secretName"], ca_cert["spec"]["secretName"])
+        chart_ref = yaml.safe_load((CHART / "values.yaml").read_text())["tls"]["certManager"]["issuerRef"]
+        self.assertEqual((chart_ref["name"], chart_ref["kind"]), ("careloop-ca", issuers["careloop-ca"]["kind"]))
+        nats = certs["nats-server-tls"]
+        self.assertEqual((nats["metadata"]["namespace"], nats["spec"]["secretName"]), ("nats", "nats-server-tls"))
+        self.assertIn("nats.nats.svc", nats["spec"]["dnsNames"])
+        collector = certs["otel-collector-tls"]
+        self.assertIn("otel-collector.observability", collector["spec"]["dnsNames"])
+        for cert in (nats, collector):
+            self.assertEqual(cert["spec"]["issuerRef"]["name"], "careloop-ca")
+
+    def test_the_collector_receives_otlp_only_over_tls(self):
+        (values,) = k8s_docs("otel-collector-values.yaml")
+        protocols = values["config"]["receivers"]["otlp"]["protocols"]
+        self.assertIsNone(protocols.get("http"))
+        tls = protocols["grpc"]["tls"]
+        mounts = {m["mountPath"]: m["name"] for m in values["extraVolumeMounts"]}
+        volumes = {v["name"]: v for v in values["extraVolumes"]}
+        for key in ("cert_file", "key_file"):
+            directory = tls[key].rsplit("/", 1)[0]
+            self.assertEqual(volumes[mounts[directory]]["secret"]["secretName"], "otel-collector-tls")
+        production = production_values()["telemetry"]["otlpEndpoint"]
+        host = urllib.parse.urlsplit(production).hostname
+        cert = next(d for d in k8s_docs("cert-manager-ca.yaml") if d["metadata"]["name"] == "otel-collector-tls")
+        self.assertIn(host, cert["spec"]["dnsNames"], "the name production dials is on the collector's certificate")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-{{/* Names, labels and the per-service configuration every template shares. */}}
+{{/* Names, labels, wiring between services and the per-service configuration every template shares. */}}
 
 {{- define "careloop.fullname" -}}
 {{- if contains .Chart.Name .Release.Name -}}
@@ -36,30 +36,208 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 
-{{/* The service's config file (TOML), read through --config. Secrets come from env, never here. */}}
+{{/* Whether a service exists in values and is enabled: "true" or "". Args: dict root name */}}
+{{- define "careloop.isEnabled" -}}
+{{- $svc := index .root.Values.services .name | default dict -}}
+{{- if $svc.enabled }}true{{ end -}}
+{{- end -}}
+
+{{/* A service's gRPC port, its own value over serviceDefaults. Args: dict root name */}}
+{{- define "careloop.grpcPort" -}}
+{{- $svc := index .root.Values.services .name | default dict -}}
+{{- $svc.grpcPort | default .root.Values.serviceDefaults.grpcPort -}}
+{{- end -}}
+
+{{/*
+Which services call which, as the code wires them: service -> list of
+{section, key, service, optional}. Rendered into the caller's config as
+[<section>] <key> = "<scheme>://<fullname>-<service>.<namespace>.svc:<grpcPort>".
+A dependency on a disabled service fails the render, unless it is optional (then the key is left
+out and the caller runs without that downstream). The section is the service's own config
+section, spelled with underscores. A new caller is one more entry here, e.g. the gateway:
+  gateway:
+    - { section: gateway, key: plans_addr, service: plans }
+    - { section: gateway, key: referrals_addr, service: referrals, optional: true }
+Kept in the chart, not in values: the wiring follows the code, it is not an install choice.
+*/}}
+{{- define "careloop.downstreams" -}}
+referrals:
+  - { section: referrals, key: plans_addr, service: plans }
+prior-auth:
+  - { section: prior_auth, key: plans_addr, service: plans }
+{{- end -}}
+
+{{/*
+The enabled release services allowed to call a service, as a JSON list: its own `callers`, plus
+the gateway (which composes every service's API), never itself, never a disabled one. The one
+source for NetworkPolicy ingress and egress and for [auth].callers, so they cannot disagree.
+Args: dict root name
+*/}}
+{{- define "careloop.enabledCallers" -}}
+{{- $root := .root -}}
+{{- $name := .name -}}
+{{- $svc := index $root.Values.services $name | default dict -}}
+{{- $callers := list -}}
+{{- range $caller := append ($svc.callers | default list) "gateway" | uniq -}}
+{{- if and (ne $caller $name) (include "careloop.isEnabled" (dict "root" $root "name" $caller)) -}}
+{{- $callers = append $callers $caller -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $callers -}}
+{{- end -}}
+
+{{/* The URL other services dial for a service's gRPC API. Args: dict root name */}}
+{{- define "careloop.grpcUrl" -}}
+{{- $scheme := ternary "https" "http" (.root.Values.tls.enabled | default false) -}}
+{{- printf "%s://%s.%s.svc:%v" $scheme (include "careloop.serviceName" .) .root.Release.Namespace (include "careloop.grpcPort" .) -}}
+{{- end -}}
+
+{{/* Where a workload's files are mounted. */}}
+{{- define "careloop.tlsDir" -}}/etc/careloop/tls{{- end -}}
+{{- define "careloop.trustDir" -}}/etc/careloop/trust{{- end -}}
+{{- define "careloop.dbCaDir" -}}/etc/careloop/db-ca{{- end -}}
+{{- define "careloop.eventsCaDir" -}}/etc/careloop/events-ca{{- end -}}
+{{- define "careloop.otlpCaDir" -}}/etc/careloop/otlp-ca{{- end -}}
+{{- define "careloop.issuerDir" -}}/etc/careloop/issuers/{{ . }}{{- end -}}
+
+{{/* The Secret holding a service's certificate. Args: dict root name svc */}}
+{{- define "careloop.tlsSecret" -}}
+{{- .svc.tlsSecret | default (printf "%s-tls" (include "careloop.serviceName" .)) -}}
+{{- end -}}
+
+{{/* The CA bundle a workload trusts for its peers: the trust bundle while one is set, else its Secret's ca.crt. */}}
+{{- define "careloop.caFile" -}}
+{{- if .Values.tls.trustBundle.configMap -}}
+{{- printf "%s/ca.crt" (include "careloop.trustDir" .) -}}
+{{- else -}}
+{{- printf "%s/ca.crt" (include "careloop.tlsDir" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+One probe handler. With TLS the gRPC port speaks only (m)TLS, which kubelet's native gRPC probe
+cannot do, so the probe runs the image's `careloop` CLI inside the pod against loopback with the
+pod's own certificate; it exits 0 only when health is SERVING. Without TLS, the native gRPC probe.
+Args: dict root cfg
+*/}}
+{{- define "careloop.probeHandler" -}}
+{{- if .root.Values.tls.enabled -}}
+exec:
+  command:
+    - /usr/local/bin/careloop
+    - --addr
+    - https://127.0.0.1:{{ .cfg.grpcPort }}
+    - --ca
+    - {{ include "careloop.caFile" .root }}
+    - --cert
+    - {{ include "careloop.tlsDir" .root }}/tls.crt
+    - --key
+    - {{ include "careloop.tlsDir" .root }}/tls.key
+    - health
+# A TLS handshake and a call in a fresh process; the default 1 s is tight on a busy node.
+timeoutSeconds: 5
+{{- else -}}
+grpc: { port: {{ .cfg.grpcPort }} }
+{{- end -}}
+{{- end -}}
+
+{{/*
+The service's downstream addresses, as TOML sections. Fails when a required downstream is
+disabled, or when the downstream's `callers` do not list this service (its NetworkPolicy and
+[auth].callers would refuse every call). Args: dict root name
+*/}}
+{{- define "careloop.downstreamToml" -}}
+{{- $root := .root -}}
+{{- $name := .name -}}
+{{- $deps := index (include "careloop.downstreams" $root | fromYaml) $name | default list -}}
+{{- $sections := list -}}
+{{- range $deps }}{{ $sections = append $sections .section }}{{ end -}}
+{{- range $section := $sections | uniq }}
+
+[{{ $section }}]
+{{- range $dep := $deps }}
+{{- if eq $dep.section $section }}
+{{- $target := dict "root" $root "name" $dep.service }}
+{{- if include "careloop.isEnabled" $target }}
+{{- if not (has $name (include "careloop.enabledCallers" $target | fromJsonArray)) }}
+{{- fail (printf "%s calls %s (%s.%s), but services.%s.callers does not list %s" $name $dep.service $section $dep.key $dep.service $name) }}
+{{- end }}
+{{ $dep.key }} = {{ include "careloop.grpcUrl" $target | toJson }}
+{{- else if not $dep.optional }}
+{{- fail (printf "%s needs %s (%s.%s): enable services.%s or disable services.%s" $name $dep.service $section $dep.key $dep.service $name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The service's config file (TOML), read through --config. Secrets come from env, never here.
+Strings go through toJson: a JSON string is a valid TOML basic string, and Go's quote is not
+(its \x escapes). Args: dict root name cfg
+*/}}
 {{- define "careloop.configToml" -}}
 {{- $root := .root -}}
+{{- $v := $root.Values -}}
+{{- $tls := $v.tls.enabled -}}
 [grpc]
 addr = "0.0.0.0:{{ .cfg.grpcPort }}"
+tls = {{ $tls }}
+client_auth = {{ ternary (.cfg.clientAuth | default $v.tls.clientAuth) "none" $tls | toJson }}
 
 [metrics]
 addr = "0.0.0.0:{{ .cfg.metricsPort }}"
+{{- if $tls }}
+
+[tls]
+cert_file = "{{ include "careloop.tlsDir" $root }}/tls.crt"
+key_file = "{{ include "careloop.tlsDir" $root }}/tls.key"
+ca_file = {{ include "careloop.caFile" $root | toJson }}
+reload_secs = {{ $v.tls.reloadSecs }}
+{{- end }}
 
 [auth]
-issuer = {{ $root.Values.auth.issuer | quote }}
-audience = {{ $root.Values.auth.audience | quote }}
-dev_mode = {{ $root.Values.auth.devMode }}
+dev_mode = {{ $v.auth.devMode }}
+audience = {{ printf "%s%s" $v.auth.audiencePrefix .name | toJson }}
+leeway_secs = {{ $v.auth.leewaySecs }}
+max_token_lifetime_secs = {{ $v.auth.maxTokenLifetimeSecs }}
+trust_domain = {{ $v.tls.trustDomain | toJson }}
+callers = {{ include "careloop.enabledCallers" . }}
+{{- range $i, $iss := $v.auth.issuers }}
+
+[[auth.issuers]]
+issuer = {{ $iss.issuer | toJson }}
+discovery = {{ $iss.discovery | default false }}
+jwks_url = {{ $iss.jwksUrl | default "" | toJson }}
+jwks_file = {{ ternary (printf "%s/jwks.json" (include "careloop.issuerDir" $i)) "" (not (empty $iss.jwksConfigMap)) | toJson }}
+kinds = {{ $iss.kinds | toJson }}
+kind_claim = {{ $iss.kindClaim | default "" | toJson }}
+org_id = {{ $iss.orgId | default "" | toJson }}
+org_claim = {{ ternary "" ($iss.orgClaim | default "org_id") (not (empty $iss.orgId)) | toJson }}
+allowed_orgs = {{ $iss.allowedOrgs | default list | toJson }}
+roles_claim = {{ $iss.rolesClaim | default "roles" | toJson }}
+{{- with $iss.maxTokenLifetimeSecs }}
+max_token_lifetime_secs = {{ . }}
+{{- end }}
+refresh_secs = {{ $iss.refreshSecs | default 300 }}
+ca_file = {{ ternary (printf "%s/ca.crt" (include "careloop.issuerDir" $i)) "" (not (empty $iss.caSecret)) | toJson }}
+{{- end }}
 
 [events]
-nats_url = {{ $root.Values.events.natsUrl | quote }}
-stream = {{ $root.Values.events.stream | quote }}
-subject_prefix = {{ $root.Values.events.subjectPrefix | quote }}
-replicas = {{ $root.Values.events.replicas }}
-duplicate_window_secs = {{ $root.Values.events.duplicateWindowSecs }}
-max_age_hours = {{ $root.Values.events.maxAgeHours }}
+nats_url = {{ $v.events.natsUrl | toJson }}
+tls = {{ $v.events.tls }}
+ca_file = {{ ternary (printf "%s/ca.crt" (include "careloop.eventsCaDir" $root)) "" (not (empty $v.events.caSecret)) | toJson }}
+user = {{ .name | toJson }}
+stream = {{ $v.events.stream | toJson }}
+subject_prefix = {{ $v.events.subjectPrefix | toJson }}
+replicas = {{ $v.events.replicas }}
+duplicate_window_secs = {{ $v.events.duplicateWindowSecs }}
+max_age_hours = {{ $v.events.maxAgeHours }}
 
 [telemetry]
-log_format = {{ $root.Values.telemetry.logFormat | quote }}
-log_level = {{ $root.Values.telemetry.logLevel | quote }}
-otlp_endpoint = {{ $root.Values.telemetry.otlpEndpoint | quote }}
+log_format = {{ $v.telemetry.logFormat | toJson }}
+log_level = {{ $v.telemetry.logLevel | toJson }}
+otlp_endpoint = {{ $v.telemetry.otlpEndpoint | toJson }}
+otlp_ca_file = {{ ternary (printf "%s/ca.crt" (include "careloop.otlpCaDir" $root)) "" (not (empty $v.telemetry.caSecret)) | toJson }}
+{{- include "careloop.downstreamToml" (dict "root" $root "name" .name) }}
 {{- end -}}

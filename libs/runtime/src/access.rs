@@ -1,8 +1,10 @@
 //! Whether a caller may read or write a patient is decided by plans, which owns care teams and
-//! consents: services other than plans ask its `CheckAccess` over gRPC with a service token they sign
-//! themselves. Internal services are trusted without asking.
+//! consents: services other than plans ask its `CheckAccess` over gRPC, as themselves (their mutual
+//! TLS certificate) carrying the user as on-behalf-of, so plans decides on the user and audits both.
+//! A service acting for itself (a sweeper, a consumer) is trusted without asking.
 
 use crate::auth::{Authenticator, Principal, PrincipalKind};
+use crate::config::TlsSettings;
 use crate::error::{ApiError, ApiResult};
 use careloop_proto::plans::v1::plans_service_client::PlansServiceClient;
 use careloop_proto::plans::v1::{CheckAccessRequest, PrincipalKind as ProtoKind, PrincipalRef};
@@ -10,32 +12,48 @@ use std::sync::Arc;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-use uuid::Uuid;
 
-/// Signs a short-lived service token for each call to plans.
+/// How a service proves itself on outbound calls: its certificate on an https channel (nothing to
+/// add), or, in dev mode on plaintext loopback only, a short-lived token signed with the dev key.
 #[derive(Clone)]
-pub struct ServiceToken {
-    auth: Arc<Authenticator>,
-    principal: Principal,
+pub struct ServiceCredentials {
+    dev: Option<(Arc<Authenticator>, Principal)>,
 }
 
-impl Interceptor for ServiceToken {
+impl ServiceCredentials {
+    pub fn for_address(addr: &str, auth: Arc<Authenticator>, service: &str) -> anyhow::Result<Self> {
+        if addr.starts_with("https://") {
+            return Ok(Self { dev: None });
+        }
+        if !auth.dev_mode() {
+            anyhow::bail!(
+                "{addr}: calls between services use https (mutual TLS) outside dev mode"
+            );
+        }
+        Ok(Self {
+            dev: Some((auth, Principal::service(service))),
+        })
+    }
+}
+
+impl Interceptor for ServiceCredentials {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        let token = self
-            .auth
-            .issue(&self.principal, chrono::Duration::minutes(5))
-            .map_err(|_| tonic::Status::internal("could not sign service token"))?;
-        let value = format!("Bearer {token}")
-            .parse()
-            .map_err(|_| tonic::Status::internal("could not sign service token"))?;
-        req.metadata_mut().insert("authorization", value);
+        if let Some((auth, principal)) = &self.dev {
+            let token = auth
+                .issue(principal, chrono::Duration::minutes(5))
+                .map_err(|_| tonic::Status::internal("could not sign service token"))?;
+            let value = format!("Bearer {token}")
+                .parse()
+                .map_err(|_| tonic::Status::internal("could not sign service token"))?;
+            req.metadata_mut().insert("authorization", value);
+        }
         Ok(req)
     }
 }
 
 #[derive(Clone)]
 pub struct PlansAccess {
-    client: PlansServiceClient<InterceptedService<Channel, ServiceToken>>,
+    client: PlansServiceClient<InterceptedService<Channel, ServiceCredentials>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,21 +63,21 @@ pub enum Need {
 }
 
 impl PlansAccess {
-    /// Connects lazily: referrals starts even while plans is down (calls then answer UNAVAILABLE).
-    pub fn new(plans_addr: &str, auth: Arc<Authenticator>, service: &str) -> anyhow::Result<Self> {
-        let channel = Channel::from_shared(plans_addr.to_owned())?.connect_lazy();
-        let principal = Principal {
-            subject: service.to_owned(),
-            org_id: Uuid::nil(),
-            roles: vec![],
-            kind: PrincipalKind::Service,
-        };
+    /// Connects lazily: a service starts even while plans is down (calls then answer UNAVAILABLE).
+    pub fn new(
+        plans_addr: &str,
+        tls: &TlsSettings,
+        auth: Arc<Authenticator>,
+        service: &str,
+    ) -> anyhow::Result<Self> {
+        let channel = crate::client::channel(plans_addr, tls)?;
+        let credentials = ServiceCredentials::for_address(plans_addr, auth, service)?;
         Ok(Self {
-            client: PlansServiceClient::with_interceptor(channel, ServiceToken { auth, principal }),
+            client: PlansServiceClient::with_interceptor(channel, credentials),
         })
     }
 
-    pub async fn check(&self, who: &Principal, patient_id: Uuid, need: Need) -> ApiResult<()> {
+    pub async fn check(&self, who: &Principal, patient_id: uuid::Uuid, need: Need) -> ApiResult<()> {
         if who.kind == PrincipalKind::Service {
             return Ok(());
         }
@@ -70,14 +88,20 @@ impl PlansAccess {
             PrincipalKind::Payer => ProtoKind::Payer,
             PrincipalKind::Service => ProtoKind::Service,
         };
-        let request = CheckAccessRequest {
+        let mut request = tonic::Request::new(CheckAccessRequest {
             principal: Some(PrincipalRef {
                 subject: who.subject.clone(),
                 org_id: who.org_id.to_string(),
                 kind: kind as i32,
             }),
             patient_id: patient_id.to_string(),
-        };
+        });
+        let on_behalf_of = crate::auth::on_behalf_of_header(who)
+            .parse()
+            .map_err(|_| ApiError::Internal(anyhow::anyhow!("on-behalf-of header")))?;
+        request
+            .metadata_mut()
+            .insert(crate::auth::ON_BEHALF_OF, on_behalf_of);
         let answer =
             self.client
                 .clone()
@@ -115,7 +139,7 @@ impl PlansAccess {
         pool: &sqlx::PgPool,
         who: &Principal,
         rpc: &'static str,
-        patient_id: Uuid,
+        patient_id: uuid::Uuid,
     ) -> ApiResult<()> {
         self.check(who, patient_id, Need::Read).await?;
         let mut conn = pool.acquire().await?;

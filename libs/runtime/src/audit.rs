@@ -31,8 +31,8 @@ pub struct AuditEntry<'a> {
 
 pub async fn record(conn: &mut PgConnection, entry: AuditEntry<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO audit_log (subject, org_id, principal_kind, patient_id, action, target_id, outcome)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO audit_log (subject, org_id, principal_kind, patient_id, action, target_id, outcome, issuer, via_service)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&entry.principal.subject)
     .bind(entry.principal.org_id)
@@ -41,6 +41,8 @@ pub async fn record(conn: &mut PgConnection, entry: AuditEntry<'_>) -> Result<()
     .bind(entry.action)
     .bind(entry.target_id)
     .bind(entry.outcome.as_str())
+    .bind(&entry.principal.issuer)
+    .bind(entry.principal.via.as_deref())
     .execute(conn)
     .await?;
     Ok(())
@@ -57,14 +59,16 @@ pub async fn record_reads(
         return Ok(());
     }
     sqlx::query(
-        "INSERT INTO audit_log (subject, org_id, principal_kind, patient_id, action, outcome)
-         SELECT $1, $2, $3, p, $4, 'ok' FROM unnest($5::uuid[]) AS p",
+        "INSERT INTO audit_log (subject, org_id, principal_kind, patient_id, action, outcome, issuer, via_service)
+         SELECT $1, $2, $3, p, $4, 'ok', $6, $7 FROM unnest($5::uuid[]) AS p",
     )
     .bind(&principal.subject)
     .bind(principal.org_id)
     .bind(principal.kind.as_str())
     .bind(action)
     .bind(patient_ids)
+    .bind(&principal.issuer)
+    .bind(principal.via.as_deref())
     .execute(conn)
     .await?;
     Ok(())

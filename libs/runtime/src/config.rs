@@ -12,6 +12,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub telemetry: TelemetrySettings,
     pub events: EventSettings,
+    pub tls: TlsSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -23,6 +24,23 @@ pub struct GrpcSettings {
     /// After SIGTERM, health reports NOT_SERVING this long before in-flight calls drain, so load
     /// balancers and probes stop sending traffic first.
     pub shutdown_grace_ms: u64,
+    /// Serve TLS with the workload certificate of `[tls]`.
+    pub tls: bool,
+    /// Whether callers are asked for a certificate (verified against `tls.ca_file`): services
+    /// present one and are known by it; users authenticate with bearer tokens.
+    pub client_auth: crate::tls::ClientAuth,
+}
+
+/// This workload's identity for every TLS hop: served to gRPC callers and presented to other
+/// services and NATS. The files are re-read every `reload_secs` (0 disables), so a renewed
+/// certificate applies without a restart.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TlsSettings {
+    pub cert_file: String,
+    pub key_file: String,
+    /// The CA bundle that signs CareLoop workload certificates; verifies peers.
+    pub ca_file: String,
+    pub reload_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -41,14 +59,75 @@ pub struct DatabaseSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct AuthSettings {
-    pub issuer: String,
-    pub audience: String,
-    /// Shared HS256 key (dev mode and service-to-service in small installs).
-    pub hs256_secret: Secret,
-    /// PEM public key for RS256 tokens from the identity provider; empty when unused.
-    pub rs256_public_key_pem: String,
-    /// Dev mode prints a dev token at start; never enable in production.
+    /// Dev mode trusts the published development key (HS256) for every principal kind and prints a
+    /// dev token. Off unless asked for: `make run` and the tests turn it on.
     pub dev_mode: bool,
+    /// The issuer of dev tokens (dev mode only).
+    pub dev_issuer: String,
+    /// The dev signing key (dev mode only; never accepted otherwise).
+    pub hs256_secret: Secret,
+    /// The audience tokens must name for this service; empty means `careloop-<service>`.
+    pub audience: String,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
+    pub leeway_secs: u64,
+    /// Tokens living longer than this (`exp - iat`) are refused, whoever signed them.
+    pub max_token_lifetime_secs: u64,
+    /// Workload identities are certificate SAN URIs `spiffe://<trust_domain>/service/<name>`.
+    pub trust_domain: String,
+    /// The services (by certificate identity) allowed to call this one, for themselves or on
+    /// behalf of a user.
+    pub callers: Vec<String>,
+    /// Identity providers whose user tokens are trusted, and what each may assert.
+    #[serde(default)]
+    pub issuers: Vec<IssuerSettings>,
+}
+
+/// One trusted identity provider: where its keys are, which principal kinds it may assert and how
+/// the organization and roles are read from its tokens.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IssuerSettings {
+    /// The `iss` value of its tokens.
+    pub issuer: String,
+    /// Fetch `<issuer>/.well-known/openid-configuration` for the `jwks_uri`.
+    #[serde(default)]
+    pub discovery: bool,
+    #[serde(default)]
+    pub jwks_url: String,
+    #[serde(default)]
+    pub jwks_file: String,
+    /// Principal kinds this issuer may assert (staff, partner, caregiver, payer; never service).
+    pub kinds: Vec<crate::auth::PrincipalKind>,
+    /// The claim naming the kind when `kinds` has several; with one kind it is that kind.
+    #[serde(default)]
+    pub kind_claim: String,
+    /// A fixed organization for every token of this issuer (a partner's own IdP), or ...
+    #[serde(default)]
+    pub org_id: String,
+    /// ... the claim holding the organization id (a hospital IdP serving several organizations).
+    #[serde(default)]
+    pub org_claim: String,
+    /// With `org_claim`: the organizations this issuer may assert; empty means any.
+    #[serde(default)]
+    pub allowed_orgs: Vec<String>,
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: String,
+    /// Overrides `auth.max_token_lifetime_secs` downwards for this issuer.
+    #[serde(default)]
+    pub max_token_lifetime_secs: Option<u64>,
+    /// Keys are fetched again this often, and at once (at most every 10 s) on an unknown `kid`.
+    #[serde(default = "default_refresh_secs")]
+    pub refresh_secs: u64,
+    /// The CA of the issuer's HTTPS endpoint; empty uses the system's roots.
+    #[serde(default)]
+    pub ca_file: String,
+}
+
+fn default_roles_claim() -> String {
+    "roles".into()
+}
+
+fn default_refresh_secs() -> u64 {
+    300
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -56,8 +135,11 @@ pub struct TelemetrySettings {
     /// "json" or "pretty".
     pub log_format: String,
     pub log_level: String,
-    /// OTLP gRPC endpoint such as "http://otel-collector:4317"; empty disables export.
+    /// OTLP gRPC endpoint such as "https://otel-collector:4317" (TLS) or "http://127.0.0.1:4317";
+    /// empty disables export.
     pub otlp_endpoint: String,
+    /// The CA of an https collector; empty uses `tls.ca_file`, or the system's roots without one.
+    pub otlp_ca_file: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -66,6 +148,13 @@ pub struct EventSettings {
     pub enabled: bool,
     /// NATS server URL(s), comma separated.
     pub nats_url: String,
+    /// Require TLS to NATS: its certificate verified with `ca_file` (or `tls.ca_file`), the
+    /// workload certificate presented when there is one.
+    pub tls: bool,
+    pub ca_file: String,
+    /// This service's NATS user; its permissions cover only its own subjects.
+    pub user: String,
+    pub password: Secret,
     /// The JetStream stream every CareLoop event goes to.
     pub stream: String,
     /// Subjects are "<prefix>.<service>.<aggregate>.<event>"; dead letters go to "<prefix>_dlq.<consumer>".
@@ -86,7 +175,8 @@ pub struct EventSettings {
     pub handled_retention_hours: u64,
 }
 
-/// The development signing key: printed tokens are signed with it. Production overrides it.
+/// The development signing key: published, so accepted only in dev mode, where printed tokens and
+/// test tokens are signed with it.
 pub const DEV_HS256_SECRET: &str = "careloop-dev-signing-key-not-for-production";
 
 const DEFAULTS: &str = r#"
@@ -95,6 +185,14 @@ addr = "127.0.0.1:50051"
 request_timeout_ms = 10000
 concurrency_limit = 256
 shutdown_grace_ms = 2000
+tls = false
+client_auth = "optional"
+
+[tls]
+cert_file = ""
+key_file = ""
+ca_file = ""
+reload_secs = 60
 
 [metrics]
 addr = ""
@@ -105,15 +203,23 @@ max_connections = 10
 acquire_timeout_ms = 5000
 
 [auth]
-issuer = "careloop-dev"
-audience = "careloop"
-hs256_secret = "careloop-dev-signing-key-not-for-production"
-rs256_public_key_pem = ""
-dev_mode = true
+dev_mode = false
+dev_issuer = "careloop-dev"
+hs256_secret = ""
+audience = ""
+leeway_secs = 30
+max_token_lifetime_secs = 3600
+trust_domain = "careloop"
+callers = ["plans", "referrals", "prior-auth", "notifications", "metrics", "gateway"]
+issuers = []
 
 [events]
 enabled = true
 nats_url = "nats://127.0.0.1:4222"
+tls = false
+ca_file = ""
+user = ""
+password = ""
 stream = "CARELOOP"
 subject_prefix = "careloop"
 duplicate_window_secs = 600
@@ -131,6 +237,7 @@ handled_retention_hours = 720
 log_format = "pretty"
 log_level = "info"
 otlp_endpoint = ""
+otlp_ca_file = ""
 "#;
 
 impl Settings {
@@ -206,9 +313,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_parse_and_keep_the_dev_key_secret() {
+    fn defaults_parse_with_dev_mode_off_and_no_signing_key() {
         let s = Settings::defaults();
-        assert_eq!(s.auth.hs256_secret.expose(), DEV_HS256_SECRET);
+        assert!(!s.auth.dev_mode);
+        assert!(s.auth.hs256_secret.expose().is_empty());
+        assert!(s.auth.issuers.is_empty());
+    }
+
+    #[test]
+    fn a_configured_key_never_prints() {
+        let mut s = Settings::defaults();
+        s.auth.hs256_secret = Secret::new(DEV_HS256_SECRET);
         assert!(!format!("{s:?}").contains(DEV_HS256_SECRET));
     }
 }

@@ -5,7 +5,9 @@
 pub mod access;
 pub mod audit;
 pub mod auth;
+pub mod client;
 pub mod config;
+pub mod conn;
 pub mod db;
 pub mod error;
 pub mod events;
@@ -18,6 +20,7 @@ pub mod server;
 pub mod service;
 pub mod telemetry;
 pub mod time;
+pub mod tls;
 pub mod validate;
 pub mod write;
 

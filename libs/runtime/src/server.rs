@@ -3,6 +3,7 @@
 //! concurrency limit, request timeout) and graceful shutdown.
 
 use crate::config::GrpcSettings;
+use crate::conn::Acceptor;
 use crate::metrics::Metrics;
 use crate::telemetry::RequestLayer;
 use std::future::Future;
@@ -15,6 +16,7 @@ use tonic_health::server::HealthReporter;
 
 pub struct GrpcServer {
     listener: TcpListener,
+    acceptor: Acceptor,
     routes: RoutesBuilder,
     health: HealthReporter,
     settings: GrpcSettings,
@@ -26,6 +28,7 @@ impl GrpcServer {
     /// Registers health and reflection; the overall health starts NOT_SERVING.
     pub async fn new(
         listener: TcpListener,
+        acceptor: Acceptor,
         settings: GrpcSettings,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
@@ -41,6 +44,7 @@ impl GrpcServer {
         routes.add_service(health_service).add_service(reflection);
         Ok(Self {
             listener,
+            acceptor,
             routes,
             health,
             settings,
@@ -77,7 +81,7 @@ impl GrpcServer {
                 self.settings.concurrency_limit,
             ))
             .into_inner();
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
+        let incoming = crate::conn::incoming(self.listener, self.acceptor);
         tonic::transport::Server::builder()
             .timeout(Duration::from_millis(self.settings.request_timeout_ms))
             .layer(layers)

@@ -4,6 +4,7 @@
 
 use crate::auth::Authenticator;
 use crate::config::Settings;
+use crate::conn::Acceptor;
 use crate::events::Background;
 use crate::metrics::Metrics;
 use crate::server::GrpcServer;
@@ -48,8 +49,24 @@ impl Host {
         };
         let listener = TcpListener::bind(&settings.grpc.addr).await?;
         let addr = listener.local_addr()?;
-        let auth = Arc::new(Authenticator::from_settings(&settings.auth)?);
-        let server = GrpcServer::new(listener, settings.grpc.clone(), Arc::clone(&metrics)).await?;
+        let auth = Arc::new(Authenticator::new(&settings.auth, name)?);
+        crate::auth::announce_dev_token(&auth)?;
+        let acceptor = Acceptor {
+            tls: if settings.grpc.tls {
+                let config = crate::tls::server_config(&settings.tls, settings.grpc.client_auth)?;
+                Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+            } else {
+                None
+            },
+            trust_domain: Arc::from(settings.auth.trust_domain.as_str()),
+        };
+        let server = GrpcServer::new(
+            listener,
+            acceptor,
+            settings.grpc.clone(),
+            Arc::clone(&metrics),
+        )
+        .await?;
         Ok(Self {
             name,
             pool,

@@ -6,5 +6,12 @@ mod nats;
 #[cfg(feature = "plans")]
 pub mod services;
 
+/// The built-in defaults with dev mode asked for, as `make run` and the tests do.
+pub fn dev_settings() -> careloop_runtime::config::Settings {
+    let mut settings = careloop_runtime::config::Settings::defaults();
+    settings.auth.dev_mode = true;
+    settings
+}
+
 pub use database::{TestDatabase, admin_url, fresh_database};
 pub use nats::{NatsServer, event_settings, remove_streams};

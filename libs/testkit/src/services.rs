@@ -4,6 +4,7 @@
 use careloop_proto::plans::v1::plans_service_client::PlansServiceClient;
 use careloop_proto::plans::v1::{CreatePatientRequest, Patient};
 use careloop_runtime::auth::{Authenticator, Principal, PrincipalKind};
+use crate::dev_settings;
 use careloop_runtime::config::Settings;
 use careloop_runtime::secret::Secret;
 use std::future::Future;
@@ -26,9 +27,10 @@ impl Interceptor for Bearer {
     }
 }
 
-/// Settings for a service under test: its own database, port 0, no events, no shutdown grace.
+/// Settings for a service under test: its own database, port 0, no events, no shutdown grace, and
+/// dev mode (dev tokens accepted), which tests ask for explicitly like `make run`.
 pub fn service_settings(database_url: &str) -> Settings {
-    let mut s = Settings::defaults();
+    let mut s = dev_settings();
     s.database.url = Secret::new(database_url.to_owned());
     s.database.max_connections = 8;
     s.grpc.addr = "127.0.0.1:0".into();
@@ -82,14 +84,16 @@ pub async fn connect(addr: SocketAddr) -> Channel {
         .expect("connects")
 }
 
-/// Signs test tokens with the default (dev) key every test service accepts.
+/// Signs test tokens with the dev key every test service in dev mode accepts.
 pub fn token(kind: PrincipalKind, org_id: Uuid, subject: &str) -> String {
-    let auth = Authenticator::from_settings(&Settings::defaults().auth).expect("auth");
+    let auth = Authenticator::new(&dev_settings().auth, "test").expect("auth");
     let p = Principal {
+        issuer: "careloop-dev".into(),
         subject: subject.into(),
         org_id,
         roles: vec!["rn".into()],
         kind,
+        via: None,
     };
     auth.issue(&p, chrono::Duration::hours(1)).expect("token")
 }

@@ -1,10 +1,9 @@
-use careloop_runtime::{auth, config::Settings, server::shutdown_signal, telemetry};
+use careloop_runtime::{config::Settings, server::shutdown_signal, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::load(careloop_runtime::config::config_flag().as_deref())?;
     let _telemetry = telemetry::init(careloop_plans::SERVICE_NAME, &settings.telemetry)?;
-    auth::announce_dev_token(&settings.auth)?;
     let app = careloop_plans::Application::build(settings).await?;
     app.run_until_stopped(shutdown_signal()).await
 }

@@ -36,6 +36,7 @@ impl Application {
         let mut host = Host::start(&settings, SERVICE_NAME, SCHEMA, &MIGRATOR).await?;
         let access = careloop_runtime::access::PlansAccess::new(
             &own.plans_addr,
+            &settings.tls,
             Arc::clone(&host.auth),
             SERVICE_NAME,
         )?;

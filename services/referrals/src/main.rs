@@ -1,5 +1,5 @@
 use careloop_referrals::settings::ReferralSettings;
-use careloop_runtime::{auth, config::Settings, server::shutdown_signal, telemetry};
+use careloop_runtime::{config::Settings, server::shutdown_signal, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -7,7 +7,6 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::load(file.as_deref())?;
     let own = ReferralSettings::load(file.as_deref())?;
     let _telemetry = telemetry::init(careloop_referrals::SERVICE_NAME, &settings.telemetry)?;
-    auth::announce_dev_token(&settings.auth)?;
     let app = careloop_referrals::Application::build(settings, own).await?;
     app.run_until_stopped(shutdown_signal()).await
 }

@@ -133,10 +133,8 @@ impl Pathways {
         }
         // Pathway writes are patient data too: audited as the service, in the same transaction.
         let principal = careloop_runtime::auth::Principal {
-            subject: "referrals-pathways".into(),
             org_id,
-            roles: vec![],
-            kind: careloop_runtime::auth::PrincipalKind::Service,
+            ..careloop_runtime::auth::Principal::service("referrals-pathways")
         };
         careloop_runtime::audit::record(
             conn,

@@ -222,42 +222,71 @@ impl PlansApi {
         })
     }
 
-    /// Answers for the gateway whether another principal may read or write a patient, and why.
+    /// Answers a service whether a user may read or write a patient, and why. A service acting
+    /// for a user (on-behalf-of) gets the decision on that user; a service acting for itself may
+    /// ask about the principal it names. Users may not ask for others. Each answer is audited with
+    /// the user and the asking service.
     pub(super) async fn check_access(
         &self,
         who: &Principal,
         req: CheckAccessRequest,
     ) -> ApiResult<CheckAccessResponse> {
-        let asked = req
-            .principal
-            .as_ref()
-            .ok_or_else(|| ApiError::invalid("principal", "is required"))?;
-        let subject = v::text("principal.subject", &asked.subject, MAX_SHORT)?;
-        let org_id = v::uuid("principal.org_id", &asked.org_id)?;
-        let kind = match v::enum_value::<PrincipalKind_>("principal.kind", asked.kind)? {
-            PrincipalKind_::Staff => PrincipalKind::Staff,
-            PrincipalKind_::Partner => PrincipalKind::Partner,
-            PrincipalKind_::Caregiver => PrincipalKind::Caregiver,
-            PrincipalKind_::Payer => PrincipalKind::Payer,
-            PrincipalKind_::Service => PrincipalKind::Service,
-            PrincipalKind_::Unspecified => {
-                return Err(ApiError::invalid("principal.kind", "is required"));
+        let named = match req.principal.as_ref() {
+            None => None,
+            Some(asked) => {
+                let subject = v::text("principal.subject", &asked.subject, MAX_SHORT)?;
+                let org_id = v::uuid("principal.org_id", &asked.org_id)?;
+                let kind = match v::enum_value::<PrincipalKind_>("principal.kind", asked.kind)? {
+                    PrincipalKind_::Staff => PrincipalKind::Staff,
+                    PrincipalKind_::Partner => PrincipalKind::Partner,
+                    PrincipalKind_::Caregiver => PrincipalKind::Caregiver,
+                    PrincipalKind_::Payer => PrincipalKind::Payer,
+                    PrincipalKind_::Service => PrincipalKind::Service,
+                    PrincipalKind_::Unspecified => {
+                        return Err(ApiError::invalid("principal.kind", "is required"));
+                    }
+                };
+                Some((subject, org_id, kind))
             }
         };
         let patient_id = v::uuid("patient_id", &req.patient_id)?;
-        if who.kind != PrincipalKind::Service {
-            return Err(ApiError::PermissionDenied(
-                "only internal services may check access for others",
-            ));
+        if named.is_none() && who.via.is_none() {
+            return Err(ApiError::invalid("principal", "is required"));
         }
+        let asked = match (&who.via, who.kind) {
+            (Some(_), _) => {
+                // The user the calling service acts for: the decision follows the user, whatever
+                // the body says; a body naming someone else is a caller's bug worth reporting.
+                if let Some((subject, org_id, kind)) = &named
+                    && (subject != &who.subject || *org_id != who.org_id || *kind != who.kind)
+                {
+                    return Err(ApiError::invalid(
+                        "principal",
+                        "differs from the user the call is made for",
+                    ));
+                }
+                who.clone()
+            }
+            (None, PrincipalKind::Service) => {
+                let (subject, org_id, kind) =
+                    named.ok_or_else(|| ApiError::invalid("principal", "is required"))?;
+                Principal {
+                    issuer: String::new(),
+                    subject,
+                    org_id,
+                    roles: vec![],
+                    kind,
+                    via: Some(who.subject.clone()),
+                }
+            }
+            (None, _) => {
+                return Err(ApiError::PermissionDenied(
+                    "only internal services may check access for others",
+                ));
+            }
+        };
         let mut conn = self.pool.acquire().await?;
         let facts = store::access_facts(&mut conn, patient_id).await?;
-        let asked = Principal {
-            subject,
-            org_id,
-            roles: vec![],
-            kind,
-        };
         let decision = access::decide(&asked, &facts, now());
         let (basis, consent_id) = match decision.basis {
             Basis::Denied => (AccessBasis::Denied, String::new()),
@@ -267,6 +296,21 @@ impl PlansApi {
             Basis::CareTeamMember => (AccessBasis::CareTeamMember, String::new()),
             Basis::Consent(id) => (AccessBasis::Consent, id.to_string()),
         };
+        careloop_runtime::audit::record(
+            &mut conn,
+            careloop_runtime::audit::AuditEntry {
+                principal: &asked,
+                action: "CheckAccess",
+                patient_id: Some(patient_id),
+                target_id: None,
+                outcome: if decision.can_read {
+                    careloop_runtime::audit::Outcome::Ok
+                } else {
+                    careloop_runtime::audit::Outcome::Denied
+                },
+            },
+        )
+        .await?;
         Ok(CheckAccessResponse {
             can_read: decision.can_read,
             can_write: decision.can_write,

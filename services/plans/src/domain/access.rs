@@ -116,10 +116,12 @@ mod tests {
 
     fn principal(kind: PrincipalKind, org: Uuid, subject: &str) -> Principal {
         Principal {
+            issuer: "https://idp.example".into(),
             subject: subject.into(),
             org_id: org,
             roles: vec![],
             kind,
+            via: None,
         }
     }
 

@@ -48,14 +48,14 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let database = careloop_testkit::fresh_database("plans")
         .await
         .expect("fresh test database");
-    let mut settings = Settings::defaults();
+    let mut settings = careloop_testkit::dev_settings();
     settings.database.url = Secret::new(database.service_url.clone());
     settings.database.max_connections = 8;
     settings.grpc.addr = "127.0.0.1:0".into();
     settings.metrics.addr = "127.0.0.1:0".into();
     settings.grpc.shutdown_grace_ms = 0;
     adjust(&mut settings);
-    let auth = Authenticator::from_settings(&settings.auth).expect("auth settings");
+    let auth = Authenticator::new(&settings.auth, "plans").expect("auth settings");
     let app = careloop_plans::Application::build(settings)
         .await
         .expect("application builds");
@@ -83,10 +83,12 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
 impl TestApp {
     pub fn token(&self, kind: PrincipalKind, org_id: Uuid, subject: &str) -> String {
         let principal = Principal {
+            issuer: "careloop-dev".into(),
             subject: subject.into(),
             org_id,
             roles: vec![],
             kind,
+            via: None,
         };
         self.auth
             .issue(&principal, chrono::Duration::hours(1))

@@ -1,0 +1,73 @@
+//! Channels to other CareLoop services (and the OTLP collector). An `https://` address is dialled
+//! with rustls: the server verified against the configured CA under the host name of the address,
+//! and the workload certificate presented, so the callee knows which service calls. `http://` stays
+//! plaintext, for dev mode on loopback.
+
+use crate::config::TlsSettings;
+use hyper_util::rt::TokioIo;
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+/// Dials TCP, then TLS with the server name taken from the URI.
+#[derive(Clone)]
+pub struct TlsDialer {
+    connector: TlsConnector,
+}
+
+impl TlsDialer {
+    pub fn new(config: ClientConfig) -> Self {
+        Self {
+            connector: TlsConnector::from(Arc::new(config)),
+        }
+    }
+}
+
+impl tower_service::Service<Uri> for TlsDialer {
+    type Response = TokioIo<TlsStream<TcpStream>>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connector = self.connector.clone();
+        Box::pin(async move {
+            let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, what.to_owned());
+            let host = uri.host().ok_or_else(|| invalid("address has no host"))?;
+            let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+            let port = uri.port_u16().unwrap_or(443);
+            let name = ServerName::try_from(host.clone()).map_err(|_| invalid("invalid host name"))?;
+            let tcp = TcpStream::connect((host.as_str(), port)).await?;
+            let _ = tcp.set_nodelay(true);
+            let tls = connector.connect(name, tcp).await?;
+            Ok(TokioIo::new(tls))
+        })
+    }
+}
+
+/// A lazily connected channel to `addr`: TLS (mutual, when the workload has a certificate) for
+/// `https://`, plaintext for `http://`.
+pub fn channel(addr: &str, tls: &TlsSettings) -> anyhow::Result<Channel> {
+    let endpoint = Endpoint::from_shared(addr.to_owned())?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true);
+    if addr.starts_with("https://") {
+        let dialer = TlsDialer::new(crate::tls::client_config(tls)?);
+        Ok(endpoint.connect_with_connector_lazy(dialer))
+    } else if addr.starts_with("http://") {
+        Ok(endpoint.connect_lazy())
+    } else {
+        anyhow::bail!("service address must start with https:// or http://")
+    }
+}
