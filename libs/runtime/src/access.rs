@@ -21,14 +21,16 @@ pub struct ServiceCredentials {
 }
 
 impl ServiceCredentials {
-    pub fn for_address(addr: &str, auth: Arc<Authenticator>, service: &str) -> anyhow::Result<Self> {
+    pub fn for_address(
+        addr: &str,
+        auth: Arc<Authenticator>,
+        service: &str,
+    ) -> anyhow::Result<Self> {
         if addr.starts_with("https://") {
             return Ok(Self { dev: None });
         }
         if !auth.dev_mode() {
-            anyhow::bail!(
-                "{addr}: calls between services use https (mutual TLS) outside dev mode"
-            );
+            anyhow::bail!("{addr}: calls between services use https (mutual TLS) outside dev mode");
         }
         Ok(Self {
             dev: Some((auth, Principal::service(service))),
@@ -77,7 +79,12 @@ impl PlansAccess {
         })
     }
 
-    pub async fn check(&self, who: &Principal, patient_id: uuid::Uuid, need: Need) -> ApiResult<()> {
+    pub async fn check(
+        &self,
+        who: &Principal,
+        patient_id: uuid::Uuid,
+        need: Need,
+    ) -> ApiResult<()> {
         if who.kind == PrincipalKind::Service {
             return Ok(());
         }

@@ -177,11 +177,17 @@ impl Authenticator {
                 anyhow::bail!("auth.issuers: {} is the dev issuer", issuer.issuer);
             }
             if issuer.kinds.is_empty() {
-                anyhow::bail!("auth.issuers: {} may assert no kind; list its kinds", issuer.issuer);
+                anyhow::bail!(
+                    "auth.issuers: {} may assert no kind; list its kinds",
+                    issuer.issuer
+                );
             }
             if issuer.kinds.contains(&PrincipalKind::Service) {
                 // Services are known by their certificates; no identity provider speaks for them.
-                anyhow::bail!("auth.issuers: {} may not assert kind service", issuer.issuer);
+                anyhow::bail!(
+                    "auth.issuers: {} may not assert kind service",
+                    issuer.issuer
+                );
             }
             if issuer.kinds.len() > 1 && issuer.kind_claim.is_empty() {
                 anyhow::bail!(
@@ -205,7 +211,10 @@ impl Authenticator {
                 .map(|o| Uuid::parse_str(o))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|_| {
-                    anyhow::anyhow!("auth.issuers: {} allowed_orgs holds a non-uuid", issuer.issuer)
+                    anyhow::anyhow!(
+                        "auth.issuers: {} allowed_orgs holds a non-uuid",
+                        issuer.issuer
+                    )
                 })?;
             let max_lifetime_secs = issuer
                 .max_token_lifetime_secs
@@ -334,7 +343,9 @@ impl Authenticator {
         validation.validate_nbf = true;
         validation.leeway = self.leeway_secs;
         let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
-            token, key, &validation,
+            token,
+            key,
+            &validation,
         )
         .map_err(|error| match error.kind() {
             ErrorKind::ExpiredSignature => refused("token expired"),
@@ -614,7 +625,10 @@ impl AuthInterceptor {
         };
         let on_behalf_of = metadata
             .get(ON_BEHALF_OF)
-            .map(|v| v.to_str().map_err(|_| refused("malformed on-behalf-of user")))
+            .map(|v| {
+                v.to_str()
+                    .map_err(|_| refused("malformed on-behalf-of user"))
+            })
             .transpose()?;
         let certified = request
             .extensions()
@@ -642,6 +656,9 @@ impl AuthInterceptor {
         if let Some(token) = bearer {
             // A service forwarding its user's own token: the user, carried by the service.
             let mut user = self.auth.validate(token)?;
+            if user.kind == PrincipalKind::Service {
+                return Err(refused("a forwarded token must name a user"));
+            }
             user.via = Some(caller.subject.clone());
             return Ok(user);
         }

@@ -43,11 +43,16 @@ impl tower_service::Service<Uri> for TlsDialer {
     fn call(&mut self, uri: Uri) -> Self::Future {
         let connector = self.connector.clone();
         Box::pin(async move {
-            let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, what.to_owned());
+            let invalid =
+                |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, what.to_owned());
             let host = uri.host().ok_or_else(|| invalid("address has no host"))?;
-            let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
             let port = uri.port_u16().unwrap_or(443);
-            let name = ServerName::try_from(host.clone()).map_err(|_| invalid("invalid host name"))?;
+            let name =
+                ServerName::try_from(host.clone()).map_err(|_| invalid("invalid host name"))?;
             let tcp = TcpStream::connect((host.as_str(), port)).await?;
             let _ = tcp.set_nodelay(true);
             let tls = connector.connect(name, tcp).await?;

@@ -151,7 +151,11 @@ pub struct EventSettings {
     /// Require TLS to NATS: its certificate verified with `ca_file` (or `tls.ca_file`), the
     /// workload certificate presented when there is one.
     pub tls: bool,
+    /// Empty takes `tls.ca_file`.
     pub ca_file: String,
+    /// The client certificate presented to NATS; empty takes the workload's `[tls]` pair.
+    pub cert_file: String,
+    pub key_file: String,
     /// This service's NATS user; its permissions cover only its own subjects.
     pub user: String,
     pub password: Secret,
@@ -218,6 +222,8 @@ enabled = true
 nats_url = "nats://127.0.0.1:4222"
 tls = false
 ca_file = ""
+cert_file = ""
+key_file = ""
 user = ""
 password = ""
 stream = "CARELOOP"
@@ -258,7 +264,24 @@ impl Settings {
                     .separator("__"),
             )
             .build()?
-            .try_deserialize()
+            .try_deserialize::<Self>()
+            .map(Self::resolved)
+    }
+
+    /// Fills the per-hop TLS files left empty from the workload's `[tls]` section, so one
+    /// certificate and one CA serve every hop unless a hop says otherwise.
+    pub fn resolved(mut self) -> Self {
+        if self.events.ca_file.is_empty() {
+            self.events.ca_file = self.tls.ca_file.clone();
+        }
+        if self.events.cert_file.is_empty() && self.events.key_file.is_empty() {
+            self.events.cert_file = self.tls.cert_file.clone();
+            self.events.key_file = self.tls.key_file.clone();
+        }
+        if self.telemetry.otlp_ca_file.is_empty() {
+            self.telemetry.otlp_ca_file = self.tls.ca_file.clone();
+        }
+        self
     }
 
     /// A service's own section (e.g. `[referrals]`), layered like the shared settings: the service's

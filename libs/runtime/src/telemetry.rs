@@ -6,7 +6,7 @@ use crate::config::TelemetrySettings;
 use crate::metrics::Metrics;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::collections::HashMap;
@@ -40,11 +40,7 @@ pub fn init(service: &'static str, settings: &TelemetrySettings) -> anyhow::Resu
         .build();
     let mut builder = SdkTracerProvider::builder().with_resource(resource);
     if !settings.otlp_endpoint.is_empty() {
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(settings.otlp_endpoint.clone())
-            .build()?;
-        builder = builder.with_batch_exporter(exporter);
+        builder = builder.with_batch_exporter(otlp_exporter(settings)?);
     }
     let provider = builder.build();
     let tracer = provider.tracer(service);
@@ -65,6 +61,37 @@ pub fn init(service: &'static str, settings: &TelemetrySettings) -> anyhow::Resu
         .with(tracing_opentelemetry::layer().with_tracer(tracer))
         .try_init()?;
     Ok(TelemetryGuard { provider })
+}
+
+/// The OTLP span exporter: TLS for an https collector (verified with `otlp_ca_file`, or the
+/// system's roots without one), plaintext only for http.
+pub fn otlp_exporter(
+    settings: &TelemetrySettings,
+) -> anyhow::Result<opentelemetry_otlp::SpanExporter> {
+    let endpoint = settings.otlp_endpoint.clone();
+    let builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+    let builder = if endpoint.starts_with("https://") {
+        let roots = if settings.otlp_ca_file.is_empty() {
+            crate::tls::system_roots()
+        } else {
+            crate::tls::read_roots(std::path::Path::new(&settings.otlp_ca_file))?
+        };
+        let none = crate::config::TlsSettings {
+            cert_file: String::new(),
+            key_file: String::new(),
+            ca_file: String::new(),
+            reload_secs: 0,
+        };
+        let config = crate::tls::client_config_with_roots(&none, roots, true)?;
+        let channel = tonic::transport::Endpoint::from_shared(endpoint)?
+            .connect_with_connector_lazy(crate::client::TlsDialer::new(config));
+        builder.with_channel(channel)
+    } else if endpoint.starts_with("http://") {
+        builder.with_endpoint(endpoint)
+    } else {
+        anyhow::bail!("telemetry.otlp_endpoint must start with https:// or http://");
+    };
+    Ok(builder.build()?)
 }
 
 /// For tests: logs only when TEST_LOG is set; trace ids are kept either way. Safe to call repeatedly.

@@ -171,10 +171,13 @@ impl rustls::client::ResolvesClientCert for ReloadingCert {
 
 /// The gRPC server's TLS: the workload certificate, HTTP/2, and client certificates verified
 /// against `tls.ca_file` as `client_auth` says.
-pub fn server_config(settings: &TlsSettings, client_auth: ClientAuth) -> anyhow::Result<ServerConfig> {
+pub fn server_config(
+    settings: &TlsSettings,
+    client_auth: ClientAuth,
+) -> anyhow::Result<ServerConfig> {
     let cert = ReloadingCert::load(settings)?;
-    let builder = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?;
+    let builder =
+        ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
     let builder = match client_auth {
         ClientAuth::None => builder.with_no_client_auth(),
         ClientAuth::Optional | ClientAuth::Required => {

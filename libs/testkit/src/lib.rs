@@ -3,6 +3,8 @@
 
 mod database;
 mod nats;
+pub mod pki;
+pub mod postgres;
 #[cfg(feature = "plans")]
 pub mod services;
 
@@ -15,3 +17,5 @@ pub fn dev_settings() -> careloop_runtime::config::Settings {
 
 pub use database::{TestDatabase, admin_url, fresh_database};
 pub use nats::{NatsServer, event_settings, remove_streams};
+pub use pki::TestCa;
+pub use postgres::PostgresServer;

@@ -10,6 +10,8 @@ use uuid::Uuid;
 pub struct NatsServer {
     port: u16,
     dir: PathBuf,
+    /// A configuration file (TLS, users and permissions) instead of the plain flags.
+    config: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -38,10 +40,41 @@ impl NatsServer {
         let mut server = Self {
             port,
             dir,
+            config: None,
             child: None,
         };
         server.restart().await?;
         Ok(server)
+    }
+
+    /// Starts a JetStream server whose configuration is `body` (TLS, authorization, ...) after the
+    /// listen address and the store, which this function writes.
+    pub async fn start_with_config(body: &str) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let dir = std::env::temp_dir().join(format!("careloop-nats-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir)?;
+        let config = dir.join("nats.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "listen: \"127.0.0.1:{port}\"\njetstream {{ store_dir: \"{}\" }}\n{body}\n",
+                dir.join("store").display()
+            ),
+        )?;
+        let mut server = Self {
+            port,
+            dir,
+            config: Some(config),
+            child: None,
+        };
+        server.restart().await?;
+        Ok(server)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     pub fn url(&self) -> String {
@@ -59,16 +92,21 @@ impl NatsServer {
     /// Starts it again on the same port with the same store, and waits until it accepts connections.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.stop();
-        let child = Command::new(binary())
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
-            .arg(&self.dir)
+        let mut command = Command::new(binary());
+        match &self.config {
+            Some(config) => command.arg("-c").arg(config),
+            None => command
+                .args([
+                    "-js",
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-sd",
+                ])
+                .arg(&self.dir),
+        };
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;

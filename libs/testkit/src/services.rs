@@ -1,10 +1,10 @@
 //! Spawning real services for the tests of services that depend on them: plans answers every other
 //! service's access checks, so their tests start it beside themselves.
 
+use crate::dev_settings;
 use careloop_proto::plans::v1::plans_service_client::PlansServiceClient;
 use careloop_proto::plans::v1::{CreatePatientRequest, Patient};
 use careloop_runtime::auth::{Authenticator, Principal, PrincipalKind};
-use crate::dev_settings;
 use careloop_runtime::config::Settings;
 use careloop_runtime::secret::Secret;
 use std::future::Future;

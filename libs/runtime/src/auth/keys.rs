@@ -176,9 +176,8 @@ impl KeySource {
                 tls,
             } => {
                 let url = if *discovery {
-                    let document: serde_json::Value =
-                        serde_json::from_slice(&get(url, tls).await?)
-                            .context("discovery document is not json")?;
+                    let document: serde_json::Value = serde_json::from_slice(&get(url, tls).await?)
+                        .context("discovery document is not json")?;
                     let jwks_uri = document
                         .get("jwks_uri")
                         .and_then(serde_json::Value::as_str)
@@ -254,7 +253,8 @@ impl KeySource {
 
     /// The key that verifies a token with this `kid` and algorithm.
     pub(super) fn find(&self, kid: Option<&str>, alg: Algorithm) -> Result<DecodingKey, ApiError> {
-        let family = family_of(alg).ok_or(ApiError::Unauthenticated("token algorithm not accepted"))?;
+        let family =
+            family_of(alg).ok_or(ApiError::Unauthenticated("token algorithm not accepted"))?;
         let keys = self
             .keys
             .read()
@@ -321,7 +321,8 @@ async fn get_inner(url: &str, tls: &tokio_rustls::TlsConnector) -> anyhow::Resul
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let tcp = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port)).await?;
     if https {
-        let name = rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())?;
+        let name =
+            rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())?;
         let stream = tls.connect(name, tcp).await?;
         send(TokioIo::new(stream), &uri).await
     } else {
@@ -337,7 +338,11 @@ where
     tokio::spawn(async move {
         let _ = connection.await;
     });
-    let authority = uri.authority().context("URL has no host")?.as_str().to_owned();
+    let authority = uri
+        .authority()
+        .context("URL has no host")?
+        .as_str()
+        .to_owned();
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
     let request = http::Request::get(path)
         .header(http::header::HOST, authority)

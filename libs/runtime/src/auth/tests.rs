@@ -23,14 +23,20 @@ fn an_issued_dev_token_validates_back_into_the_same_principal() {
 #[test]
 fn dev_mode_is_off_by_default_and_then_no_dev_token_is_accepted() {
     let dev = authenticator();
-    let token = dev.issue(&dev_principal(), chrono::Duration::hours(1)).unwrap();
+    let token = dev
+        .issue(&dev_principal(), chrono::Duration::hours(1))
+        .unwrap();
     let production = Authenticator::new(&Settings::defaults().auth, "plans").unwrap();
     assert!(!production.dev_mode());
     assert!(matches!(
         production.validate(&token),
         Err(ApiError::Unauthenticated("token issuer is not trusted"))
     ));
-    assert!(production.issue(&dev_principal(), chrono::Duration::hours(1)).is_err());
+    assert!(
+        production
+            .issue(&dev_principal(), chrono::Duration::hours(1))
+            .is_err()
+    );
 }
 
 #[test]
@@ -68,7 +74,9 @@ fn a_dev_token_living_longer_than_a_working_day_is_refused() {
         .unwrap();
     assert!(matches!(
         auth.validate(&token),
-        Err(ApiError::Unauthenticated("token lifetime exceeds the maximum"))
+        Err(ApiError::Unauthenticated(
+            "token lifetime exceeds the maximum"
+        ))
     ));
 }
 

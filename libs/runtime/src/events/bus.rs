@@ -16,7 +16,25 @@ pub struct EventBus {
 impl EventBus {
     /// Connects (in the background when the server is not reachable yet).
     pub async fn connect(settings: &EventSettings) -> anyhow::Result<Self> {
-        let client = async_nats::ConnectOptions::new()
+        let mut options = async_nats::ConnectOptions::new();
+        if !settings.user.is_empty() {
+            options = options
+                .user_and_password(settings.user.clone(), settings.password.expose().to_owned());
+        }
+        if settings.tls {
+            // NATS's certificate verified with the CareLoop CA; the workload certificate (re-read
+            // on renewal) presented when NATS asks for one.
+            let tls = crate::config::TlsSettings {
+                cert_file: settings.cert_file.clone(),
+                key_file: settings.key_file.clone(),
+                ca_file: settings.ca_file.clone(),
+                reload_secs: 60,
+            };
+            let roots = crate::tls::read_roots(std::path::Path::new(&settings.ca_file))?;
+            let config = crate::tls::client_config_with_roots(&tls, roots, false)?;
+            options = options.require_tls(true).tls_client_config(config);
+        }
+        let client = options
             .name("careloop")
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(2))
