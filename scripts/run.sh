@@ -20,7 +20,9 @@ PRIOR_AUTH_ADDR=127.0.0.1:50053
 start() {
   local name="$1" port="$2" metrics="$3"
   shift 3
+  # Dev mode is asked for explicitly: plaintext on loopback, the published dev key accepted.
   env "$@" \
+    CARELOOP__AUTH__DEV_MODE=true \
     CARELOOP__DATABASE__URL="postgres://careloop_${name//-/_}@127.0.0.1:5432/careloop" \
     CARELOOP__GRPC__ADDR="127.0.0.1:$port" \
     CARELOOP__METRICS__ADDR="127.0.0.1:$metrics" \

@@ -431,7 +431,8 @@ class ChartTest(unittest.TestCase):
                                 self.assertTrue(selector, "an empty selector admits everything")
                 if without_grpc_ingress.get(label) == name:
                     grpc_rules = [r for r in policy["spec"]["ingress"] if rule_ports_include(r, port)]
-                    self.assertEqual(grpc_rules, [], f"{label}: no caller, no gRPC ingress rule")
+                    with self.subTest(case=label, service=name):
+                        self.assertEqual(grpc_rules, [], "no enabled caller, no gRPC ingress rule")
 
     def test_auth_callers_are_the_enabled_callers_and_the_gateway(self):
         cases = dict(self.cases)
@@ -607,7 +608,7 @@ class ChartTest(unittest.TestCase):
             dict(good, discovery=False),  # no way to get keys
             dict(good, kinds=["staff", "partner"]),  # several kinds without the claim naming them
             dict(good, orgId="not-a-uuid"),
-            dict(good, orgId="3f0c2a9e-6b1d-4c8e-9a57-2d4e8f1b7c60", orgClaim="org_id"),
+            dict(good, orgId="3f0c2a9e-6b1d-4c8e-9a57-2d4e8f1b7c60", allowedOrgs=["9b2e4d71-0c3a-4f5e-8d26-6a1f7e3c9b40"]),
             dict(good, hs256Secret="x"),
         ]
         for issuer in bad:

@@ -213,7 +213,7 @@ jwks_file = {{ ternary (printf "%s/jwks.json" (include "careloop.issuerDir" $i))
 kinds = {{ $iss.kinds | toJson }}
 kind_claim = {{ $iss.kindClaim | default "" | toJson }}
 org_id = {{ $iss.orgId | default "" | toJson }}
-org_claim = {{ ternary "" ($iss.orgClaim | default "org_id") (not (empty $iss.orgId)) | toJson }}
+org_claim = {{ $iss.orgClaim | default (ternary "" "org_id" (not (empty $iss.orgId))) | toJson }}
 allowed_orgs = {{ $iss.allowedOrgs | default list | toJson }}
 roles_claim = {{ $iss.rolesClaim | default "roles" | toJson }}
 {{- with $iss.maxTokenLifetimeSecs }}

@@ -344,6 +344,28 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_caller_list_in_the_file_means_no_caller_not_the_default() {
+        let path =
+            std::env::temp_dir().join(format!("careloop-config-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(&path, "[auth]\ncallers = []\n").unwrap();
+        let settings = Settings::load(Some(path.to_str().unwrap())).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(settings.auth.callers.is_empty());
+    }
+
+    #[test]
+    fn per_hop_tls_files_default_to_the_workload_certificate() {
+        let mut s = Settings::defaults();
+        s.tls.ca_file = "/etc/careloop/tls/ca.crt".into();
+        s.tls.cert_file = "/etc/careloop/tls/tls.crt".into();
+        s.tls.key_file = "/etc/careloop/tls/tls.key".into();
+        let s = s.resolved();
+        assert_eq!(s.events.ca_file, "/etc/careloop/tls/ca.crt");
+        assert_eq!(s.events.cert_file, "/etc/careloop/tls/tls.crt");
+        assert_eq!(s.telemetry.otlp_ca_file, "/etc/careloop/tls/ca.crt");
+    }
+
+    #[test]
     fn a_configured_key_never_prints() {
         let mut s = Settings::defaults();
         s.auth.hs256_secret = Secret::new(DEV_HS256_SECRET);

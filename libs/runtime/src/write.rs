@@ -25,7 +25,7 @@ pub struct Write {
 pub enum Begun<Resp> {
     /// The key was used before for this very request: here is the first response.
     Replay(Resp),
-    Fresh(Write),
+    Fresh(Box<Write>),
 }
 
 /// Starts a write for `rpc` of service `source`.
@@ -43,14 +43,14 @@ pub async fn begin<Req: Message, Resp: Message + Default>(
     if let Some(previous) = idempotency::claim::<Req, Resp>(&mut tx, &scope, &key, request).await? {
         return Ok(Begun::Replay(previous));
     }
-    Ok(Begun::Fresh(Write {
+    Ok(Begun::Fresh(Box::new(Write {
         tx,
         scope,
         key,
         principal: principal.clone(),
         rpc,
         source,
-    }))
+    })))
 }
 
 impl Write {
@@ -140,7 +140,7 @@ macro_rules! begin_write {
         .await?
         {
             $crate::write::Begun::Replay(response) => return Ok(response),
-            $crate::write::Begun::Fresh(write) => write,
+            $crate::write::Begun::Fresh(write) => *write,
         }
     };
 }

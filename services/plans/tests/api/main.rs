@@ -9,3 +9,5 @@ mod events;
 mod helpers;
 mod idempotency;
 mod lifecycle;
+mod tokens;
+mod transport;
