@@ -43,6 +43,19 @@ pub struct TlsSettings {
     pub reload_secs: u64,
 }
 
+impl TlsSettings {
+    /// A client that verifies servers with `ca_file` and presents no certificate (a user's client,
+    /// a probe of a public endpoint); an empty `ca_file` means none configured.
+    pub fn ca_only(ca_file: impl Into<String>) -> Self {
+        Self {
+            cert_file: String::new(),
+            key_file: String::new(),
+            ca_file: ca_file.into(),
+            reload_secs: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct MetricsSettings {
     /// Address of the Prometheus text endpoint; empty disables it.

@@ -76,12 +76,7 @@ pub fn otlp_exporter(
         } else {
             crate::tls::read_roots(std::path::Path::new(&settings.otlp_ca_file))?
         };
-        let none = crate::config::TlsSettings {
-            cert_file: String::new(),
-            key_file: String::new(),
-            ca_file: String::new(),
-            reload_secs: 0,
-        };
+        let none = crate::config::TlsSettings::ca_only(String::new());
         let config = crate::tls::client_config_with_roots(&none, roots, true)?;
         let channel = tonic::transport::Endpoint::from_shared(endpoint)?
             .connect_with_connector_lazy(crate::client::TlsDialer::new(config));

@@ -93,12 +93,7 @@ impl KeySource {
                 crate::tls::read_roots(std::path::Path::new(&settings.ca_file))?
             };
             let config = crate::tls::client_config_with_roots(
-                &crate::config::TlsSettings {
-                    cert_file: String::new(),
-                    key_file: String::new(),
-                    ca_file: String::new(),
-                    reload_secs: 0,
-                },
+                &crate::config::TlsSettings::ca_only(String::new()),
                 roots,
                 false,
             )?;

@@ -131,12 +131,7 @@ fn check(patient_id: &str) -> CheckAccessRequest {
 }
 
 fn ca_only(ca: &TestCa) -> TlsSettings {
-    TlsSettings {
-        cert_file: String::new(),
-        key_file: String::new(),
-        ca_file: ca.ca_file.display().to_string(),
-        reload_secs: 0,
-    }
+    TlsSettings::ca_only(ca.ca_file.display().to_string())
 }
 
 #[tokio::test]
@@ -146,12 +141,7 @@ async fn a_tls_server_refuses_plaintext_and_a_required_client_certificate_is_req
 
     let plaintext = careloop_runtime::client::channel(
         &format!("http://127.0.0.1:{}", plans.port),
-        &TlsSettings {
-            cert_file: String::new(),
-            key_file: String::new(),
-            ca_file: String::new(),
-            reload_secs: 0,
-        },
+        &TlsSettings::ca_only(String::new()),
     )
     .unwrap();
     let answer = HealthClient::new(plaintext)

@@ -78,12 +78,7 @@ async fn referrals_asks_plans_for_the_user_it_acts_for_and_both_audits_name_user
 
     // A patient managed by `org`, registered by its staff (a user over TLS, no certificate).
     let org = Uuid::now_v7();
-    let ca_only = TlsSettings {
-        cert_file: String::new(),
-        key_file: String::new(),
-        ca_file: ca.ca_file.display().to_string(),
-        reload_secs: 0,
-    };
+    let ca_only = TlsSettings::ca_only(ca.ca_file.display().to_string());
     let plans_channel =
         careloop_runtime::client::channel(&format!("https://localhost:{plans_port}"), &ca_only)
             .unwrap();
