@@ -600,11 +600,29 @@ pub fn dev_principal() -> Principal {
 #[derive(Clone)]
 pub struct AuthInterceptor {
     auth: Arc<Authenticator>,
+    limiter: Option<Arc<crate::limits::PrincipalLimiter>>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl AuthInterceptor {
     pub fn new(auth: Arc<Authenticator>) -> Self {
-        Self { auth }
+        Self {
+            auth,
+            limiter: None,
+            metrics: None,
+        }
+    }
+
+    /// Counts refusals by reason (`careloop_auth_refusals_total`).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Hands every authenticated request the server's per-principal limiter.
+    pub fn with_limiter(mut self, limiter: Arc<crate::limits::PrincipalLimiter>) -> Self {
+        self.limiter = Some(limiter);
+        self
     }
 
     fn principal_of<T>(&self, request: &Request<T>) -> Result<Principal, ApiError> {
@@ -668,8 +686,25 @@ impl AuthInterceptor {
 
 impl tonic::service::Interceptor for AuthInterceptor {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let principal = self.principal_of(&request)?;
+        let principal = match self.principal_of(&request) {
+            Ok(principal) => principal,
+            Err(refusal) => {
+                if let Some(metrics) = &self.metrics {
+                    let reason = match &refusal {
+                        ApiError::Unauthenticated(reason) | ApiError::PermissionDenied(reason) => {
+                            *reason
+                        }
+                        _ => "other",
+                    };
+                    metrics.auth_refusals.with_label_values(&[reason]).inc();
+                }
+                return Err(refusal.into());
+            }
+        };
         request.extensions_mut().insert(principal);
+        if let Some(limiter) = &self.limiter {
+            request.extensions_mut().insert(Arc::clone(limiter));
+        }
         Ok(request)
     }
 }

@@ -21,6 +21,10 @@ pub struct GrpcSettings {
     pub addr: String,
     pub request_timeout_ms: u64,
     pub concurrency_limit: usize,
+    /// Calls one principal may have in flight; more are refused RESOURCE_EXHAUSTED.
+    pub per_principal_concurrency: usize,
+    /// The largest request message a service decodes.
+    pub max_message_bytes: usize,
     /// After SIGTERM, health reports NOT_SERVING this long before in-flight calls drain, so load
     /// balancers and probes stop sending traffic first.
     pub shutdown_grace_ms: u64,
@@ -68,6 +72,8 @@ pub struct DatabaseSettings {
     pub url: Secret,
     pub max_connections: u32,
     pub acquire_timeout_ms: u64,
+    /// Every statement of a service session is cancelled after this long (0 disables).
+    pub statement_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -201,6 +207,8 @@ const DEFAULTS: &str = r#"
 addr = "127.0.0.1:50051"
 request_timeout_ms = 10000
 concurrency_limit = 256
+per_principal_concurrency = 32
+max_message_bytes = 1048576
 shutdown_grace_ms = 2000
 tls = false
 client_auth = "optional"
@@ -218,6 +226,7 @@ addr = ""
 url = "postgres://postgres@127.0.0.1:5432/careloop"
 max_connections = 10
 acquire_timeout_ms = 5000
+statement_timeout_ms = 15000
 
 [auth]
 dev_mode = false

@@ -13,8 +13,12 @@ use std::time::Duration;
 static COMMON: Migrator = sqlx::migrate!("./migrations");
 
 pub async fn connect(settings: &DatabaseSettings, schema: &str) -> anyhow::Result<PgPool> {
+    let timeout = settings.statement_timeout_ms.to_string();
     let options = PgConnectOptions::from_str(settings.url.expose())?
-        .options([("search_path", schema)])
+        .options([
+            ("search_path", schema),
+            ("statement_timeout", timeout.as_str()),
+        ])
         .application_name(schema);
     let pool = PgPoolOptions::new()
         .max_connections(settings.max_connections)
@@ -29,6 +33,10 @@ pub async fn connect(settings: &DatabaseSettings, schema: &str) -> anyhow::Resul
 pub async fn migrate(pool: &PgPool, schema: &str, service: &Migrator) -> anyhow::Result<()> {
     let mut conn = pool.acquire().await?;
     let lock_key = format!("careloop.migrate.{schema}");
+    // Migrations may run longer than a request's statement timeout; the session default returns after.
+    sqlx::query("SET statement_timeout = 0")
+        .execute(&mut *conn)
+        .await?;
     sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
         .bind(&lock_key)
         .execute(&mut *conn)
@@ -36,6 +44,9 @@ pub async fn migrate(pool: &PgPool, schema: &str, service: &Migrator) -> anyhow:
     let result = run_both(&mut conn, service).await;
     sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
         .bind(&lock_key)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("RESET statement_timeout")
         .execute(&mut *conn)
         .await?;
     result

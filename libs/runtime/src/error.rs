@@ -28,6 +28,9 @@ pub enum ApiError {
     /// service once its transaction is gone (so auditing never waits on a second connection).
     #[error("no access to this patient")]
     AccessDenied { patient_id: uuid::Uuid },
+    /// A caller over its share (too many calls in flight): it may retry shortly.
+    #[error("{0}")]
+    ResourceExhausted(&'static str),
     #[error("service temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
@@ -73,6 +76,7 @@ impl ApiError {
             Self::Aborted { .. } => Code::Aborted,
             Self::Unauthenticated(_) => Code::Unauthenticated,
             Self::PermissionDenied(_) | Self::AccessDenied { .. } => Code::PermissionDenied,
+            Self::ResourceExhausted(_) => Code::ResourceExhausted,
             Self::Unavailable(_) => Code::Unavailable,
             Self::Internal(_) => Code::Internal,
         }
@@ -86,6 +90,7 @@ impl ApiError {
             Self::AlreadyExists(_) | Self::FailedPrecondition(_) | Self::Aborted { .. } => 409,
             Self::Unauthenticated(_) => 401,
             Self::PermissionDenied(_) | Self::AccessDenied { .. } => 403,
+            Self::ResourceExhausted(_) => 429,
             Self::Unavailable(_) => 503,
             Self::Internal(_) => 500,
         }

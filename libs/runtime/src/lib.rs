@@ -12,6 +12,7 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod idempotency;
+pub mod limits;
 pub mod metrics;
 pub mod outbox;
 pub mod paging;

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub consumer_redeliveries: IntCounterVec,
     pub consumer_dead_letters: IntCounterVec,
     pub consumer_lag: IntGaugeVec,
+    /// Calls refused before any handler: bad or missing tokens, unknown callers (by fixed reason).
+    pub auth_refusals: IntCounterVec,
 }
 
 impl Metrics {
@@ -96,8 +98,17 @@ impl Metrics {
             &["consumer"],
         )
         .expect("static metric");
+        let auth_refusals = IntCounterVec::new(
+            Opts::new(
+                "careloop_auth_refusals_total",
+                "calls refused by authentication, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("static metric");
         for collector in [
-            Box::new(events_published.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(auth_refusals.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(events_published.clone()),
             Box::new(events_publish_errors.clone()),
             Box::new(consumer_handled.clone()),
             Box::new(consumer_duplicates.clone()),
@@ -132,6 +143,7 @@ impl Metrics {
             consumer_redeliveries,
             consumer_dead_letters,
             consumer_lag,
+            auth_refusals,
         })
     }
 

@@ -75,9 +75,10 @@ impl GrpcServer {
         let health = self.health.clone();
         let served = self.served.clone();
         let grace = Duration::from_millis(self.settings.shutdown_grace_ms);
+        let known = Arc::new(known_methods(&served));
         let layers = tower::ServiceBuilder::new()
-            .layer(RequestLayer::new(self.metrics))
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            .layer(RequestLayer::new(self.metrics, known))
+            .layer(crate::limits::ConcurrencyLayer::new(
                 self.settings.concurrency_limit,
             ))
             .into_inner();
@@ -102,6 +103,37 @@ impl GrpcServer {
             .await?;
         Ok(())
     }
+}
+
+/// The request paths this server answers: every method of the services it serves, health and
+/// reflection. Metrics label anything else `unknown`, so random paths cannot grow the metrics page.
+fn known_methods(served: &[String]) -> std::collections::HashSet<String> {
+    use prost::Message;
+    let mut known: std::collections::HashSet<String> = [
+        "/grpc.health.v1.Health/Check",
+        "/grpc.health.v1.Health/Watch",
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    let Ok(files) = prost_types::FileDescriptorSet::decode(careloop_proto::FILE_DESCRIPTOR_SET)
+    else {
+        return known;
+    };
+    for file in files.file {
+        let package = file.package.unwrap_or_default();
+        for service in file.service {
+            let name = format!("{package}.{}", service.name.unwrap_or_default());
+            if !served.contains(&name) {
+                continue;
+            }
+            for method in service.method {
+                known.insert(format!("/{name}/{}", method.name.unwrap_or_default()));
+            }
+        }
+    }
+    known
 }
 
 /// Resolves on ctrl-c or SIGTERM.

@@ -21,6 +21,7 @@ pub struct Host {
     pub metrics: Arc<Metrics>,
     pub server: GrpcServer,
     pub auth: Arc<Authenticator>,
+    limiter: Arc<crate::limits::PrincipalLimiter>,
     pub background: Background,
     addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
@@ -50,6 +51,9 @@ impl Host {
         let listener = TcpListener::bind(&settings.grpc.addr).await?;
         let addr = listener.local_addr()?;
         let auth = Arc::new(Authenticator::new(&settings.auth, name)?);
+        let limiter = Arc::new(crate::limits::PrincipalLimiter::new(
+            settings.grpc.per_principal_concurrency,
+        ));
         crate::auth::announce_dev_token(&auth)?;
         let acceptor = Acceptor {
             tls: if settings.grpc.tls {
@@ -73,6 +77,7 @@ impl Host {
             metrics,
             server,
             auth,
+            limiter,
             background: Background::new(),
             addr,
             metrics_addr,
@@ -89,6 +94,13 @@ impl Host {
         )
         .await?;
         Ok(())
+    }
+
+    /// The authentication interceptor for this service's API, with its per-principal limit.
+    pub fn interceptor(&self) -> crate::auth::AuthInterceptor {
+        crate::auth::AuthInterceptor::new(Arc::clone(&self.auth))
+            .with_limiter(Arc::clone(&self.limiter))
+            .with_metrics(Arc::clone(&self.metrics))
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -164,11 +164,13 @@ pub fn continue_trace(span: &tracing::Span, traceparent: &str) {
 #[derive(Clone)]
 pub struct RequestLayer {
     metrics: Arc<Metrics>,
+    known: Arc<std::collections::HashSet<String>>,
 }
 
 impl RequestLayer {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self { metrics }
+    /// `known`: the paths the server answers; any other path is labelled `unknown`.
+    pub fn new(metrics: Arc<Metrics>, known: Arc<std::collections::HashSet<String>>) -> Self {
+        Self { metrics, known }
     }
 }
 
@@ -178,6 +180,7 @@ impl<S> tower::Layer<S> for RequestLayer {
         RequestService {
             inner,
             metrics: Arc::clone(&self.metrics),
+            known: Arc::clone(&self.known),
         }
     }
 }
@@ -186,6 +189,7 @@ impl<S> tower::Layer<S> for RequestLayer {
 pub struct RequestService<S> {
     inner: S,
     metrics: Arc<Metrics>,
+    known: Arc<std::collections::HashSet<String>>,
 }
 
 impl<S, B, RB> tower::Service<http::Request<B>> for RequestService<S>
@@ -203,7 +207,12 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let method = request.uri().path().to_owned();
+        let path = request.uri().path();
+        let method = if self.known.contains(path) {
+            path.to_owned()
+        } else {
+            "unknown".to_owned()
+        };
         let parent = TraceContextPropagator::new().extract(&HeaderExtractor(request.headers()));
         let span = tracing::info_span!("grpc", rpc.method = %method, otel.kind = "server", rpc.grpc.status_code = tracing::field::Empty);
         let _ = span.set_parent(parent);

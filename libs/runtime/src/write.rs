@@ -195,6 +195,7 @@ macro_rules! grpc_service {
                     request: tonic::Request<$req>,
                 ) -> Result<tonic::Response<$resp>, tonic::Status> {
                     let who = $crate::auth::principal(&request).map_err(tonic::Status::from)?;
+                    let _slot = $crate::limits::admit(&request, &who).map_err(tonic::Status::from)?;
                     let result = <$api>::$name(self, &who, request.into_inner()).await;
                     $crate::write::respond(self.pool(), &who, $rpc, result).await
                 }

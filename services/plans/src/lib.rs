@@ -6,13 +6,11 @@ pub mod domain;
 pub mod store;
 
 use careloop_proto::plans::v1::plans_service_server::PlansServiceServer;
-use careloop_runtime::auth::AuthInterceptor;
 use careloop_runtime::config::Settings;
 use careloop_runtime::service::Host;
 use sqlx::PgPool;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 pub const SCHEMA: &str = "plans";
 pub const SERVICE_NAME: &str = "plans";
@@ -29,10 +27,14 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let mut host = Host::start(&settings, SERVICE_NAME, SCHEMA, &MIGRATOR).await?;
         let api = api::PlansApi::new(host.pool.clone());
-        let auth = AuthInterceptor::new(Arc::clone(&host.auth));
+        let auth = host.interceptor();
         host.server
             .routes()
-            .add_service(PlansServiceServer::with_interceptor(api, auth));
+            .add_service(tonic::service::interceptor::InterceptedService::new(
+                PlansServiceServer::new(api)
+                    .max_decoding_message_size(settings.grpc.max_message_bytes),
+                auth,
+            ));
         host.server
             .mark_serving(&["careloop.plans.v1.PlansService"])
             .await;

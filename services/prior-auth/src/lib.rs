@@ -9,7 +9,6 @@ pub mod store;
 pub mod sweeper;
 
 use careloop_proto::priorauth::v1::prior_auth_service_server::PriorAuthServiceServer;
-use careloop_runtime::auth::AuthInterceptor;
 use careloop_runtime::config::Settings;
 use careloop_runtime::service::Host;
 use settings::PriorAuthSettings;
@@ -39,10 +38,14 @@ impl Application {
         )?;
         let own = Arc::new(own);
         let api = api::PriorAuthApi::new(host.pool.clone(), access, Arc::clone(&own))?;
-        let auth = AuthInterceptor::new(Arc::clone(&host.auth));
+        let auth = host.interceptor();
         host.server
             .routes()
-            .add_service(PriorAuthServiceServer::with_interceptor(api, auth));
+            .add_service(tonic::service::interceptor::InterceptedService::new(
+                PriorAuthServiceServer::new(api)
+                    .max_decoding_message_size(settings.grpc.max_message_bytes),
+                auth,
+            ));
         host.server
             .mark_serving(&["careloop.priorauth.v1.PriorAuthService"])
             .await;

@@ -11,7 +11,6 @@ pub mod store;
 pub mod sweeper;
 
 use careloop_proto::referrals::v1::referrals_service_server::ReferralsServiceServer;
-use careloop_runtime::auth::AuthInterceptor;
 use careloop_runtime::config::Settings;
 use careloop_runtime::events::{Consumer, ConsumerConfig, EventBus};
 use careloop_runtime::service::Host;
@@ -42,10 +41,14 @@ impl Application {
         )?;
         let own = Arc::new(own);
         let api = api::ReferralsApi::new(host.pool.clone(), access, Arc::clone(&own));
-        let auth = AuthInterceptor::new(Arc::clone(&host.auth));
+        let auth = host.interceptor();
         host.server
             .routes()
-            .add_service(ReferralsServiceServer::with_interceptor(api, auth));
+            .add_service(tonic::service::interceptor::InterceptedService::new(
+                ReferralsServiceServer::new(api)
+                    .max_decoding_message_size(settings.grpc.max_message_bytes),
+                auth,
+            ));
         host.server
             .mark_serving(&["careloop.referrals.v1.ReferralsService"])
             .await;

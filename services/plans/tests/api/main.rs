@@ -1,6 +1,7 @@
 //! Service tests: the real plans service on a port-0 server against a fresh database on the real
 //! local Postgres, called through the generated tonic client.
 
+mod abuse;
 mod access;
 mod audit_outbox;
 mod bad_input;
