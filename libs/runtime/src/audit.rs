@@ -10,6 +10,8 @@ use uuid::Uuid;
 pub enum Outcome {
     Ok,
     Denied,
+    /// A retried write answered with its first response, after access was checked again.
+    Replayed,
 }
 
 impl Outcome {
@@ -17,6 +19,7 @@ impl Outcome {
         match self {
             Self::Ok => "ok",
             Self::Denied => "denied",
+            Self::Replayed => "replayed",
         }
     }
 }

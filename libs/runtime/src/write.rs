@@ -20,11 +20,14 @@ pub struct Write {
     principal: Principal,
     rpc: &'static str,
     source: &'static str,
+    /// For a replay: the patient and record the first call touched.
+    replay_of: Option<(Option<Uuid>, Option<Uuid>)>,
 }
 
 pub enum Begun<Resp> {
-    /// The key was used before for this very request: here is the first response.
-    Replay(Resp),
+    /// The key was used before for this very request: here is the first response, and the write
+    /// that answers it once access is checked again (`replayed`).
+    Replay(Resp, Box<Write>),
     Fresh(Box<Write>),
 }
 
@@ -40,17 +43,23 @@ pub async fn begin<Req: Message, Resp: Message + Default>(
     let key = crate::validate::idempotency_key(key)?;
     let mut tx = pool.begin().await?;
     let (scope, key) = Scope::new(rpc, principal, &key);
-    if let Some(previous) = idempotency::claim::<Req, Resp>(&mut tx, &scope, &key, request).await? {
-        return Ok(Begun::Replay(previous));
-    }
-    Ok(Begun::Fresh(Box::new(Write {
+    let previous = idempotency::claim::<Req, Resp>(&mut tx, &scope, &key, request).await?;
+    let mut write = Box::new(Write {
         tx,
         scope,
         key,
         principal: principal.clone(),
         rpc,
         source,
-    })))
+        replay_of: None,
+    });
+    match previous {
+        Some(remembered) => {
+            write.replay_of = Some((remembered.patient_id, remembered.target_id));
+            Ok(Begun::Replay(remembered.response, write))
+        }
+        None => Ok(Begun::Fresh(write)),
+    }
 }
 
 impl Write {
@@ -119,13 +128,44 @@ impl Write {
             },
         )
         .await?;
-        idempotency::complete(&mut self.tx, &self.scope, &self.key, &response).await?;
+        idempotency::complete(
+            &mut self.tx,
+            &self.scope,
+            &self.key,
+            &response,
+            patient_id,
+            Some(target_id),
+        )
+        .await?;
+        self.tx.commit().await?;
+        Ok(response)
+    }
+
+    /// Answers a retried write with its first response: the caller's access was checked again
+    /// before this, and the replay is audited like any write.
+    pub async fn replayed<Resp>(mut self, response: Resp) -> ApiResult<Resp> {
+        let (patient_id, target_id) = self.replay_of.unwrap_or((None, None));
+        audit::record(
+            &mut self.tx,
+            AuditEntry {
+                principal: &self.principal,
+                action: self.rpc,
+                patient_id,
+                target_id,
+                outcome: Outcome::Replayed,
+            },
+        )
+        .await?;
         self.tx.commit().await?;
         Ok(response)
     }
 }
 
-/// Starts a write or returns the replayed response from the enclosing handler.
+/// Starts a write or answers a retry with the first response from the enclosing handler (audited
+/// as a replay). The plain form is for handlers that checked access before; the form with
+/// `w => { check }` runs the check inside the write's transaction for a first call and for a
+/// replay alike (a caller whose access was revoked gets no stored response), and yields the
+/// write with the check's value.
 #[macro_export]
 macro_rules! begin_write {
     ($pool:expr, $source:expr, $rpc:expr, $principal:expr, $req:expr) => {
@@ -139,8 +179,33 @@ macro_rules! begin_write {
         )
         .await?
         {
-            $crate::write::Begun::Replay(response) => return Ok(response),
+            $crate::write::Begun::Replay(response, write) => return write.replayed(response).await,
             $crate::write::Begun::Fresh(write) => *write,
+        }
+    };
+    ($pool:expr, $source:expr, $rpc:expr, $principal:expr, $req:expr, $w:ident => $check:block) => {
+        match $crate::write::begin(
+            &$pool,
+            $source,
+            $rpc,
+            $principal,
+            &$req.idempotency_key,
+            &$req,
+        )
+        .await?
+        {
+            $crate::write::Begun::Replay(response, write) => {
+                #[allow(unused_mut)]
+                let mut $w = *write;
+                let _ = $check;
+                return $w.replayed(response).await;
+            }
+            $crate::write::Begun::Fresh(write) => {
+                #[allow(unused_mut)]
+                let mut $w = *write;
+                let checked = $check;
+                ($w, checked)
+            }
         }
     };
 }

@@ -118,9 +118,14 @@ impl PlansApi {
                 "must be after period_start",
             ));
         }
-        let mut w =
-            careloop_runtime::begin_write!(self.pool, super::SOURCE, "GrantConsent", who, req);
-        w.authorize(self, patient_id).await?;
+        let (mut w, ()) = careloop_runtime::begin_write!(
+            self.pool,
+            super::SOURCE,
+            "GrantConsent",
+            who,
+            req,
+            w => { w.authorize(self, patient_id).await? }
+        );
         if let Some(member) = grantee_member_id
             && !store::is_active_member(w.conn(), patient_id, member).await?
         {
@@ -170,10 +175,18 @@ impl PlansApi {
         let id = v::uuid("consent_id", &req.consent_id)?;
         let version = v::expected_version(req.expected_version)?;
         let reason = v::text("reason", &req.reason, MAX_TEXT)?;
-        let mut w =
-            careloop_runtime::begin_write!(self.pool, super::SOURCE, "RevokeConsent", who, req);
-        let patient_id = store::patient_of(w.conn(), store::Owned::Consent, id).await?;
-        w.authorize(self, patient_id).await?;
+        let (mut w, _) = careloop_runtime::begin_write!(
+            self.pool,
+            super::SOURCE,
+            "RevokeConsent",
+            who,
+            req,
+            w => {
+                let patient_id = store::patient_of(w.conn(), store::Owned::Consent, id).await?;
+                w.authorize(self, patient_id).await?;
+                patient_id
+            }
+        );
         let mut row = store::consent_for_update(w.conn(), id).await?;
         ApiError::ensure_version(row.version, version)?;
         if row.status != "active" {

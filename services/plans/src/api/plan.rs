@@ -69,9 +69,14 @@ impl PlansApi {
         let mut lead = convert::new_member("lead", req.lead.as_ref())?;
         lead.patient_id = patient_id;
         lead.is_lead = true;
-        let mut w =
-            careloop_runtime::begin_write!(self.pool, super::SOURCE, "CreateCarePlan", who, req);
-        w.authorize(self, patient_id).await?;
+        let (mut w, ()) = careloop_runtime::begin_write!(
+            self.pool,
+            super::SOURCE,
+            "CreateCarePlan",
+            who,
+            req,
+            w => { w.authorize(self, patient_id).await? }
+        );
         let plan = PlanRow {
             id: Uuid::now_v7(),
             patient_id,
@@ -119,9 +124,14 @@ impl PlansApi {
         let patient_id = v::uuid("patient_id", &req.patient_id)?;
         let version = v::expected_version(req.expected_version)?;
         let content = convert::plan_content(req.content.as_ref())?;
-        let mut w =
-            careloop_runtime::begin_write!(self.pool, super::SOURCE, "UpdateCarePlan", who, req);
-        w.authorize(self, patient_id).await?;
+        let (mut w, ()) = careloop_runtime::begin_write!(
+            self.pool,
+            super::SOURCE,
+            "UpdateCarePlan",
+            who,
+            req,
+            w => { w.authorize(self, patient_id).await? }
+        );
         let mut plan = store::lock_plan(w.conn(), patient_id, version).await?;
         plan.content = content.encode_to_vec();
         plan.version += 1;
@@ -152,14 +162,14 @@ impl PlansApi {
         let medications = convert::medications("medications", &req.medications)?;
         let role = convert::role("reconciled_by_role", req.reconciled_by_role)?;
         let note = v::optional_text("note", &req.note, MAX_TEXT)?;
-        let mut w = careloop_runtime::begin_write!(
+        let (mut w, ()) = careloop_runtime::begin_write!(
             self.pool,
             super::SOURCE,
             "ReconcileMedications",
             who,
-            req
+            req,
+            w => { w.authorize(self, patient_id).await? }
         );
-        w.authorize(self, patient_id).await?;
         let mut plan = store::lock_plan(w.conn(), patient_id, version).await?;
         let mut content = CarePlanContent::decode(plan.content.as_slice())
             .map_err(|e| ApiError::internal("failed to decode stored care plan", e))?;
@@ -197,9 +207,14 @@ impl PlansApi {
         let version = v::expected_version(req.expected_version)?;
         let mut member = convert::new_member("member", req.member.as_ref())?;
         member.patient_id = patient_id;
-        let mut w =
-            careloop_runtime::begin_write!(self.pool, super::SOURCE, "AddCareTeamMember", who, req);
-        w.authorize(self, patient_id).await?;
+        let (mut w, ()) = careloop_runtime::begin_write!(
+            self.pool,
+            super::SOURCE,
+            "AddCareTeamMember",
+            who,
+            req,
+            w => { w.authorize(self, patient_id).await? }
+        );
         let mut plan = store::lock_plan(w.conn(), patient_id, version).await?;
         let (mut team, _) = load_team(w.conn(), patient_id).await?;
         if let Some(previous) = team.add(member.id, member.is_lead) {
@@ -234,14 +249,14 @@ impl PlansApi {
             .as_ref()
             .map(|c| convert::preferred_contact("preferred_contact", Some(c)))
             .transpose()?;
-        let mut w = careloop_runtime::begin_write!(
+        let (mut w, ()) = careloop_runtime::begin_write!(
             self.pool,
             super::SOURCE,
             "UpdateCareTeamMember",
             who,
-            req
+            req,
+            w => { w.authorize(self, patient_id).await? }
         );
-        w.authorize(self, patient_id).await?;
         let mut plan = store::lock_plan(w.conn(), patient_id, version).await?;
         let (mut team, rows) = load_team(w.conn(), patient_id).await?;
         let mut member = rows
@@ -283,14 +298,14 @@ impl PlansApi {
         let patient_id = v::uuid("patient_id", &req.patient_id)?;
         let version = v::expected_version(req.expected_version)?;
         let member_id = v::uuid("member_id", &req.member_id)?;
-        let mut w = careloop_runtime::begin_write!(
+        let (mut w, ()) = careloop_runtime::begin_write!(
             self.pool,
             super::SOURCE,
             "RemoveCareTeamMember",
             who,
-            req
+            req,
+            w => { w.authorize(self, patient_id).await? }
         );
-        w.authorize(self, patient_id).await?;
         let mut plan = store::lock_plan(w.conn(), patient_id, version).await?;
         let (mut team, rows) = load_team(w.conn(), patient_id).await?;
         team.remove(member_id).map_err(team_error)?;

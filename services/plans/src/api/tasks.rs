@@ -71,9 +71,14 @@ impl PlansApi {
         let priority =
             v::optional_enum::<Priority>("priority", req.priority)?.unwrap_or(Priority::Routine);
         let (linked_kind, linked_id) = convert::loop_ref("linked_loop", req.linked_loop.as_ref())?;
-        let mut w =
-            careloop_runtime::begin_write!(self.pool, super::SOURCE, "CreateTask", who, req);
-        w.authorize(self, patient_id).await?;
+        let (mut w, ()) = careloop_runtime::begin_write!(
+            self.pool,
+            super::SOURCE,
+            "CreateTask",
+            who,
+            req,
+            w => { w.authorize(self, patient_id).await? }
+        );
         if let Some(member) = assignee
             && !store::is_active_member(w.conn(), patient_id, member).await?
         {
@@ -145,10 +150,18 @@ impl PlansApi {
         let version = v::expected_version(req.expected_version)?;
         convert::optional_role("owner_role", req.owner_role)?;
         let assignee = v::optional_uuid("assignee_member_id", &req.assignee_member_id)?;
-        let mut w =
-            careloop_runtime::begin_write!(self.pool, super::SOURCE, "AssignTask", who, req);
-        let patient_id = store::patient_of(w.conn(), store::Owned::Task, id).await?;
-        w.authorize(self, patient_id).await?;
+        let (mut w, _) = careloop_runtime::begin_write!(
+            self.pool,
+            super::SOURCE,
+            "AssignTask",
+            who,
+            req,
+            w => {
+                let patient_id = store::patient_of(w.conn(), store::Owned::Task, id).await?;
+                w.authorize(self, patient_id).await?;
+                patient_id
+            }
+        );
         let mut row = store::lock_task(w.conn(), id, version).await?;
         let state = stored_state(&row)?;
         if !state.status.is_open() {
@@ -206,10 +219,18 @@ impl PlansApi {
         } else {
             v::optional_text("reason", &req.reason, MAX_TEXT)?
         };
-        let mut w =
-            careloop_runtime::begin_write!(self.pool, super::SOURCE, "TransitionTask", who, req);
-        let patient_id = store::patient_of(w.conn(), store::Owned::Task, id).await?;
-        w.authorize(self, patient_id).await?;
+        let (mut w, _) = careloop_runtime::begin_write!(
+            self.pool,
+            super::SOURCE,
+            "TransitionTask",
+            who,
+            req,
+            w => {
+                let patient_id = store::patient_of(w.conn(), store::Owned::Task, id).await?;
+                w.authorize(self, patient_id).await?;
+                patient_id
+            }
+        );
         let mut row = store::lock_task(w.conn(), id, version).await?;
         let before = stored_state(&row)?;
         let after = before
@@ -323,9 +344,14 @@ impl PlansApi {
             acknowledged_by: None,
             version: 1,
         };
-        let mut w =
-            careloop_runtime::begin_write!(self.pool, super::SOURCE, "SendHandoff", who, req);
-        w.authorize(self, patient_id).await?;
+        let (mut w, ()) = careloop_runtime::begin_write!(
+            self.pool,
+            super::SOURCE,
+            "SendHandoff",
+            who,
+            req,
+            w => { w.authorize(self, patient_id).await? }
+        );
         store::insert_handoff(w.conn(), &row).await?;
         let payload = Payload::HandoffSent(HandoffSent {
             handoff_id: row.id.to_string(),
@@ -353,15 +379,18 @@ impl PlansApi {
     ) -> ApiResult<AcknowledgeHandoffResponse> {
         let id = v::uuid("handoff_id", &req.handoff_id)?;
         let version = v::expected_version(req.expected_version)?;
-        let mut w = careloop_runtime::begin_write!(
+        let (mut w, _) = careloop_runtime::begin_write!(
             self.pool,
             super::SOURCE,
             "AcknowledgeHandoff",
             who,
-            req
+            req,
+            w => {
+                let patient_id = store::patient_of(w.conn(), store::Owned::Handoff, id).await?;
+                w.authorize(self, patient_id).await?;
+                patient_id
+            }
         );
-        let patient_id = store::patient_of(w.conn(), store::Owned::Handoff, id).await?;
-        w.authorize(self, patient_id).await?;
         let mut row = store::lock_handoff(w.conn(), id).await?;
         ApiError::ensure_version(row.version, version)?;
         if row.acknowledged_at.is_some() {

@@ -50,9 +50,14 @@ impl PlansApi {
             RiskLevel::Medium => Risk::Medium,
             _ => Risk::Low,
         };
-        let mut w =
-            careloop_runtime::begin_write!(self.pool, super::SOURCE, "StartTransition", who, req);
-        w.authorize(self, patient_id).await?;
+        let (mut w, ()) = careloop_runtime::begin_write!(
+            self.pool,
+            super::SOURCE,
+            "StartTransition",
+            who,
+            req,
+            w => { w.authorize(self, patient_id).await? }
+        );
         let started_at = now();
         let row = TransitionRow {
             id: Uuid::now_v7(),
@@ -126,15 +131,18 @@ impl PlansApi {
                 "is required when waiving",
             ));
         }
-        let mut w = careloop_runtime::begin_write!(
+        let (mut w, _) = careloop_runtime::begin_write!(
             self.pool,
             super::SOURCE,
             "UpdateChecklistItem",
             who,
-            req
+            req,
+            w => {
+                let patient_id = store::patient_of(w.conn(), store::Owned::Transition, id).await?;
+                w.authorize(self, patient_id).await?;
+                patient_id
+            }
         );
-        let patient_id = store::patient_of(w.conn(), store::Owned::Transition, id).await?;
-        w.authorize(self, patient_id).await?;
         let mut row = store::lock_transition(w.conn(), id, version).await?;
         let completed = row.status == "completed";
         domain::update_item(
@@ -173,15 +181,18 @@ impl PlansApi {
     ) -> ApiResult<CompleteTransitionResponse> {
         let id = v::uuid("transition_id", &req.transition_id)?;
         let version = v::expected_version(req.expected_version)?;
-        let mut w = careloop_runtime::begin_write!(
+        let (mut w, _) = careloop_runtime::begin_write!(
             self.pool,
             super::SOURCE,
             "CompleteTransition",
             who,
-            req
+            req,
+            w => {
+                let patient_id = store::patient_of(w.conn(), store::Owned::Transition, id).await?;
+                w.authorize(self, patient_id).await?;
+                patient_id
+            }
         );
-        let patient_id = store::patient_of(w.conn(), store::Owned::Transition, id).await?;
-        w.authorize(self, patient_id).await?;
         let mut row = store::lock_transition(w.conn(), id, version).await?;
         domain::check_complete(&row.checklist.0, row.status == "completed")
             .map_err(checklist_error)?;

@@ -3,6 +3,7 @@
 use crate::helpers::*;
 use careloop_proto::common::v1::CareRole;
 use careloop_proto::plans::v1::*;
+use uuid::Uuid;
 
 #[tokio::test]
 async fn a_retried_create_with_the_same_key_returns_the_same_record() {
@@ -98,4 +99,80 @@ async fn a_key_reused_for_a_different_request_is_refused() {
         .unwrap_err();
     assert_eq!(bad_field(&status), "idempotency_key");
     assert_eq!(app.count("SELECT count(*) FROM tasks").await, 1);
+}
+
+#[tokio::test]
+async fn a_replay_checks_access_again_and_is_audited_either_way() {
+    use careloop_runtime::auth::PrincipalKind;
+    let app = spawn_app().await;
+    let mut c = app.client();
+    let patient = app.create_patient(&mut c).await;
+    app.create_plan(&mut c, &patient.id).await;
+    // A home-health agency writes under a read-write consent.
+    let agency_org = Uuid::now_v7();
+    let consent = c
+        .grant_consent(GrantConsentRequest {
+            idempotency_key: key(),
+            patient_id: patient.id.clone(),
+            grantee_org_id: agency_org.to_string(),
+            purpose: ConsentPurpose::Treatment as i32,
+            scope: ConsentScope::ReadWrite as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .consent
+        .unwrap();
+    let mut agency = app.client_with(Some(app.token(
+        PrincipalKind::Partner,
+        agency_org,
+        "hh-nurse",
+    )));
+    let request = CreateTaskRequest {
+        idempotency_key: key(),
+        patient_id: patient.id.clone(),
+        title: "Start of care visit".into(),
+        owner_role: CareRole::Rn as i32,
+        due_at: in_hours(24),
+        ..Default::default()
+    };
+    let first = agency
+        .create_task(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let again = agency
+        .create_task(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        first, again,
+        "a retry while allowed gets the first response"
+    );
+
+    c.revoke_consent(RevokeConsentRequest {
+        idempotency_key: key(),
+        consent_id: consent.id.clone(),
+        reason: "care episode ended".into(),
+        expected_version: consent.version,
+    })
+    .await
+    .unwrap();
+    let refused = agency.create_task(request).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+
+    let outcomes: Vec<String> = sqlx::query_scalar(
+        "SELECT outcome FROM audit_log WHERE action = 'CreateTask' AND subject = 'hh-nurse' ORDER BY id",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(outcomes, vec!["ok", "replayed", "denied"]);
+    assert_eq!(
+        app.count("SELECT count(*) FROM tasks").await,
+        1,
+        "one task, however often it was asked for"
+    );
 }
