@@ -83,6 +83,7 @@ pub async fn seed(
                 subject: "dev-user".into(),
                 preferred_contact: None,
                 is_lead: true,
+                subject_issuer: String::new(),
             }),
         })
         .await?

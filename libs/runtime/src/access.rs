@@ -134,7 +134,10 @@ impl PlansAccess {
         if allowed {
             Ok(())
         } else {
-            Err(ApiError::AccessDenied { patient_id })
+            Err(ApiError::AccessDenied {
+                patient_id,
+                hidden: !answer.can_read,
+            })
         }
     }
 }

@@ -24,10 +24,16 @@ pub enum ApiError {
     Unauthenticated(&'static str),
     #[error("{0}")]
     PermissionDenied(&'static str),
-    /// No right to this patient: answered PERMISSION_DENIED, and the refusal is audited by the
-    /// service once its transaction is gone (so auditing never waits on a second connection).
-    #[error("no access to this patient")]
-    AccessDenied { patient_id: uuid::Uuid },
+    /// No right to this patient, audited by the service once its transaction is gone (so auditing
+    /// never waits on a second connection). A caller who may not even read the patient (`hidden`)
+    /// is answered exactly like a caller asking for a patient that does not exist, so refusals do
+    /// not reveal another organization's patients; one who may read but not write gets
+    /// PERMISSION_DENIED.
+    #[error("{}", if *hidden { "patient not found" } else { "no access to this patient" })]
+    AccessDenied {
+        patient_id: uuid::Uuid,
+        hidden: bool,
+    },
     /// A caller over its share (too many calls in flight): it may retry shortly.
     #[error("{0}")]
     ResourceExhausted(&'static str),
@@ -75,6 +81,7 @@ impl ApiError {
             Self::FailedPrecondition(_) => Code::FailedPrecondition,
             Self::Aborted { .. } => Code::Aborted,
             Self::Unauthenticated(_) => Code::Unauthenticated,
+            Self::AccessDenied { hidden: true, .. } => Code::NotFound,
             Self::PermissionDenied(_) | Self::AccessDenied { .. } => Code::PermissionDenied,
             Self::ResourceExhausted(_) => Code::ResourceExhausted,
             Self::Unavailable(_) => Code::Unavailable,
@@ -89,6 +96,7 @@ impl ApiError {
             Self::NotFound(_) => 404,
             Self::AlreadyExists(_) | Self::FailedPrecondition(_) | Self::Aborted { .. } => 409,
             Self::Unauthenticated(_) => 401,
+            Self::AccessDenied { hidden: true, .. } => 404,
             Self::PermissionDenied(_) | Self::AccessDenied { .. } => 403,
             Self::ResourceExhausted(_) => 429,
             Self::Unavailable(_) => 503,

@@ -218,7 +218,7 @@ pub async fn respond<T>(
     rpc: &'static str,
     result: ApiResult<T>,
 ) -> Result<tonic::Response<T>, tonic::Status> {
-    if let Err(crate::error::ApiError::AccessDenied { patient_id }) = &result {
+    if let Err(crate::error::ApiError::AccessDenied { patient_id, .. }) = &result {
         audit_denial(pool, who, rpc, *patient_id).await;
     }
     result

@@ -79,8 +79,9 @@ pub async fn access_facts(conn: &mut PgConnection, patient_id: Uuid) -> ApiResul
             .fetch_optional(&mut *conn)
             .await?
             .ok_or(ApiError::NotFound("patient"))?;
-    let team: Vec<(Uuid, Option<Uuid>, Option<String>)> = sqlx::query_as(
-        "SELECT id, organization_id, subject FROM care_team_members WHERE patient_id = $1 AND removed_at IS NULL",
+    let team: Vec<(Uuid, Option<Uuid>, Option<String>, Option<String>, bool)> = sqlx::query_as(
+        "SELECT id, organization_id, subject, subject_issuer, is_lead FROM care_team_members
+          WHERE patient_id = $1 AND removed_at IS NULL",
     )
     .bind(patient_id)
     .fetch_all(&mut *conn)
@@ -90,11 +91,15 @@ pub async fn access_facts(conn: &mut PgConnection, patient_id: Uuid) -> ApiResul
         managing_org_id,
         team: team
             .into_iter()
-            .map(|(member_id, organization_id, subject)| TeamFact {
-                member_id,
-                organization_id,
-                subject,
-            })
+            .map(
+                |(member_id, organization_id, subject, subject_issuer, is_lead)| TeamFact {
+                    member_id,
+                    organization_id,
+                    subject,
+                    subject_issuer,
+                    is_lead,
+                },
+            )
             .collect(),
         consents: consents
             .into_iter()
@@ -136,6 +141,7 @@ pub struct MemberRow {
     pub role: i32,
     pub organization_id: Option<Uuid>,
     pub subject: Option<String>,
+    pub subject_issuer: Option<String>,
     pub contact_channel: i32,
     pub contact_address: String,
     pub is_lead: bool,
@@ -211,8 +217,8 @@ pub async fn save_plan(conn: &mut PgConnection, plan: &PlanRow) -> ApiResult<()>
 
 pub async fn team(conn: &mut PgConnection, patient_id: Uuid) -> ApiResult<Vec<MemberRow>> {
     Ok(sqlx::query_as(
-        "SELECT id, patient_id, kind, display_name, role, organization_id, subject, contact_channel,
-                contact_address, is_lead, added_at
+        "SELECT id, patient_id, kind, display_name, role, organization_id, subject, subject_issuer,
+                contact_channel, contact_address, is_lead, added_at
          FROM care_team_members WHERE patient_id = $1 AND removed_at IS NULL ORDER BY added_at, id",
     )
     .bind(patient_id)
@@ -223,8 +229,8 @@ pub async fn team(conn: &mut PgConnection, patient_id: Uuid) -> ApiResult<Vec<Me
 pub async fn insert_member(conn: &mut PgConnection, m: &MemberRow) -> ApiResult<()> {
     sqlx::query(
         "INSERT INTO care_team_members (id, patient_id, kind, display_name, role, organization_id, subject,
-                contact_channel, contact_address, is_lead, added_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                contact_channel, contact_address, is_lead, added_at, subject_issuer)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(m.id)
     .bind(m.patient_id)
@@ -237,6 +243,7 @@ pub async fn insert_member(conn: &mut PgConnection, m: &MemberRow) -> ApiResult<
     .bind(&m.contact_address)
     .bind(m.is_lead)
     .bind(m.added_at)
+    .bind(&m.subject_issuer)
     .execute(conn)
     .await?;
     Ok(())
@@ -489,16 +496,16 @@ pub async fn is_active_member(
 pub struct Viewer {
     pub all: bool,
     pub org_id: Uuid,
-    pub subject: String,
 }
 
-/// Binds: $1 all, $2 org id, $3 subject; the row alias is `x`.
+/// Binds: $1 all, $2 org id; the row alias is `x`. A patient is on a worklist for the organization
+/// that manages it or that is on its care team (a person is a member only with their organization).
 macro_rules! visible_to_viewer {
     () => {
         "($1::bool
     OR EXISTS (SELECT 1 FROM patients p WHERE p.id = x.patient_id AND p.managing_org_id = $2)
     OR EXISTS (SELECT 1 FROM care_team_members m WHERE m.patient_id = x.patient_id AND m.removed_at IS NULL
-               AND (m.organization_id = $2 OR m.subject = $3)))"
+               AND m.organization_id = $2))"
     };
 }
 
@@ -532,16 +539,15 @@ pub async fn open_tasks_for_role(
 ) -> ApiResult<Vec<TaskRow>> {
     let (after_at, after_id) = careloop_runtime::paging::after(after);
     let sql = concat!(
-        "SELECT * FROM tasks x WHERE owner_role = $4 AND status IN ",
+        "SELECT * FROM tasks x WHERE owner_role = $3 AND status IN ",
         open_task_statuses!(),
-        " AND (due_at, id) > ($5, $6) AND ",
+        " AND (due_at, id) > ($4, $5) AND ",
         visible_to_viewer!(),
-        " ORDER BY due_at, id LIMIT $7"
+        " ORDER BY due_at, id LIMIT $6"
     );
     Ok(sqlx::query_as(sql)
         .bind(viewer.all)
         .bind(viewer.org_id)
-        .bind(&viewer.subject)
         .bind(role)
         .bind(after_at)
         .bind(after_id)
@@ -623,15 +629,14 @@ pub async fn unacknowledged_handoffs(
 ) -> ApiResult<Vec<HandoffRow>> {
     let (after_at, after_id) = careloop_runtime::paging::after(after);
     let sql = concat!(
-        "SELECT * FROM handoffs x WHERE to_role = $4 AND acknowledged_at IS NULL
-           AND (sent_at, id) > ($5, $6) AND ",
+        "SELECT * FROM handoffs x WHERE to_role = $3 AND acknowledged_at IS NULL
+           AND (sent_at, id) > ($4, $5) AND ",
         visible_to_viewer!(),
-        " ORDER BY sent_at, id LIMIT $7"
+        " ORDER BY sent_at, id LIMIT $6"
     );
     Ok(sqlx::query_as(sql)
         .bind(viewer.all)
         .bind(viewer.org_id)
-        .bind(&viewer.subject)
         .bind(role)
         .bind(after_at)
         .bind(after_id)

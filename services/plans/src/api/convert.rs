@@ -30,6 +30,7 @@ pub fn member(m: MemberRow) -> CareTeamMember {
         role: m.role,
         organization_id: m.organization_id.map(|o| o.to_string()).unwrap_or_default(),
         subject: m.subject.unwrap_or_default(),
+        subject_issuer: m.subject_issuer.unwrap_or_default(),
         preferred_contact: (m.contact_channel != 0).then_some(PreferredContact {
             channel: m.contact_channel,
             address: m.contact_address,
@@ -341,6 +342,20 @@ pub fn new_member(field: &str, m: Option<&NewCareTeamMember>) -> ApiResult<Membe
         ));
     }
     let subject = v::optional_text(&f("subject"), &m.subject, MAX_SHORT)?;
+    let subject_issuer = v::optional_text(&f("subject_issuer"), &m.subject_issuer, MAX_SHORT)?;
+    if !subject.is_empty() && organization_id.is_none() {
+        // A person is matched on organization and subject together, never the subject alone.
+        return Err(ApiError::invalid(
+            f("organization_id"),
+            "is required with a subject",
+        ));
+    }
+    if !subject_issuer.is_empty() && subject.is_empty() {
+        return Err(ApiError::invalid(
+            f("subject_issuer"),
+            "is given only with a subject",
+        ));
+    }
     let (contact_channel, contact_address) =
         preferred_contact(&f("preferred_contact"), m.preferred_contact.as_ref())?;
     Ok(MemberRow {
@@ -351,6 +366,7 @@ pub fn new_member(field: &str, m: Option<&NewCareTeamMember>) -> ApiResult<Membe
         role: role(&f("role"), m.role)? as i32,
         organization_id,
         subject: (!subject.is_empty()).then_some(subject),
+        subject_issuer: (!subject_issuer.is_empty()).then_some(subject_issuer),
         contact_channel,
         contact_address,
         is_lead: m.is_lead,

@@ -30,6 +30,8 @@ pub struct PlansApi {
 pub enum Need {
     Read,
     Write,
+    /// Changing the care team or the consents: write access and `access::may_change_team`.
+    ChangeTeam,
 }
 
 impl PlansApi {
@@ -51,11 +53,20 @@ impl PlansApi {
         let allowed = match need {
             Need::Read => decision.can_read,
             Need::Write => decision.can_write,
+            Need::ChangeTeam => decision.can_write,
         };
+        if allowed && need == Need::ChangeTeam && !access::may_change_team(principal, &facts) {
+            return Err(ApiError::PermissionDenied(
+                "only the managing organization's staff or the plan lead's organization change the care team and consents",
+            ));
+        }
         if allowed {
             return Ok(decision);
         }
-        Err(ApiError::AccessDenied { patient_id })
+        Err(ApiError::AccessDenied {
+            patient_id,
+            hidden: !decision.can_read,
+        })
     }
 
     /// A read: checks access and audits it.
@@ -89,7 +100,6 @@ impl PlansApi {
             Service | Staff | Partner => Ok(store::Viewer {
                 all: principal.kind == Service,
                 org_id: principal.org_id,
-                subject: principal.subject.clone(),
             }),
             Caregiver | Payer => Err(ApiError::PermissionDenied(
                 "role worklists are for care-team staff",
@@ -101,12 +111,20 @@ impl PlansApi {
 /// Plans decides access from its own care-team and consent data.
 trait AuthorizeWrite {
     async fn authorize(&mut self, api: &PlansApi, patient_id: Uuid) -> ApiResult<()>;
+    async fn authorize_team_change(&mut self, api: &PlansApi, patient_id: Uuid) -> ApiResult<()>;
 }
 
 impl AuthorizeWrite for Write {
     async fn authorize(&mut self, api: &PlansApi, patient_id: Uuid) -> ApiResult<()> {
         let principal = self.principal().clone();
         api.authorize(self.conn(), &principal, patient_id, Need::Write)
+            .await
+            .map(|_| ())
+    }
+
+    async fn authorize_team_change(&mut self, api: &PlansApi, patient_id: Uuid) -> ApiResult<()> {
+        let principal = self.principal().clone();
+        api.authorize(self.conn(), &principal, patient_id, Need::ChangeTeam)
             .await
             .map(|_| ())
     }

@@ -124,7 +124,7 @@ impl PlansApi {
             "GrantConsent",
             who,
             req,
-            w => { w.authorize(self, patient_id).await? }
+            w => { w.authorize_team_change(self, patient_id).await? }
         );
         if let Some(member) = grantee_member_id
             && !store::is_active_member(w.conn(), patient_id, member).await?
@@ -183,7 +183,7 @@ impl PlansApi {
             req,
             w => {
                 let patient_id = store::patient_of(w.conn(), store::Owned::Consent, id).await?;
-                w.authorize(self, patient_id).await?;
+                w.authorize_team_change(self, patient_id).await?;
                 patient_id
             }
         );
@@ -306,7 +306,6 @@ impl PlansApi {
             Basis::InternalService => (AccessBasis::InternalService, String::new()),
             Basis::ManagingOrganization => (AccessBasis::ManagingOrganization, String::new()),
             Basis::CareTeamOrganization => (AccessBasis::CareTeamOrganization, String::new()),
-            Basis::CareTeamMember => (AccessBasis::CareTeamMember, String::new()),
             Basis::Consent(id) => (AccessBasis::Consent, id.to_string()),
         };
         careloop_runtime::audit::record(

@@ -213,7 +213,7 @@ impl PlansApi {
             "AddCareTeamMember",
             who,
             req,
-            w => { w.authorize(self, patient_id).await? }
+            w => { w.authorize_team_change(self, patient_id).await? }
         );
         let mut plan = store::lock_plan(w.conn(), patient_id, version).await?;
         let (mut team, _) = load_team(w.conn(), patient_id).await?;
@@ -255,7 +255,7 @@ impl PlansApi {
             "UpdateCareTeamMember",
             who,
             req,
-            w => { w.authorize(self, patient_id).await? }
+            w => { w.authorize_team_change(self, patient_id).await? }
         );
         let mut plan = store::lock_plan(w.conn(), patient_id, version).await?;
         let (mut team, rows) = load_team(w.conn(), patient_id).await?;
@@ -304,7 +304,7 @@ impl PlansApi {
             "RemoveCareTeamMember",
             who,
             req,
-            w => { w.authorize(self, patient_id).await? }
+            w => { w.authorize_team_change(self, patient_id).await? }
         );
         let mut plan = store::lock_plan(w.conn(), patient_id, version).await?;
         let (mut team, rows) = load_team(w.conn(), patient_id).await?;

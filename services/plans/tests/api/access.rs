@@ -1,4 +1,6 @@
-//! Access to a patient: care-team organizations, consents, and everyone else refused.
+//! Access to a patient: care-team organizations, consents, and everyone else refused. A caller who
+//! may not even read the patient is answered NOT_FOUND, exactly as for a patient that does not
+//! exist; one who may read but not write gets PERMISSION_DENIED.
 
 use crate::helpers::*;
 use careloop_proto::common::v1::CareRole;
@@ -19,7 +21,18 @@ async fn an_organization_not_on_the_team_and_without_consent_is_denied() {
         })
         .await
         .unwrap_err();
-    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    // Indistinguishable from a patient that does not exist: nothing about the record leaks.
+    let missing = outsider
+        .get_care_plan(GetCarePlanRequest {
+            patient_id: Uuid::now_v7().to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (missing.code(), missing.message())
+    );
     let status = outsider
         .update_care_plan(UpdateCarePlanRequest {
             idempotency_key: key(),
@@ -29,7 +42,7 @@ async fn an_organization_not_on_the_team_and_without_consent_is_denied() {
         })
         .await
         .unwrap_err();
-    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert_eq!(status.code(), tonic::Code::NotFound);
     assert_eq!(
         app.count(
             "SELECT count(*) FROM audit_log WHERE outcome = 'denied' AND subject = 'stranger'"
@@ -68,7 +81,7 @@ async fn a_consent_to_an_organization_grants_read_until_it_is_revoked() {
             .await
             .unwrap_err()
             .code(),
-        tonic::Code::PermissionDenied
+        tonic::Code::NotFound
     );
     let consent = c
         .grant_consent(GrantConsentRequest {
@@ -128,7 +141,7 @@ async fn a_consent_to_an_organization_grants_read_until_it_is_revoked() {
     assert_eq!(revoked.version, consent.version + 1);
     assert_eq!(
         read(payer, patient.id.clone()).await.unwrap_err().code(),
-        tonic::Code::PermissionDenied
+        tonic::Code::NotFound
     );
 }
 
@@ -182,4 +195,102 @@ async fn check_access_explains_the_basis_and_is_only_for_services() {
     assert_eq!(no.basis, AccessBasis::Denied as i32);
     let status = c.check_access(ask(partner_org)).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn the_care_team_and_consents_change_only_by_the_managing_or_lead_organization() {
+    let app = spawn_app().await;
+    let mut c = app.client();
+    let patient = app.create_patient(&mut c).await;
+    let plan = app.create_plan(&mut c, &patient.id).await;
+    let partner_org = Uuid::now_v7();
+    let agency = |name: &str, org: Uuid| NewCareTeamMember {
+        kind: MemberKind::Organization as i32,
+        display_name: name.into(),
+        role: CareRole::HomeHealth as i32,
+        organization_id: org.to_string(),
+        ..Default::default()
+    };
+    let added = c
+        .add_care_team_member(AddCareTeamMemberRequest {
+            idempotency_key: key(),
+            patient_id: patient.id.clone(),
+            expected_version: plan.version,
+            member: Some(agency("Sunrise Home Health", partner_org)),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .plan
+        .unwrap();
+    let before = app.footprint().await;
+
+    // A partner on the team reads and writes clinical data, but cannot add its affiliate ...
+    let mut partner = app.client_with(Some(app.token(
+        PrincipalKind::Partner,
+        partner_org,
+        "hh-nurse",
+    )));
+    let refused = partner
+        .add_care_team_member(AddCareTeamMemberRequest {
+            idempotency_key: key(),
+            patient_id: patient.id.clone(),
+            expected_version: added.version,
+            member: Some(agency("Sunrise Affiliate", Uuid::now_v7())),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    // ... nor hand out consent to another organization.
+    let refused = partner
+        .grant_consent(GrantConsentRequest {
+            idempotency_key: key(),
+            patient_id: patient.id.clone(),
+            grantee_org_id: Uuid::now_v7().to_string(),
+            purpose: ConsentPurpose::Treatment as i32,
+            scope: ConsentScope::ReadWrite as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    assert_eq!(app.footprint().await, before, "refusals write nothing");
+
+    // Staff of the lead's organization (Dr. Grace's, here the managing one) may.
+    c.add_care_team_member(AddCareTeamMemberRequest {
+        idempotency_key: key(),
+        patient_id: patient.id.clone(),
+        expected_version: added.version,
+        member: Some(agency("Sunrise Affiliate", Uuid::now_v7())),
+    })
+    .await
+    .expect("the managing organization's staff change the team");
+}
+
+#[tokio::test]
+async fn a_subject_equal_to_a_members_at_another_organization_reads_nothing() {
+    let app = spawn_app().await;
+    let mut c = app.client();
+    let patient = app.create_patient(&mut c).await;
+    app.create_plan(&mut c, &patient.id).await; // lead: subject "dr-grace" at the managing org
+    let mut impostor = app.client_with(Some(app.token(
+        PrincipalKind::Staff,
+        Uuid::now_v7(),
+        "dr-grace",
+    )));
+    let refused = impostor
+        .get_care_plan(GetCarePlanRequest {
+            patient_id: patient.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::NotFound);
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM audit_log WHERE outcome = 'denied' AND subject = 'dr-grace'"
+        )
+        .await,
+        1,
+        "the refusal is audited"
+    );
 }

@@ -181,6 +181,7 @@ impl TestApp {
                     subject: "dr-grace".into(),
                     preferred_contact: None,
                     is_lead: true,
+                    subject_issuer: String::new(),
                 }),
             })
             .await

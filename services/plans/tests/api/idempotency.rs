@@ -161,7 +161,11 @@ async fn a_replay_checks_access_again_and_is_audited_either_way() {
     .await
     .unwrap();
     let refused = agency.create_task(request).await.unwrap_err();
-    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    assert_eq!(
+        refused.code(),
+        tonic::Code::NotFound,
+        "without consent the agency no longer sees the patient at all"
+    );
 
     let outcomes: Vec<String> = sqlx::query_scalar(
         "SELECT outcome FROM audit_log WHERE action = 'CreateTask' AND subject = 'hh-nurse' ORDER BY id",

@@ -362,6 +362,6 @@ async fn an_organization_without_access_is_denied_and_nothing_is_written() {
         })
         .await
         .unwrap_err();
-    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+    assert_eq!(denied.code(), tonic::Code::NotFound);
     assert_eq!(app.footprint().await, before);
 }

@@ -130,7 +130,7 @@ async fn referrals_asks_plans_for_the_user_it_acts_for_and_both_audits_name_user
     );
     assert_eq!(
         loops(&stranger).await,
-        Code::PermissionDenied,
+        Code::NotFound,
         "the same subject in another organization, carried by the same services"
     );
 

@@ -240,7 +240,7 @@ async fn a_retried_placement_returns_the_same_referral_and_an_outsider_is_denied
         .place_referral(place(&patient.id, Priority::Routine))
         .await
         .unwrap_err();
-    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+    assert_eq!(denied.code(), tonic::Code::NotFound);
     let read = app
         .outsider()
         .get_referral(GetReferralRequest {
@@ -248,7 +248,7 @@ async fn a_retried_placement_returns_the_same_referral_and_an_outsider_is_denied
         })
         .await
         .unwrap_err();
-    assert_eq!(read.code(), tonic::Code::PermissionDenied);
+    assert_eq!(read.code(), tonic::Code::NotFound);
     assert_eq!(
         app.count("SELECT count(*) FROM audit_log WHERE outcome = 'denied'")
             .await,
