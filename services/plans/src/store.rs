@@ -79,7 +79,15 @@ pub async fn access_facts(conn: &mut PgConnection, patient_id: Uuid) -> ApiResul
             .fetch_optional(&mut *conn)
             .await?
             .ok_or(ApiError::NotFound("patient"))?;
-    let team: Vec<(Uuid, Option<Uuid>, Option<String>, Option<String>, bool)> = sqlx::query_as(
+    #[derive(FromRow)]
+    struct Member {
+        id: Uuid,
+        organization_id: Option<Uuid>,
+        subject: Option<String>,
+        subject_issuer: Option<String>,
+        is_lead: bool,
+    }
+    let team: Vec<Member> = sqlx::query_as(
         "SELECT id, organization_id, subject, subject_issuer, is_lead FROM care_team_members
           WHERE patient_id = $1 AND removed_at IS NULL",
     )
@@ -91,15 +99,13 @@ pub async fn access_facts(conn: &mut PgConnection, patient_id: Uuid) -> ApiResul
         managing_org_id,
         team: team
             .into_iter()
-            .map(
-                |(member_id, organization_id, subject, subject_issuer, is_lead)| TeamFact {
-                    member_id,
-                    organization_id,
-                    subject,
-                    subject_issuer,
-                    is_lead,
-                },
-            )
+            .map(|m| TeamFact {
+                member_id: m.id,
+                organization_id: m.organization_id,
+                subject: m.subject,
+                subject_issuer: m.subject_issuer,
+                is_lead: m.is_lead,
+            })
             .collect(),
         consents: consents
             .into_iter()
