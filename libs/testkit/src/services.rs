@@ -120,4 +120,26 @@ impl PlansService {
             .patient
             .expect("patient")
     }
+
+    /// Shares `patient` with `grantee_org` for treatment, read and write, as the managing
+    /// organization's staff (how a receiving organization gets to see a referred patient).
+    pub async fn share(&self, patient: &Patient, grantee_org: Uuid) {
+        use careloop_proto::plans::v1::{ConsentPurpose, ConsentScope, GrantConsentRequest};
+        let managing = Uuid::parse_str(&patient.managing_org_id).expect("managing org");
+        let mut plans = PlansServiceClient::with_interceptor(
+            self.channel.clone(),
+            Bearer(token(PrincipalKind::Staff, managing, "nurse-1")),
+        );
+        plans
+            .grant_consent(GrantConsentRequest {
+                idempotency_key: Uuid::now_v7().to_string(),
+                patient_id: patient.id.clone(),
+                grantee_org_id: grantee_org.to_string(),
+                purpose: ConsentPurpose::Treatment as i32,
+                scope: ConsentScope::ReadWrite as i32,
+                ..Default::default()
+            })
+            .await
+            .expect("consent");
+    }
 }

@@ -9,7 +9,7 @@ use careloop_proto::common::v1::{CareRole, Priority};
 use careloop_proto::events::v1::{ReferralStatusChanged, event::Payload};
 use careloop_proto::referrals::v1::transition_referral_request::Action as Act;
 use careloop_proto::referrals::v1::*;
-use careloop_runtime::auth::Principal;
+use careloop_runtime::auth::{Principal, PrincipalKind};
 use careloop_runtime::error::{ApiError, ApiResult};
 use careloop_runtime::time::{now, opt_timestamp};
 use careloop_runtime::validate::{self as v, MAX_SHORT, MAX_TEXT};
@@ -108,7 +108,22 @@ impl ReferralsApi {
         req: PlaceReferralRequest,
     ) -> ApiResult<PlaceReferralResponse> {
         let patient_id = v::uuid("patient_id", &req.patient_id)?;
-        let from_org_id = v::uuid("from_org_id", &req.from_org_id)?;
+        // The sender is the caller's organization; a request naming another one is refused.
+        let from_org_id = match v::optional_uuid("from_org_id", &req.from_org_id)? {
+            None if who.kind == PrincipalKind::Service => {
+                return Err(ApiError::invalid(
+                    "from_org_id",
+                    "is required from a service",
+                ));
+            }
+            None => who.org_id,
+            Some(org) if who.kind != PrincipalKind::Service && org != who.org_id => {
+                return Err(ApiError::PermissionDenied(
+                    "a referral is sent by the caller's own organization",
+                ));
+            }
+            Some(org) => org,
+        };
         let from_clinician = v::text("from_clinician", &req.from_clinician, MAX_SHORT)?;
         let to_org_id = v::optional_uuid("to_org_id", &req.to_org_id)?;
         let to_specialty = v::optional_text("to_specialty", &req.to_specialty, MAX_SHORT)?;
@@ -191,10 +206,16 @@ impl ReferralsApi {
         let id = v::uuid("referral_id", &req.referral_id)?;
         let version = v::expected_version(req.expected_version)?;
         let (action, details) = action(&req)?;
-        let patient_id = store::referral(&mut *self.pool.acquire().await?, id)
-            .await?
-            .patient_id;
+        let current = store::referral(&mut *self.pool.acquire().await?, id).await?;
+        let patient_id = current.patient_id;
         self.may_write(who, patient_id).await?;
+        if who.kind != PrincipalKind::Service
+            && !referral::may_move(action, who.org_id, current.from_org_id, current.to_org_id)
+        {
+            return Err(ApiError::PermissionDenied(
+                "the receiving organization runs the referral; the sender may only cancel",
+            ));
+        }
         let mut w =
             careloop_runtime::begin_write!(self.pool, SOURCE, "TransitionReferral", who, req);
         let mut row = store::lock_referral(w.conn(), id, version).await?;

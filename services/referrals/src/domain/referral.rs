@@ -122,6 +122,43 @@ pub fn apply(status: Status, reschedules: i32, action: Action) -> Result<(Status
     Ok((action.target(), count))
 }
 
+/// Which side of a referral takes an action: the receiving organization runs the loop (accepts or
+/// declines, schedules, reports the visit and sends the note back); the sender may only cancel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Sender,
+    Receiver,
+}
+
+impl Action {
+    pub fn side(self) -> Side {
+        match self {
+            Self::Cancel => Side::Sender,
+            Self::Accept
+            | Self::Decline
+            | Self::Schedule
+            | Self::Reschedule
+            | Self::NoShow
+            | Self::Seen
+            | Self::NoteReceived => Side::Receiver,
+        }
+    }
+}
+
+/// Whether staff of `caller_org` may take `action` on a referral from `from_org` to `to_org`. A
+/// referral to a specialty (no receiving organization on CareLoop yet) is tracked by its sender.
+pub fn may_move(
+    action: Action,
+    caller_org: uuid::Uuid,
+    from_org: uuid::Uuid,
+    to_org: Option<uuid::Uuid>,
+) -> bool {
+    match (action.side(), to_org) {
+        (Side::Sender, _) | (Side::Receiver, None) => caller_org == from_org,
+        (Side::Receiver, Some(receiver)) => caller_org == receiver,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Action as A;
@@ -207,5 +244,43 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn only_the_receiving_organization_runs_the_loop_and_the_sender_may_only_cancel() {
+        let sender = uuid::Uuid::from_u128(1);
+        let receiver = uuid::Uuid::from_u128(2);
+        let stranger = uuid::Uuid::from_u128(3);
+        // Written from the rule, action by action, not from the code's match.
+        let receiver_actions = [
+            Action::Accept,
+            Action::Decline,
+            Action::Schedule,
+            Action::Reschedule,
+            Action::NoShow,
+            Action::Seen,
+            Action::NoteReceived,
+        ];
+        for action in receiver_actions {
+            assert!(
+                may_move(action, receiver, sender, Some(receiver)),
+                "{action:?}"
+            );
+            assert!(
+                !may_move(action, sender, sender, Some(receiver)),
+                "{action:?}"
+            );
+            assert!(
+                !may_move(action, stranger, sender, Some(receiver)),
+                "{action:?}"
+            );
+            assert!(
+                may_move(action, sender, sender, None),
+                "{action:?} to a specialty"
+            );
+        }
+        assert!(may_move(Action::Cancel, sender, sender, Some(receiver)));
+        assert!(!may_move(Action::Cancel, receiver, sender, Some(receiver)));
+        assert!(!may_move(Action::Cancel, stranger, sender, None));
     }
 }

@@ -76,7 +76,7 @@ async fn every_rpc_names_the_bad_field_and_writes_nothing() {
     );
     refused!(
         c.place_referral(PlaceReferralRequest {
-            from_org_id: String::new(),
+            from_org_id: "not-an-org".into(),
             ..good.clone()
         }),
         "from_org_id"

@@ -55,7 +55,7 @@ pub async fn spawn_app_with(events: Option<EventSettings>) -> TestApp {
 }
 
 impl TestApp {
-    fn client_as(&self, kind: PrincipalKind, org_id: Uuid, subject: &str) -> Client {
+    pub fn client_as(&self, kind: PrincipalKind, org_id: Uuid, subject: &str) -> Client {
         ReferralsServiceClient::with_interceptor(
             self.channel.clone(),
             Bearer(services::token(kind, org_id, subject)),
@@ -78,6 +78,16 @@ impl TestApp {
 
     pub async fn patient(&self) -> careloop_proto::plans::v1::Patient {
         self.plans.patient(self.org_id).await
+    }
+
+    /// Shares the patient with another organization (treatment, read and write).
+    pub async fn share(&self, patient: &careloop_proto::plans::v1::Patient, org: Uuid) {
+        self.plans.share(patient, org).await
+    }
+
+    /// Staff of `org`.
+    pub fn staff_of(&self, org: Uuid, subject: &str) -> Client {
+        self.client_as(PrincipalKind::Staff, org, subject)
     }
 
     pub async fn count(&self, sql: &'static str) -> i64 {

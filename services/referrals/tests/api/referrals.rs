@@ -11,7 +11,8 @@ pub fn place(patient_id: &str, urgency: Priority) -> PlaceReferralRequest {
     PlaceReferralRequest {
         idempotency_key: key(),
         patient_id: patient_id.into(),
-        from_org_id: uuid::Uuid::now_v7().to_string(),
+        // Empty: the caller's own organization sends it.
+        from_org_id: String::new(),
         from_clinician: "Dr. Primary".into(),
         to_org_id: String::new(),
         to_specialty: "cardiology".into(),
@@ -255,4 +256,89 @@ async fn a_retried_placement_returns_the_same_referral_and_an_outsider_is_denied
         2
     );
     assert_eq!(app.count("SELECT count(*) FROM referrals").await, 1);
+}
+
+#[tokio::test]
+async fn the_receiving_organization_runs_the_loop_and_the_sender_may_only_cancel() {
+    let app = spawn_app().await;
+    let mut sender = app.client();
+    let patient = app.patient().await;
+    let receiver_org = uuid::Uuid::now_v7();
+    app.share(&patient, receiver_org).await;
+    let mut receiver = app.staff_of(receiver_org, "cardio-scheduler");
+    let to_receiver = || PlaceReferralRequest {
+        to_org_id: receiver_org.to_string(),
+        to_specialty: String::new(),
+        ..place(&patient.id, Priority::Urgent)
+    };
+    let before = app.footprint().await;
+
+    // Nobody sends in another organization's name.
+    let forged = sender
+        .place_referral(PlaceReferralRequest {
+            from_org_id: receiver_org.to_string(),
+            ..to_receiver()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(forged.code(), tonic::Code::PermissionDenied);
+    assert_eq!(app.footprint().await, before, "a refusal writes nothing");
+
+    let r = sender
+        .place_referral(to_receiver())
+        .await
+        .unwrap()
+        .into_inner()
+        .referral
+        .unwrap();
+    assert_eq!(
+        r.from_org_id,
+        app.org_id.to_string(),
+        "sent by the caller's organization"
+    );
+    let accept = || {
+        Action::Accept(tr::Accept {
+            note: String::new(),
+        })
+    };
+
+    // The sender cannot mark its own referral accepted, scheduled or seen at the receiver.
+    let refused = step(&mut sender, &r, accept()).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    let r = step(&mut receiver, &r, accept())
+        .await
+        .expect("the receiver accepts");
+    let r = step(
+        &mut receiver,
+        &r,
+        Action::Schedule(tr::Schedule {
+            appointment_at: in_hours(48),
+            location: "Heart clinic".into(),
+        }),
+    )
+    .await
+    .expect("the receiver schedules");
+    let seen = step(
+        &mut sender,
+        &r,
+        Action::Seen(tr::Seen {
+            note: String::new(),
+        }),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(seen.code(), tonic::Code::PermissionDenied);
+
+    // Cancelling is the sender's: the receiver declines instead.
+    let cancel = || {
+        Action::Cancel(tr::Cancel {
+            reason: "patient moved away".into(),
+        })
+    };
+    let refused = step(&mut receiver, &r, cancel()).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    let r = step(&mut sender, &r, cancel())
+        .await
+        .expect("the sender cancels");
+    assert_eq!(r.status, ReferralStatus::Cancelled as i32);
 }
