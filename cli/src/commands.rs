@@ -76,6 +76,10 @@ pub enum Command {
         kind: String,
         #[arg(long, default_value_t = 12)]
         hours: i64,
+        /// Roles the token carries (repeat the flag); a prior-auth coordinator may type in a
+        /// payer's answer.
+        #[arg(long = "role", default_values = ["care_manager", "prior_auth_coordinator"])]
+        roles: Vec<String>,
     },
     /// Ask grpc.health.v1 whether the service is serving.
     Health,
@@ -393,6 +397,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             subject,
             kind,
             hours,
+            roles,
         } => {
             let mut settings = Settings::load(None)?;
             // Dev tokens are signed with the published dev key: only services in dev mode take them.
@@ -409,7 +414,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 issuer: settings.auth.dev_issuer.clone(),
                 subject: subject.clone(),
                 org_id: *org,
-                roles: vec![],
+                roles: roles.clone(),
                 kind,
                 via: None,
             };

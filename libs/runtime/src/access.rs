@@ -79,15 +79,12 @@ impl PlansAccess {
         })
     }
 
-    pub async fn check(
+    /// Plans' decision on `who` for a patient: rights and basis (ManagingOrganization, ...).
+    pub async fn decision(
         &self,
         who: &Principal,
         patient_id: uuid::Uuid,
-        need: Need,
-    ) -> ApiResult<()> {
-        if who.kind == PrincipalKind::Service {
-            return Ok(());
-        }
+    ) -> ApiResult<careloop_proto::plans::v1::CheckAccessResponse> {
         let kind = match who.kind {
             PrincipalKind::Staff => ProtoKind::Staff,
             PrincipalKind::Partner => ProtoKind::Partner,
@@ -103,12 +100,14 @@ impl PlansAccess {
             }),
             patient_id: patient_id.to_string(),
         });
-        let on_behalf_of = crate::auth::on_behalf_of_header(who)
-            .parse()
-            .map_err(|_| ApiError::Internal(anyhow::anyhow!("on-behalf-of header")))?;
-        request
-            .metadata_mut()
-            .insert(crate::auth::ON_BEHALF_OF, on_behalf_of);
+        if who.kind != PrincipalKind::Service {
+            let on_behalf_of = crate::auth::on_behalf_of_header(who)
+                .parse()
+                .map_err(|_| ApiError::Internal(anyhow::anyhow!("on-behalf-of header")))?;
+            request
+                .metadata_mut()
+                .insert(crate::auth::ON_BEHALF_OF, on_behalf_of);
+        }
         let answer =
             self.client
                 .clone()
@@ -126,7 +125,19 @@ impl PlansAccess {
                         ApiError::Internal(anyhow::anyhow!("plans access check failed: {code:?}"))
                     }
                 })?;
-        let answer = answer.into_inner();
+        Ok(answer.into_inner())
+    }
+
+    pub async fn check(
+        &self,
+        who: &Principal,
+        patient_id: uuid::Uuid,
+        need: Need,
+    ) -> ApiResult<()> {
+        if who.kind == PrincipalKind::Service {
+            return Ok(());
+        }
+        let answer = self.decision(who, patient_id).await?;
         let allowed = match need {
             Need::Read => answer.can_read,
             Need::Write => answer.can_write,

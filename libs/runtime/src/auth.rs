@@ -583,13 +583,14 @@ pub fn announce_dev_token(auth: &Authenticator) -> anyhow::Result<()> {
 /// The organization the dev token and the demo data belong to (a fixed id so demos are repeatable).
 pub const DEV_ORG_ID: Uuid = Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0001);
 
-/// The principal of the printed dev token: staff at the dev hospital.
+/// The principal of the printed dev token: staff at the dev hospital, a care manager who also
+/// coordinates prior authorizations (so the demo can type in a payer's answer).
 pub fn dev_principal() -> Principal {
     Principal {
         issuer: "careloop-dev".into(),
         subject: "dev-user".into(),
         org_id: DEV_ORG_ID,
-        roles: vec!["care_manager".into()],
+        roles: vec!["care_manager".into(), "prior_auth_coordinator".into()],
         kind: PrincipalKind::Staff,
         via: None,
     }

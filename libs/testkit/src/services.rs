@@ -84,14 +84,24 @@ pub async fn connect(addr: SocketAddr) -> Channel {
         .expect("connects")
 }
 
-/// Signs test tokens with the dev key every test service in dev mode accepts.
+/// Signs test tokens with the dev key every test service in dev mode accepts (role `rn`).
 pub fn token(kind: PrincipalKind, org_id: Uuid, subject: &str) -> String {
+    token_with_roles(kind, org_id, subject, &["rn"])
+}
+
+/// A dev-key test token carrying these roles.
+pub fn token_with_roles(
+    kind: PrincipalKind,
+    org_id: Uuid,
+    subject: &str,
+    roles: &[&str],
+) -> String {
     let auth = Authenticator::new(&dev_settings().auth, "test").expect("auth");
     let p = Principal {
         issuer: "careloop-dev".into(),
         subject: subject.into(),
         org_id,
-        roles: vec!["rn".into()],
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
         kind,
         via: None,
     };

@@ -15,6 +15,19 @@ pub struct PriorAuthSettings {
     pub owner_due_hours: i64,
     /// When an appeal decision is due: [standard, expedited] hours.
     pub appeal_due_hours: [i64; 2],
+    /// The payer directory: payer id (as requests name it) -> the organization id its principals
+    /// carry. Only that organization's payer principals record the payer's decisions.
+    #[serde(default)]
+    pub payers: std::collections::HashMap<String, String>,
+}
+
+impl PriorAuthSettings {
+    /// The organization of the payer a request names, from the payer directory.
+    pub fn payer_org(&self, payer_id: &str) -> Option<uuid::Uuid> {
+        self.payers
+            .get(payer_id)
+            .and_then(|org| uuid::Uuid::parse_str(org).ok())
+    }
 }
 
 pub const DEFAULTS: &str = r#"

@@ -2,6 +2,7 @@
 
 use super::{PriorAuthApi, SOURCE, convert};
 use crate::domain::deadline::{self, Urgency as Due};
+use crate::domain::deciders;
 use crate::domain::packet;
 use crate::domain::status::{self, Action, Status};
 use crate::store::{self, DecisionJson, ExtensionJson, Filter, RequestRow};
@@ -10,6 +11,7 @@ use careloop_proto::events::v1::{
     PriorAuthAppealDecided, PriorAuthCreated, PriorAuthDecided, PriorAuthExtended,
     PriorAuthStatusChanged, PriorAuthSubmitted, event::Payload,
 };
+use careloop_proto::plans::v1::AccessBasis;
 use careloop_proto::priorauth::v1::record_payer_response_request::Response as PayerResponse;
 use careloop_proto::priorauth::v1::*;
 use careloop_runtime::auth::{Principal, PrincipalKind};
@@ -68,6 +70,31 @@ impl PriorAuthApi {
 
     /// Reads whose patient the request is and checks write access, before any transaction opens
     /// (the check is a call to plans) and before any lock or version comparison.
+    /// Before recording a payer's or an appeal decision: the request's payer, or a prior-auth
+    /// coordinator of the patient's managing organization (see `domain::deciders`).
+    async fn start_decision(&self, who: &Principal, id: Uuid) -> ApiResult<()> {
+        let row = store::get(&mut *self.pool.acquire().await?, id).await?;
+        let payer_org = self.settings.payer_org(&row.payer_id);
+        let managing_staff = if who.kind == PrincipalKind::Staff {
+            let answer = self.access.decision(who, row.patient_id).await?;
+            if !answer.can_read {
+                return Err(ApiError::AccessDenied {
+                    patient_id: row.patient_id,
+                    hidden: true,
+                });
+            }
+            answer.basis == AccessBasis::ManagingOrganization as i32
+        } else {
+            false
+        };
+        match deciders::may_record_decision(who, payer_org, managing_staff) {
+            deciders::Verdict::Allowed => Ok(()),
+            deciders::Verdict::Refused => Err(ApiError::PermissionDenied(
+                "payer decisions are recorded by the payer or the managing organization's prior-auth coordinator",
+            )),
+        }
+    }
+
     async fn start(&self, who: &Principal, id: Uuid) -> ApiResult<()> {
         let patient_id = store::get(&mut *self.pool.acquire().await?, id)
             .await?
@@ -309,7 +336,7 @@ impl PriorAuthApi {
                 (Action::Deny, String::new(), Some(decision))
             }
         };
-        self.start(who, id).await?;
+        self.start_decision(who, id).await?;
         let mut w =
             careloop_runtime::begin_write!(self.pool, SOURCE, "RecordPayerResponse", who, req);
         let mut row = store::lock(w.conn(), id, version).await?;
@@ -446,7 +473,7 @@ impl PriorAuthApi {
                 ..Default::default()
             }
         };
-        self.start(who, id).await?;
+        self.start_decision(who, id).await?;
         let mut w =
             careloop_runtime::begin_write!(self.pool, SOURCE, "RecordAppealDecision", who, req);
         let mut row = store::lock(w.conn(), id, version).await?;

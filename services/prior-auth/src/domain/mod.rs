@@ -2,5 +2,6 @@
 //! deadlines, and the completeness check of the clinical packet.
 
 pub mod deadline;
+pub mod deciders;
 pub mod packet;
 pub mod status;

@@ -14,6 +14,8 @@ pub struct TestApp {
     /// Admin access to this service's test database (search_path = its schema).
     pub db: PgPool,
     pub org_id: Uuid,
+    /// The organization of payer `payer-acme` in the payer directory.
+    pub acme_org: Uuid,
     plans: PlansService,
     channel: Channel,
     _stop: tokio::sync::oneshot::Sender<()>,
@@ -45,6 +47,8 @@ async fn spawn(events: Option<EventSettings>, zone: Option<&str>) -> TestApp {
     }
     let mut own = PriorAuthSettings::defaults();
     own.plans_addr = format!("http://{}", plans.addr);
+    let acme_org = Uuid::now_v7();
+    own.payers.insert("payer-acme".into(), acme_org.to_string());
     // Tests call the sweeper themselves.
     own.sweep_interval_ms = 3_600_000;
     if let Some(zone) = zone {
@@ -58,6 +62,7 @@ async fn spawn(events: Option<EventSettings>, zone: Option<&str>) -> TestApp {
     TestApp {
         db: db.admin,
         org_id: Uuid::now_v7(),
+        acme_org,
         plans,
         channel: services::connect(addr).await,
         _stop: stop,
@@ -65,15 +70,36 @@ async fn spawn(events: Option<EventSettings>, zone: Option<&str>) -> TestApp {
 }
 
 impl TestApp {
-    fn client_as(&self, kind: PrincipalKind, org_id: Uuid, subject: &str) -> Client {
+    pub fn client_as(&self, kind: PrincipalKind, org_id: Uuid, subject: &str) -> Client {
+        self.client_with_roles(kind, org_id, subject, &["rn"])
+    }
+
+    pub fn client_with_roles(
+        &self,
+        kind: PrincipalKind,
+        org_id: Uuid,
+        subject: &str,
+        roles: &[&str],
+    ) -> Client {
         PriorAuthServiceClient::with_interceptor(
             self.channel.clone(),
-            Bearer(services::token(kind, org_id, subject)),
+            Bearer(services::token_with_roles(kind, org_id, subject, roles)),
         )
     }
 
-    /// Staff of the managing organization.
+    /// The managing organization's prior-auth coordinator, who also types in payer answers
+    /// received by phone or fax.
     pub fn client(&self) -> Client {
+        self.client_with_roles(
+            PrincipalKind::Staff,
+            self.org_id,
+            "coordinator-1",
+            &["prior_auth_coordinator"],
+        )
+    }
+
+    /// A nurse of the managing organization (not a coordinator).
+    pub fn nurse(&self) -> Client {
         self.client_as(PrincipalKind::Staff, self.org_id, "nurse-1")
     }
 

@@ -7,7 +7,9 @@ use careloop_proto::priorauth::v1::record_payer_response_request::{
     Approved, Denied, Pended, Response,
 };
 use careloop_proto::priorauth::v1::*;
+use careloop_runtime::auth::PrincipalKind;
 use chrono_tz::America::New_York;
+use uuid::Uuid;
 
 pub fn complete(urgency: Urgency) -> RequestContent {
     RequestContent {
@@ -364,4 +366,57 @@ async fn an_organization_without_access_is_denied_and_nothing_is_written() {
         .unwrap_err();
     assert_eq!(denied.code(), tonic::Code::NotFound);
     assert_eq!(app.footprint().await, before);
+}
+
+#[tokio::test]
+async fn only_the_payer_or_the_managing_coordinator_records_a_decision() {
+    let app = spawn_app().await;
+    let mut coordinator = app.client();
+    let patient = app.patient().await;
+    let r = create(&mut coordinator, &patient.id, complete(Urgency::Expedited)).await;
+    let r = submit(&mut coordinator, &r).await.unwrap();
+    let pend = || {
+        Response::Pended(Pended {
+            information_requested: "last echo report".into(),
+        })
+    };
+    let before = app.footprint().await;
+    let refusals = [
+        ("a nurse of the managing organization", app.nurse()),
+        (
+            "another payer",
+            app.client_as(PrincipalKind::Payer, Uuid::now_v7(), "other-payer"),
+        ),
+        (
+            "a coordinator of another organization",
+            app.client_with_roles(
+                PrincipalKind::Staff,
+                Uuid::now_v7(),
+                "coordinator-2",
+                &["prior_auth_coordinator"],
+            ),
+        ),
+        (
+            "a partner of the payer's organization",
+            app.client_as(PrincipalKind::Partner, app.acme_org, "acme-partner"),
+        ),
+    ];
+    for (who, mut client) in refusals {
+        let refused = respond(&mut client, &r, pend()).await.unwrap_err();
+        assert!(
+            matches!(
+                refused.code(),
+                tonic::Code::PermissionDenied | tonic::Code::NotFound
+            ),
+            "{who}: {refused:?}"
+        );
+    }
+    assert_eq!(app.footprint().await, before, "refusals write nothing");
+
+    // The payer named by the request records its own answer, without a consent to the patient.
+    let mut acme = app.client_as(PrincipalKind::Payer, app.acme_org, "acme-reviewer");
+    let r = respond(&mut acme, &r, pend())
+        .await
+        .expect("the request's payer pends it");
+    assert_eq!(r.status, AuthStatus::Pended as i32);
 }
