@@ -1,7 +1,9 @@
 //! Pathway triggers: consumes events (plans' transitions, referrals' own order changes), and for
 //! each enabled rule whose conditions match, creates the order or referral in the same transaction
 //! that records the event as handled. The created row is keyed by (rule, event), so one event
-//! creates its loops once however often it is delivered.
+//! creates its loops once however often it is delivered. A rule of an organization fires only for
+//! the patients that organization manages, learned from plans' patient.created events; an event
+//! for a patient not known yet is retried (and dead-lettered if it never becomes known).
 
 use crate::domain::due::ReferralDue;
 use crate::domain::order::Kind;
@@ -32,11 +34,38 @@ impl Handler for Pathways {
             let Some(payload) = &event.payload else {
                 return Ok(());
             };
+            if let Payload::PatientCreated(created) = payload
+                && let (Ok(patient), Ok(org)) = (
+                    Uuid::parse_str(&event.patient_id),
+                    Uuid::parse_str(&created.managing_org_id),
+                )
+            {
+                store::remember_patient_org(conn, patient, org).await?;
+            }
             let fields = pathway::event_fields(payload);
             let rules = store::enabled_rules_for(conn, &event.r#type).await?;
-            for rule in rules
+            let matching: Vec<_> = rules
                 .iter()
                 .filter(|r| pathway::matches(&r.conditions.0, &fields))
+                .collect();
+            if matching.is_empty() {
+                return Ok(());
+            }
+            let managing_org = if matching.iter().any(|r| r.org_id.is_some()) {
+                let patient = Uuid::parse_str(&event.patient_id)?;
+                let org = store::patient_org(conn, patient).await?;
+                if org.is_none() {
+                    anyhow::bail!(
+                        "the managing organization of patient {patient} is not known yet"
+                    );
+                }
+                org
+            } else {
+                None
+            };
+            for rule in matching
+                .into_iter()
+                .filter(|r| r.org_id.is_none() || r.org_id == managing_org)
             {
                 self.fire(conn, event, rule).await?;
             }

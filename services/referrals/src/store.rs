@@ -480,13 +480,15 @@ pub struct RuleRow {
     pub due_in_minutes: i32,
     pub enabled: bool,
     pub version: i64,
+    /// The owning organization; `None` for a platform default.
+    pub org_id: Option<Uuid>,
 }
 
 pub async fn insert_rule(conn: &mut PgConnection, r: &RuleRow) -> ApiResult<()> {
     sqlx::query(
         "INSERT INTO pathway_rules (id, name, event_type, conditions, action, order_kind, service_type, owner_role,
-                due_in_minutes, enabled, version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                due_in_minutes, enabled, version, org_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(r.id)
     .bind(&r.name)
@@ -499,19 +501,50 @@ pub async fn insert_rule(conn: &mut PgConnection, r: &RuleRow) -> ApiResult<()> 
     .bind(r.due_in_minutes)
     .bind(r.enabled)
     .bind(r.version)
+    .bind(r.org_id)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-const RULE_COLUMNS: &str = "id, name, event_type, conditions, action, order_kind, service_type, owner_role, due_in_minutes, enabled, version";
+const RULE_COLUMNS: &str = "id, name, event_type, conditions, action, order_kind, service_type, owner_role, due_in_minutes, enabled, version, org_id";
 
-pub async fn rules(conn: &mut PgConnection) -> ApiResult<Vec<RuleRow>> {
+/// The rules `org` sees: its own and the platform defaults (`None`: every rule, for services).
+pub async fn rules(conn: &mut PgConnection, org: Option<Uuid>) -> ApiResult<Vec<RuleRow>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {RULE_COLUMNS} FROM pathway_rules ORDER BY created_at, id"
+        "SELECT {RULE_COLUMNS} FROM pathway_rules
+          WHERE $1::uuid IS NULL OR org_id IS NULL OR org_id = $1
+          ORDER BY created_at, id"
     )))
+    .bind(org)
     .fetch_all(conn)
     .await?)
+}
+
+/// Remembers which organization manages a patient (from plans' patient.created).
+pub async fn remember_patient_org(
+    conn: &mut PgConnection,
+    patient_id: Uuid,
+    managing_org_id: Uuid,
+) -> ApiResult<()> {
+    sqlx::query(
+        "INSERT INTO patient_orgs (patient_id, managing_org_id) VALUES ($1, $2)
+         ON CONFLICT (patient_id) DO NOTHING",
+    )
+    .bind(patient_id)
+    .bind(managing_org_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn patient_org(conn: &mut PgConnection, patient_id: Uuid) -> ApiResult<Option<Uuid>> {
+    let found: Option<(Uuid,)> =
+        sqlx::query_as("SELECT managing_org_id FROM patient_orgs WHERE patient_id = $1")
+            .bind(patient_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(found.map(|(org,)| org))
 }
 
 pub async fn enabled_rules_for(

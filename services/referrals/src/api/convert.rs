@@ -243,6 +243,7 @@ pub fn rule(r: RuleRow) -> PathwayRule {
         owner_role: r.owner_role,
         due_in_minutes: r.due_in_minutes,
         enabled: r.enabled,
+        org_id: r.org_id.map(|o| o.to_string()).unwrap_or_default(),
         version: r.version,
     }
 }

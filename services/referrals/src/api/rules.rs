@@ -24,6 +24,24 @@ fn may_manage(who: &Principal) -> ApiResult<()> {
     }
 }
 
+/// The organization whose rules `who` manages and sees: its own (services: every rule).
+fn rule_org(who: &Principal) -> Option<Uuid> {
+    (who.kind != PrincipalKind::Service).then_some(who.org_id)
+}
+
+/// An administrator changes only its organization's rules; platform defaults only services.
+fn may_change(who: &Principal, rule: &RuleRow) -> ApiResult<()> {
+    match rule_org(who) {
+        None => Ok(()),
+        Some(org) if rule.org_id == Some(org) => Ok(()),
+        // Another organization's rule is not even there for this caller.
+        Some(_) if rule.org_id.is_some() => Err(ApiError::NotFound("pathway rule")),
+        Some(_) => Err(ApiError::PermissionDenied(
+            "platform default rules are changed by CareLoop operators",
+        )),
+    }
+}
+
 /// Rules are readable by any staff or service: they explain why loops appeared.
 fn may_read(who: &Principal) -> ApiResult<()> {
     match who.kind {
@@ -115,6 +133,7 @@ impl ReferralsApi {
             due_in_minutes: req.due_in_minutes,
             enabled: true,
             version: 1,
+            org_id: rule_org(who),
         };
         store::insert_rule(w.conn(), &row).await?;
         let id = row.id;
@@ -134,7 +153,7 @@ impl ReferralsApi {
         _req: ListPathwayRulesRequest,
     ) -> ApiResult<ListPathwayRulesResponse> {
         may_read(who)?;
-        let rows = store::rules(&mut *self.pool.acquire().await?).await?;
+        let rows = store::rules(&mut *self.pool.acquire().await?, rule_org(who)).await?;
         Ok(ListPathwayRulesResponse {
             rules: rows.into_iter().map(convert::rule).collect(),
         })
@@ -151,6 +170,7 @@ impl ReferralsApi {
         let mut w =
             careloop_runtime::begin_write!(self.pool, SOURCE, "SetPathwayRuleEnabled", who, req);
         let mut row = store::lock_rule(w.conn(), id, version).await?;
+        may_change(who, &row)?;
         row.enabled = req.enabled;
         row.version += 1;
         store::save_rule_enabled(w.conn(), id, row.enabled, row.version).await?;

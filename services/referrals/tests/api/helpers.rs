@@ -55,6 +55,10 @@ pub async fn spawn_app_with(events: Option<EventSettings>) -> TestApp {
 }
 
 impl TestApp {
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
     pub fn client_as(&self, kind: PrincipalKind, org_id: Uuid, subject: &str) -> Client {
         ReferralsServiceClient::with_interceptor(
             self.channel.clone(),

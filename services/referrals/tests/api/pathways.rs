@@ -282,3 +282,136 @@ async fn an_unconditional_rule_fires_once_per_event_however_often_it_is_handled(
         1
     );
 }
+
+#[tokio::test]
+async fn an_organizations_rule_fires_only_for_its_own_patients_and_others_do_not_see_it() {
+    use careloop_proto::events::v1::PatientCreated;
+    use careloop_runtime::auth::PrincipalKind;
+    use careloop_runtime::events::Handler;
+    let app = spawn_app().await;
+    let org_a = app.org_id;
+    let org_b = Uuid::now_v7();
+    let admin = |org: Uuid| {
+        careloop_proto::referrals::v1::referrals_service_client::ReferralsServiceClient::with_interceptor(
+            app.channel(),
+            careloop_testkit::services::Bearer(careloop_testkit::services::token_with_roles(
+                PrincipalKind::Staff,
+                org,
+                "admin-1",
+                &["admin"],
+            )),
+        )
+    };
+    let rule = admin(org_a)
+        .create_pathway_rule(CreatePathwayRuleRequest {
+            idempotency_key: key(),
+            name: "our transitions: DME check".into(),
+            event_type: "plans.transition.completed".into(),
+            conditions: Default::default(),
+            action: PathwayAction::CreateOrder as i32,
+            order_kind: OrderKind::Dme as i32,
+            service_type: String::new(),
+            owner_role: CareRole::CareManager as i32,
+            due_in_minutes: 60,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rule
+        .unwrap();
+    assert_eq!(
+        rule.org_id,
+        org_a.to_string(),
+        "the rule belongs to its creator's organization"
+    );
+
+    let handler = careloop_referrals::pathways::Pathways {
+        due: Default::default(),
+    };
+    let handle = |event: Event| {
+        let handler = &handler;
+        let db = app.db.clone();
+        async move {
+            let mut tx = db.begin().await.unwrap();
+            let result = handler.handle(&mut tx, &event).await;
+            tx.commit().await.unwrap();
+            result
+        }
+    };
+    let created = |patient: Uuid, org: Uuid| Event {
+        id: Uuid::now_v7().to_string(),
+        r#type: "plans.patient.created".into(),
+        source: "plans".into(),
+        patient_id: patient.to_string(),
+        org_id: org.to_string(),
+        aggregate_id: patient.to_string(),
+        aggregate_version: 1,
+        payload: Some(Payload::PatientCreated(PatientCreated {
+            managing_org_id: org.to_string(),
+        })),
+        ..Default::default()
+    };
+    let completed = |patient: Uuid| Event {
+        id: Uuid::now_v7().to_string(),
+        r#type: "plans.transition.completed".into(),
+        source: "plans".into(),
+        patient_id: patient.to_string(),
+        org_id: org_b.to_string(),
+        aggregate_id: Uuid::now_v7().to_string(),
+        aggregate_version: 3,
+        payload: Some(Payload::TransitionCompleted(Default::default())),
+        ..Default::default()
+    };
+    let (ours, theirs, unknown) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    handle(created(ours, org_a)).await.unwrap();
+    handle(created(theirs, org_b)).await.unwrap();
+    handle(completed(ours)).await.unwrap();
+    handle(completed(theirs)).await.unwrap();
+    assert!(
+        handle(completed(unknown)).await.is_err(),
+        "a patient whose organization is not known yet is retried, not guessed"
+    );
+    let fired: Vec<String> =
+        sqlx::query_scalar("SELECT patient_id::text FROM orders WHERE source_rule_id = $1::uuid")
+            .bind(&rule.id)
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        fired,
+        vec![ours.to_string()],
+        "only organization A's patient"
+    );
+
+    // Organization B's administrator neither sees nor changes A's rule.
+    let listed = admin(org_b)
+        .list_pathway_rules(ListPathwayRulesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .rules;
+    assert!(listed.iter().all(|r| r.id != rule.id));
+    assert_eq!(listed.len(), 2, "the platform defaults only");
+    let refused = admin(org_b)
+        .set_pathway_rule_enabled(SetPathwayRuleEnabledRequest {
+            idempotency_key: key(),
+            rule_id: rule.id.clone(),
+            expected_version: rule.version,
+            enabled: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::NotFound);
+    // Nor may an administrator switch off a platform default for everyone.
+    let default = listed.first().unwrap();
+    let refused = admin(org_b)
+        .set_pathway_rule_enabled(SetPathwayRuleEnabledRequest {
+            idempotency_key: key(),
+            rule_id: default.id.clone(),
+            expected_version: default.version,
+            enabled: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+}
