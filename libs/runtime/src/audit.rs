@@ -34,8 +34,8 @@ pub struct AuditEntry<'a> {
 
 pub async fn record(conn: &mut PgConnection, entry: AuditEntry<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO audit_log (subject, org_id, principal_kind, patient_id, action, target_id, outcome, issuer, via_service)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO audit_log (subject, org_id, principal_kind, patient_id, action, target_id, outcome, issuer, via_service, trace_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&entry.principal.subject)
     .bind(entry.principal.org_id)
@@ -46,6 +46,7 @@ pub async fn record(conn: &mut PgConnection, entry: AuditEntry<'_>) -> Result<()
     .bind(entry.outcome.as_str())
     .bind(&entry.principal.issuer)
     .bind(entry.principal.via.as_deref())
+    .bind(crate::telemetry::current_trace_id())
     .execute(conn)
     .await?;
     Ok(())
@@ -62,8 +63,8 @@ pub async fn record_reads(
         return Ok(());
     }
     sqlx::query(
-        "INSERT INTO audit_log (subject, org_id, principal_kind, patient_id, action, outcome, issuer, via_service)
-         SELECT $1, $2, $3, p, $4, 'ok', $6, $7 FROM unnest($5::uuid[]) AS p",
+        "INSERT INTO audit_log (subject, org_id, principal_kind, patient_id, action, outcome, issuer, via_service, trace_id)
+         SELECT $1, $2, $3, p, $4, 'ok', $6, $7, $8 FROM unnest($5::uuid[]) AS p",
     )
     .bind(&principal.subject)
     .bind(principal.org_id)
@@ -72,6 +73,7 @@ pub async fn record_reads(
     .bind(patient_ids)
     .bind(&principal.issuer)
     .bind(principal.via.as_deref())
+    .bind(crate::telemetry::current_trace_id())
     .execute(conn)
     .await?;
     Ok(())

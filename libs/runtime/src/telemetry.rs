@@ -141,6 +141,16 @@ impl Extractor for MapExtractor<'_> {
     }
 }
 
+/// The trace id of the current span (32 hex digits), for audit rows; `None` outside a trace.
+pub fn current_trace_id() -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
+    let cx = tracing::Span::current().context();
+    let span_context = cx.span().span_context().clone();
+    span_context
+        .is_valid()
+        .then(|| span_context.trace_id().to_string())
+}
+
 /// The W3C traceparent of the current span, for event envelopes and outgoing calls.
 pub fn current_traceparent() -> Option<String> {
     let cx = tracing::Span::current().context();

@@ -210,28 +210,40 @@ macro_rules! begin_write {
     };
 }
 
-/// Turns a handler's result into the gRPC answer. A refusal of access is audited here, on a
-/// connection of its own, after the handler released its transaction.
+/// Turns a handler's result into the gRPC answer. Every refusal (of a patient, or of the RPC
+/// itself: a look-up by MRN for another organization, a worklist a caregiver may not see) is
+/// audited here, on a connection of its own, after the handler released its transaction.
 pub async fn respond<T>(
     pool: &PgPool,
     who: &Principal,
     rpc: &'static str,
     result: ApiResult<T>,
 ) -> Result<tonic::Response<T>, tonic::Status> {
-    if let Err(crate::error::ApiError::AccessDenied { patient_id, .. }) = &result {
-        audit_denial(pool, who, rpc, *patient_id).await;
+    match &result {
+        Err(crate::error::ApiError::AccessDenied { patient_id, .. }) => {
+            audit_denial(pool, who, rpc, Some(*patient_id)).await;
+        }
+        Err(crate::error::ApiError::PermissionDenied(_)) => {
+            audit_denial(pool, who, rpc, None).await;
+        }
+        _ => {}
     }
     result
         .map(tonic::Response::new)
         .map_err(tonic::Status::from)
 }
 
-async fn audit_denial(pool: &PgPool, principal: &Principal, rpc: &'static str, patient_id: Uuid) {
-    tracing::info!(rpc, patient_id = %patient_id, subject = %principal.subject, "access denied");
+async fn audit_denial(
+    pool: &PgPool,
+    principal: &Principal,
+    rpc: &'static str,
+    patient_id: Option<Uuid>,
+) {
+    tracing::info!(rpc, patient_id = ?patient_id, subject = %principal.subject, "access denied");
     let entry = AuditEntry {
         principal,
         action: rpc,
-        patient_id: Some(patient_id),
+        patient_id,
         target_id: None,
         outcome: Outcome::Denied,
     };
@@ -242,7 +254,7 @@ async fn audit_denial(pool: &PgPool, principal: &Principal, rpc: &'static str, p
         Err(e) => Err(e.into()),
     };
     if let Err(error) = recorded {
-        tracing::error!(rpc, patient_id = %patient_id, error = %crate::error::redacted(&error), "denial not audited");
+        tracing::error!(rpc, patient_id = ?patient_id, error = %crate::error::redacted(&error), "denial not audited");
     }
 }
 

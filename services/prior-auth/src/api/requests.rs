@@ -595,6 +595,14 @@ impl PriorAuthApi {
             at: r.due_at.unwrap_or_else(paging::far_future),
             id: r.id,
         });
+        if !matches!(filter, Filter::Patient(_)) {
+            // A list across patients is a read of each patient on it: audited per patient.
+            let mut seen: Vec<Uuid> = rows.iter().map(|r| r.patient_id).collect();
+            seen.sort_unstable();
+            seen.dedup();
+            let mut conn = self.pool.acquire().await?;
+            careloop_runtime::audit::record_reads(&mut conn, who, "ListRequests", &seen).await?;
+        }
         let at = now();
         Ok(ListRequestsResponse {
             requests: rows.into_iter().map(|r| convert::request(r, at)).collect(),

@@ -63,6 +63,14 @@ impl ReferralsApi {
         let rows =
             store::open_loops(&mut *self.pool.acquire().await?, &filter, after, limit + 1).await?;
         let (rows, next_page_token) = paging::cut(rows, limit, store::loop_cursor);
+        if !matches!(filter, LoopFilter::Patient(_)) {
+            // A list across patients is a read of each patient on it: audited per patient.
+            let mut seen: Vec<uuid::Uuid> = rows.iter().map(|r| r.patient_id).collect();
+            seen.sort_unstable();
+            seen.dedup();
+            let mut conn = self.pool.acquire().await?;
+            careloop_runtime::audit::record_reads(&mut conn, who, "ListOpenLoops", &seen).await?;
+        }
         let at = now();
         Ok(ListOpenLoopsResponse {
             loops: rows
