@@ -10,5 +10,6 @@ mod events;
 mod helpers;
 mod idempotency;
 mod lifecycle;
+mod matrix;
 mod tokens;
 mod transport;
