@@ -152,4 +152,122 @@ impl PlansService {
             .await
             .expect("consent");
     }
+
+    /// Sets up the circle around `patient` that authorization tests need, as the managing
+    /// organization's staff: a plan led by the managing organization, `team_org` on the care team,
+    /// the caregiver `daughter` of `family_org` (a member with a read-write treatment consent)
+    /// and `son` (a member without consent), and a read-write payment consent for `payer_org`.
+    pub async fn circle(
+        &self,
+        patient: &Patient,
+        team_org: Uuid,
+        family_org: Uuid,
+        payer_org: Uuid,
+    ) {
+        use careloop_proto::common::v1::CareRole;
+        use careloop_proto::plans::v1::{
+            AddCareTeamMemberRequest, CarePlanContent, ConsentPurpose, ConsentScope,
+            CreateCarePlanRequest, GrantConsentRequest, MemberKind, NewCareTeamMember,
+        };
+        let managing = Uuid::parse_str(&patient.managing_org_id).expect("managing org");
+        let mut plans = PlansServiceClient::with_interceptor(
+            self.channel.clone(),
+            Bearer(token(PrincipalKind::Staff, managing, "nurse-1")),
+        );
+        let key = || Uuid::now_v7().to_string();
+        let mut plan = plans
+            .create_care_plan(CreateCarePlanRequest {
+                idempotency_key: key(),
+                patient_id: patient.id.clone(),
+                content: Some(CarePlanContent {
+                    summary: "Home safely".into(),
+                    ..Default::default()
+                }),
+                lead: Some(NewCareTeamMember {
+                    kind: MemberKind::Organization as i32,
+                    display_name: "Primary care".into(),
+                    role: CareRole::Pcp as i32,
+                    organization_id: managing.to_string(),
+                    is_lead: true,
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("plan")
+            .into_inner()
+            .plan
+            .expect("plan");
+        let members = [
+            (
+                MemberKind::Organization,
+                "Sunrise Home Health",
+                CareRole::HomeHealth,
+                team_org,
+                "",
+            ),
+            (
+                MemberKind::Person,
+                "Daughter",
+                CareRole::FamilyCaregiver,
+                family_org,
+                "daughter",
+            ),
+            (
+                MemberKind::Person,
+                "Son",
+                CareRole::FamilyCaregiver,
+                family_org,
+                "son",
+            ),
+        ];
+        for (kind, name, role, org, subject) in members {
+            plan = plans
+                .add_care_team_member(AddCareTeamMemberRequest {
+                    idempotency_key: key(),
+                    patient_id: patient.id.clone(),
+                    expected_version: plan.version,
+                    member: Some(NewCareTeamMember {
+                        kind: kind as i32,
+                        display_name: name.into(),
+                        role: role as i32,
+                        organization_id: org.to_string(),
+                        subject: subject.into(),
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .expect("member")
+                .into_inner()
+                .plan
+                .expect("plan");
+        }
+        let daughter = plan
+            .care_team
+            .iter()
+            .find(|m| m.subject == "daughter")
+            .expect("daughter")
+            .id
+            .clone();
+        for (member, org, purpose) in [
+            (daughter, String::new(), ConsentPurpose::Treatment),
+            (
+                String::new(),
+                payer_org.to_string(),
+                ConsentPurpose::Payment,
+            ),
+        ] {
+            plans
+                .grant_consent(GrantConsentRequest {
+                    idempotency_key: key(),
+                    patient_id: patient.id.clone(),
+                    grantee_member_id: member,
+                    grantee_org_id: org,
+                    purpose: purpose as i32,
+                    scope: ConsentScope::ReadWrite as i32,
+                    ..Default::default()
+                })
+                .await
+                .expect("consent");
+        }
+    }
 }

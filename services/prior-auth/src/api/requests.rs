@@ -75,7 +75,12 @@ impl PriorAuthApi {
     async fn start_decision(&self, who: &Principal, id: Uuid) -> ApiResult<()> {
         let row = store::get(&mut *self.pool.acquire().await?, id).await?;
         let payer_org = self.settings.payer_org(&row.payer_id);
-        let managing_staff = if who.kind == PrincipalKind::Staff {
+        let own_payer = who.kind == PrincipalKind::Payer && payer_org == Some(who.org_id);
+        let managing_staff = if who.kind == PrincipalKind::Service || own_payer {
+            false
+        } else {
+            // Everyone else is judged with plans' decision: one who cannot even read the patient
+            // is told it does not exist.
             let answer = self.access.decision(who, row.patient_id).await?;
             if !answer.can_read {
                 return Err(ApiError::AccessDenied {
@@ -84,8 +89,6 @@ impl PriorAuthApi {
                 });
             }
             answer.basis == AccessBasis::ManagingOrganization as i32
-        } else {
-            false
         };
         match deciders::may_record_decision(who, payer_org, managing_staff) {
             deciders::Verdict::Allowed => Ok(()),
@@ -393,7 +396,7 @@ impl PriorAuthApi {
         let version = v::expected_version(req.expected_version)?;
         let reason = v::text("reason", &req.reason, MAX_TEXT)?;
         let new_due = v::timestamp("new_due_at", req.new_due_at.as_ref())?;
-        self.start(who, id).await?;
+        self.start_decision(who, id).await?;
         let mut w = careloop_runtime::begin_write!(self.pool, SOURCE, "ExtendDecision", who, req);
         let mut row = store::lock(w.conn(), id, version).await?;
         let from = parsed(&row)?;

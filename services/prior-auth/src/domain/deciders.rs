@@ -1,4 +1,5 @@
-//! Who may record a payer's decision or an appeal decision: the payer itself (its principal's
+//! Who may record a payer's decision, an extension of its review or an appeal decision: the payer
+//! itself (its principal's
 //! organization is the one the payer directory names for the request's payer), or a prior-auth
 //! coordinator on the staff of the patient's managing organization, typing in a decision received
 //! by phone or fax. Nobody else: a decision recorded by any writer would corrupt the decision clock

@@ -107,6 +107,23 @@ impl TestApp {
         self.client_as(PrincipalKind::Partner, Uuid::now_v7(), "stranger")
     }
 
+    /// The authorization circle around `patient` (see `PlansService::circle`).
+    pub async fn circle(
+        &self,
+        patient: &careloop_proto::plans::v1::Patient,
+        team_org: Uuid,
+        family_org: Uuid,
+        payer_org: Uuid,
+    ) {
+        self.plans
+            .circle(patient, team_org, family_org, payer_org)
+            .await
+    }
+
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
     pub async fn patient(&self) -> careloop_proto::plans::v1::Patient {
         self.plans.patient(self.org_id).await
     }
