@@ -34,6 +34,10 @@ pub enum ApiError {
         patient_id: uuid::Uuid,
         hidden: bool,
     },
+    /// A refusal of a record the caller may not know exists (another organization's rule):
+    /// answered exactly like NOT_FOUND, and audited as a denial.
+    #[error("{0} not found")]
+    Hidden(&'static str),
     /// A caller over its share (too many calls in flight): it may retry shortly.
     #[error("{0}")]
     ResourceExhausted(&'static str),
@@ -76,7 +80,7 @@ impl ApiError {
     pub fn code(&self) -> Code {
         match self {
             Self::InvalidArgument { .. } | Self::InvalidFields(_) => Code::InvalidArgument,
-            Self::NotFound(_) => Code::NotFound,
+            Self::NotFound(_) | Self::Hidden(_) => Code::NotFound,
             Self::AlreadyExists(_) => Code::AlreadyExists,
             Self::FailedPrecondition(_) => Code::FailedPrecondition,
             Self::Aborted { .. } => Code::Aborted,
@@ -93,7 +97,7 @@ impl ApiError {
     pub fn http_status(&self) -> u16 {
         match self {
             Self::InvalidArgument { .. } | Self::InvalidFields(_) => 400,
-            Self::NotFound(_) => 404,
+            Self::NotFound(_) | Self::Hidden(_) => 404,
             Self::AlreadyExists(_) | Self::FailedPrecondition(_) | Self::Aborted { .. } => 409,
             Self::Unauthenticated(_) => 401,
             Self::AccessDenied { hidden: true, .. } => 404,

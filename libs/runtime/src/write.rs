@@ -223,7 +223,7 @@ pub async fn respond<T>(
         Err(crate::error::ApiError::AccessDenied { patient_id, .. }) => {
             audit_denial(pool, who, rpc, Some(*patient_id)).await;
         }
-        Err(crate::error::ApiError::PermissionDenied(_)) => {
+        Err(crate::error::ApiError::PermissionDenied(_) | crate::error::ApiError::Hidden(_)) => {
             audit_denial(pool, who, rpc, None).await;
         }
         _ => {}

@@ -35,7 +35,7 @@ fn may_change(who: &Principal, rule: &RuleRow) -> ApiResult<()> {
         None => Ok(()),
         Some(org) if rule.org_id == Some(org) => Ok(()),
         // Another organization's rule is not even there for this caller.
-        Some(_) if rule.org_id.is_some() => Err(ApiError::NotFound("pathway rule")),
+        Some(_) if rule.org_id.is_some() => Err(ApiError::Hidden("pathway rule")),
         Some(_) => Err(ApiError::PermissionDenied(
             "platform default rules are changed by CareLoop operators",
         )),

@@ -84,6 +84,19 @@ impl TestApp {
         self.plans.patient(self.org_id).await
     }
 
+    /// The authorization circle around `patient` (see `PlansService::circle`).
+    pub async fn circle(
+        &self,
+        patient: &careloop_proto::plans::v1::Patient,
+        team_org: Uuid,
+        family_org: Uuid,
+        payer_org: Uuid,
+    ) {
+        self.plans
+            .circle(patient, team_org, family_org, payer_org)
+            .await
+    }
+
     /// Shares the patient with another organization (treatment, read and write).
     pub async fn share(&self, patient: &careloop_proto::plans::v1::Patient, org: Uuid) {
         self.plans.share(patient, org).await

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod helpers;
+mod matrix;
 mod on_behalf;
 mod orders;
 mod pathways;
