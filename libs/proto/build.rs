@@ -5,6 +5,7 @@ use std::path::PathBuf;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
     let files = [
+        "careloop/audit/v1/audit.proto",
         "careloop/common/v1/common.proto",
         "careloop/events/v1/events.proto",
         "careloop/plans/v1/plans.proto",

@@ -4,6 +4,12 @@
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/careloop_descriptor.bin"));
 
+pub mod audit {
+    pub mod v1 {
+        tonic::include_proto!("careloop.audit.v1");
+    }
+}
+
 pub mod common {
     pub mod v1 {
         tonic::include_proto!("careloop.common.v1");

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod audit_service;
 pub mod auth;
 pub mod client;
 pub mod config;

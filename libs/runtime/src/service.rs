@@ -96,6 +96,17 @@ impl Host {
         Ok(())
     }
 
+    /// Serves `careloop.audit.v1.AuditService` from this service's audit log, with `scope`
+    /// deciding who belongs to a patient's managing organization.
+    pub fn serve_audit(&mut self, scope: Arc<dyn crate::audit_service::PatientScope>) {
+        let api = crate::audit_service::AuditApi::new(self.pool.clone(), self.name, scope);
+        let service = tonic::service::interceptor::InterceptedService::new(
+            careloop_proto::audit::v1::audit_service_server::AuditServiceServer::new(api),
+            self.interceptor(),
+        );
+        self.server.routes().add_service(service);
+    }
+
     /// The authentication interceptor for this service's API, with its per-principal limit.
     pub fn interceptor(&self) -> crate::auth::AuthInterceptor {
         crate::auth::AuthInterceptor::new(Arc::clone(&self.auth))

@@ -35,8 +35,14 @@ impl Application {
                     .max_decoding_message_size(settings.grpc.max_message_bytes),
                 auth,
             ));
+        host.serve_audit(std::sync::Arc::new(api::ManagingScope::new(
+            host.pool.clone(),
+        )));
         host.server
-            .mark_serving(&["careloop.plans.v1.PlansService"])
+            .mark_serving(&[
+                "careloop.plans.v1.PlansService",
+                "careloop.audit.v1.AuditService",
+            ])
             .await;
         // Background work starts last, once nothing else in build can fail.
         host.start_publishing(&settings).await?;

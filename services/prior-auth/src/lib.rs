@@ -37,7 +37,7 @@ impl Application {
             SERVICE_NAME,
         )?;
         let own = Arc::new(own);
-        let api = api::PriorAuthApi::new(host.pool.clone(), access, Arc::clone(&own))?;
+        let api = api::PriorAuthApi::new(host.pool.clone(), access.clone(), Arc::clone(&own))?;
         let auth = host.interceptor();
         host.server
             .routes()
@@ -46,8 +46,12 @@ impl Application {
                     .max_decoding_message_size(settings.grpc.max_message_bytes),
                 auth,
             ));
+        host.serve_audit(Arc::new(access.clone()));
         host.server
-            .mark_serving(&["careloop.priorauth.v1.PriorAuthService"])
+            .mark_serving(&[
+                "careloop.priorauth.v1.PriorAuthService",
+                "careloop.audit.v1.AuditService",
+            ])
             .await;
         // Background work starts last, once nothing else in build can fail.
         host.start_publishing(&settings).await?;

@@ -40,7 +40,7 @@ impl Application {
             SERVICE_NAME,
         )?;
         let own = Arc::new(own);
-        let api = api::ReferralsApi::new(host.pool.clone(), access, Arc::clone(&own));
+        let api = api::ReferralsApi::new(host.pool.clone(), access.clone(), Arc::clone(&own));
         let auth = host.interceptor();
         host.server
             .routes()
@@ -49,8 +49,12 @@ impl Application {
                     .max_decoding_message_size(settings.grpc.max_message_bytes),
                 auth,
             ));
+        host.serve_audit(Arc::new(access.clone()));
         host.server
-            .mark_serving(&["careloop.referrals.v1.ReferralsService"])
+            .mark_serving(&[
+                "careloop.referrals.v1.ReferralsService",
+                "careloop.audit.v1.AuditService",
+            ])
             .await;
         // Background work starts last, once nothing else in build can fail.
         let pathways = if settings.events.enabled && own.pathways_enabled {

@@ -108,6 +108,38 @@ impl PlansApi {
     }
 }
 
+/// Who belongs to a patient's managing organization, for the audit trail, from plans' own data.
+pub struct ManagingScope {
+    pool: PgPool,
+}
+
+impl ManagingScope {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+impl careloop_runtime::audit_service::PatientScope for ManagingScope {
+    fn is_managing_staff<'a>(
+        &'a self,
+        who: &'a Principal,
+        patient_id: Uuid,
+    ) -> futures::future::BoxFuture<'a, ApiResult<bool>> {
+        Box::pin(async move {
+            let mut conn = self.pool.acquire().await?;
+            let facts = store::access_facts(&mut conn, patient_id).await?;
+            let decision = access::decide(who, &facts, careloop_runtime::time::now());
+            if !decision.can_read {
+                return Err(ApiError::AccessDenied {
+                    patient_id,
+                    hidden: true,
+                });
+            }
+            Ok(decision.basis == access::Basis::ManagingOrganization)
+        })
+    }
+}
+
 /// Plans decides access from its own care-team and consent data.
 trait AuthorizeWrite {
     async fn authorize(&mut self, api: &PlansApi, patient_id: Uuid) -> ApiResult<()>;

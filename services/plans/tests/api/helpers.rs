@@ -15,7 +15,7 @@ use uuid::Uuid;
 pub type Client = PlansServiceClient<InterceptedService<Channel, Bearer>>;
 
 #[derive(Clone)]
-pub struct Bearer(Option<String>);
+pub struct Bearer(pub Option<String>);
 
 impl Interceptor for Bearer {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
@@ -87,6 +87,26 @@ impl TestApp {
             subject: subject.into(),
             org_id,
             roles: vec![],
+            kind,
+            via: None,
+        };
+        self.auth
+            .issue(&principal, chrono::Duration::hours(1))
+            .expect("token")
+    }
+
+    pub fn token_with_roles(
+        &self,
+        kind: PrincipalKind,
+        org_id: Uuid,
+        subject: &str,
+        roles: &[&str],
+    ) -> String {
+        let principal = Principal {
+            issuer: "careloop-dev".into(),
+            subject: subject.into(),
+            org_id,
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
             kind,
             via: None,
         };

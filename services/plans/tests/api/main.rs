@@ -4,6 +4,7 @@
 mod abuse;
 mod access;
 mod audit_outbox;
+mod audit_trail;
 mod bad_input;
 mod concurrency;
 mod events;
