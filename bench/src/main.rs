@@ -94,7 +94,8 @@ impl Handler for Shared {
 async fn rig(name: &str) -> anyhow::Result<Rig> {
     let db = careloop_testkit::fresh_database("bench").await?;
     let mut db_settings = careloop_runtime::config::Settings::defaults().database;
-    db_settings.url = careloop_runtime::secret::Secret::new(db.service_url.clone());
+    // The backbone harness creates its own tables too: it works as the schema owner.
+    db_settings.url = careloop_runtime::secret::Secret::new(db.migration_url.clone());
     db_settings.max_connections = 20;
     let pool = careloop_runtime::db::connect(&db_settings, "bench").await?;
     careloop_runtime::db::migrate(&pool, "bench", &sqlx::migrate::Migrator::DEFAULT).await?;

@@ -480,9 +480,14 @@ class ChartTest(unittest.TestCase):
                 self.assertTrue(conf["events"]["nats_url"].startswith("tls://"), where)
                 self.assertEqual(conf["events"]["user"], name, where)
                 env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
-                self.assertEqual(set(env), {"CARELOOP__DATABASE__URL", "CARELOOP__EVENTS__PASSWORD"}, where)
-                self.assertEqual((env["CARELOOP__DATABASE__URL"]["name"], env["CARELOOP__DATABASE__URL"]["key"]),
-                                 (svc["databaseSecret"], "database-url"), where)
+                self.assertEqual(set(env), {"CARELOOP__DATABASE__URL", "CARELOOP__DATABASE__MIGRATION_URL",
+                                            "CARELOOP__EVENTS__PASSWORD"}, where)
+                # The runtime role's URL is required; the schema owner's (migrations) is optional, so
+                # a Secret without it starts the service with the runtime role migrating.
+                self.assertEqual(env["CARELOOP__DATABASE__URL"], {"name": svc["databaseSecret"], "key": "database-url"},
+                                 where)
+                self.assertEqual(env["CARELOOP__DATABASE__MIGRATION_URL"],
+                                 {"name": svc["databaseSecret"], "key": "migration-url", "optional": True}, where)
                 self.assertEqual((env["CARELOOP__EVENTS__PASSWORD"]["name"], env["CARELOOP__EVENTS__PASSWORD"]["key"]),
                                  (svc.get("natsSecret", f"careloop-nats-{name}"), "password"), where)
             self.assertEqual(len(audiences), len(set(audiences)), f"{label}: one audience per service")
@@ -635,21 +640,46 @@ class ClusterFilesTest(unittest.TestCase):
                     kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
 
     def test_the_database_bootstrap_gives_each_chart_service_its_own_schema_and_role(self):
+        """Per service: an owner role that owns the schema (and runs migrations) and a runtime role
+        that owns nothing, so it cannot alter or drop the audit log or its trigger."""
         cluster = next(d for d in k8s_docs("postgres-cluster.yaml") if d["kind"] == "Cluster")
         sql = cluster["spec"]["bootstrap"]["initdb"]["postInitApplicationSQL"]
-        managed = {r["name"] for r in cluster["spec"]["managed"]["roles"]}
+        managed = {r["name"]: r for r in cluster["spec"]["managed"]["roles"]}
+        schema_owners = {}
+        for statement in sql:
+            words = statement.split()
+            if words[:2] == ["CREATE", "SCHEMA"]:
+                self.assertEqual(len(words), 5, statement)
+                self.assertEqual(words[3], "AUTHORIZATION", statement)
+                schema_owners[words[2]] = words[4]
+        connect = {role.strip() for s in sql if s.startswith("GRANT CONNECT ON DATABASE careloop TO ")
+                   for role in s.removeprefix("GRANT CONNECT ON DATABASE careloop TO ").split(",")}
         for name in ALL_SERVICES:
             schema = name.replace("-", "_")
-            role = f"careloop_{schema}"
-            self.assertIn(role, managed)
-            self.assertIn(f"CREATE SCHEMA {schema} AUTHORIZATION {role}", sql)
+            runtime, owner = f"careloop_{schema}", f"careloop_{schema}_owner"
+            for role, secret in ((runtime, f"careloop-db-{name}-credentials"),
+                                 (owner, f"careloop-db-{name}-owner-credentials")):
+                with self.subTest(service=name, role=role):
+                    self.assertIn(role, managed)
+                    self.assertEqual((managed[role]["ensure"], managed[role]["login"]), ("present", True))
+                    self.assertEqual(managed[role]["passwordSecret"], {"name": secret})
+                    self.assertIn(f"DO $$ BEGIN CREATE ROLE {role} LOGIN; "
+                                  "EXCEPTION WHEN duplicate_object THEN NULL; END $$", sql)
+                    self.assertIn(role, connect)
+                    self.assertIn(f"ALTER ROLE {role} SET search_path = {schema}", sql)
+            self.assertEqual(schema_owners.get(schema), owner, f"{schema} is owned by the owner role")
+            self.assertNotEqual(schema_owners.get(schema), runtime, f"{schema}: the runtime role owns nothing")
+            self.assertFalse(any(runtime in s.split() for s in sql if "OWNER" in s or "AUTHORIZATION" in s),
+                             f"{runtime} is never made an owner")
         self.assertIn("REVOKE ALL ON SCHEMA public FROM PUBLIC", sql)
+        self.assertIn("REVOKE ALL ON DATABASE careloop FROM PUBLIC", sql)
 
     def test_the_database_accepts_service_roles_only_over_tls_with_scram(self):
         cluster = next(d for d in k8s_docs("postgres-cluster.yaml") if d["kind"] == "Cluster")
         rules = [line.split() for line in cluster["spec"]["postgresql"]["pg_hba"]]
         admitting = [r for r in rules if r[-1] != "reject"]
-        self.assertEqual({r[2] for r in admitting}, {f"careloop_{n.replace('-', '_')}" for n in ALL_SERVICES})
+        roles = {f"careloop_{n.replace('-', '_')}{suffix}" for n in ALL_SERVICES for suffix in ("", "_owner")}
+        self.assertEqual({r[2] for r in admitting}, roles, "runtime and owner roles, nothing else")
         for rule in admitting:
             self.assertEqual((rule[0], rule[1], rule[-1]), ("hostssl", "careloop", "scram-sha-256"), rule)
         # The last rules close everything else, ahead of the operator's default `host all all all`.

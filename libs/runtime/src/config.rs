@@ -68,8 +68,12 @@ pub struct MetricsSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct DatabaseSettings {
-    /// Connection URL of the service's own Postgres role.
+    /// Connection URL of the service's own (runtime) Postgres role.
     pub url: Secret,
+    /// Connection URL of the role that owns the schema and runs migrations. When set, the runtime
+    /// role gets only the rights it needs (on the audit log: insert and select, never update,
+    /// delete, truncate or disabling its trigger); when empty, the runtime role migrates (dev).
+    pub migration_url: Secret,
     pub max_connections: u32,
     pub acquire_timeout_ms: u64,
     /// Every statement of a service session is cancelled after this long (0 disables).
@@ -224,6 +228,7 @@ addr = ""
 
 [database]
 url = "postgres://postgres@127.0.0.1:5432/careloop"
+migration_url = ""
 max_connections = 10
 acquire_timeout_ms = 5000
 statement_timeout_ms = 15000

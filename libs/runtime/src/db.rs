@@ -28,6 +28,59 @@ pub async fn connect(settings: &DatabaseSettings, schema: &str) -> anyhow::Resul
     Ok(pool)
 }
 
+/// Migrates the service's schema before the service connects: as the owner role when
+/// `database.migration_url` is set (then grants the runtime role its rights, and on the audit log
+/// only insert and select), else with the runtime role's own pool.
+pub async fn prepare(
+    settings: &DatabaseSettings,
+    schema: &str,
+    service: &Migrator,
+    runtime_pool: &PgPool,
+) -> anyhow::Result<()> {
+    if settings.migration_url.expose().is_empty() {
+        return migrate(runtime_pool, schema, service).await;
+    }
+    let runtime_role = PgConnectOptions::from_str(settings.url.expose())?
+        .get_username()
+        .to_owned();
+    let owner_settings = DatabaseSettings {
+        url: settings.migration_url.clone(),
+        max_connections: 1,
+        ..settings.clone()
+    };
+    let owner = connect(&owner_settings, schema).await?;
+    let result = async {
+        migrate(&owner, schema, service).await?;
+        grant_runtime_rights(&owner, schema, &runtime_role).await
+    }
+    .await;
+    owner.close().await;
+    result
+}
+
+/// The runtime role reads and writes the service's tables, but the audit log only grows.
+async fn grant_runtime_rights(owner: &PgPool, schema: &str, role: &str) -> anyhow::Result<()> {
+    let plain = |name: &str| {
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
+    if !plain(schema) || !plain(role) {
+        anyhow::bail!("schema and role names must be lowercase identifiers");
+    }
+    let sql = format!(
+        "GRANT USAGE ON SCHEMA {schema} TO {role};
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role};
+         GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {schema} TO {role};
+         REVOKE UPDATE, DELETE, TRUNCATE ON {schema}.audit_log FROM {role};"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(owner)
+        .await?;
+    Ok(())
+}
+
 /// Runs the shared migrations, then the service's, holding a per-schema advisory lock. Both migrators
 /// ignore versions they do not know, so an older replica keeps working during a rolling upgrade.
 pub async fn migrate(pool: &PgPool, schema: &str, service: &Migrator) -> anyhow::Result<()> {

@@ -37,7 +37,7 @@ impl Host {
         migrator: &Migrator,
     ) -> anyhow::Result<Self> {
         let pool = crate::db::connect(&settings.database, schema).await?;
-        crate::db::migrate(&pool, schema, migrator).await?;
+        crate::db::prepare(&settings.database, schema, migrator, &pool).await?;
         let metrics = Metrics::new(name);
         metrics.watch_outbox(pool.clone());
         let metrics_addr = if settings.metrics.addr.is_empty() {

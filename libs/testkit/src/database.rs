@@ -14,24 +14,30 @@ pub fn admin_url() -> String {
 
 pub struct TestDatabase {
     pub name: String,
-    /// URL for the service's own role.
+    /// URL for the service's own (runtime) role.
     pub service_url: String,
+    /// URL for the role that owns the schema and runs migrations (as in production).
+    pub migration_url: String,
     /// An admin pool on the test database, search_path set to the schema, for assertions.
     pub admin: PgPool,
 }
 
-/// Creates `careloop_test_<uuid>` with `schema` owned by role `careloop_<schema>`.
+/// Creates `careloop_test_<uuid>` with `schema` owned by role `careloop_<schema>_owner` (which
+/// runs migrations) and used by the runtime role `careloop_<schema>`, as in production.
 pub async fn fresh_database(schema: &str) -> anyhow::Result<TestDatabase> {
     let admin_url = admin_url();
     let mut admin = PgConnection::connect(&admin_url).await?;
     let role = format!("careloop_{schema}");
+    let owner = format!("careloop_{schema}_owner");
     // Roles are cluster-wide and tests run in parallel: tolerate a concurrent creation.
-    let create_role = format!(
-        "DO $$ BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
-    );
-    sqlx::raw_sql(sqlx::AssertSqlSafe(create_role))
-        .execute(&mut admin)
-        .await?;
+    for name in [&role, &owner] {
+        let create_role = format!(
+            "DO $$ BEGIN CREATE ROLE {name} LOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(create_role))
+            .execute(&mut admin)
+            .await?;
+    }
     let name = format!("careloop_test_{}", Uuid::new_v4().simple());
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut admin)
@@ -41,7 +47,7 @@ pub async fn fresh_database(schema: &str) -> anyhow::Result<TestDatabase> {
     let db_options = PgConnectOptions::from_str(&admin_url)?.database(&name);
     let mut conn = db_options.connect().await?;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "CREATE SCHEMA {schema} AUTHORIZATION {role}; REVOKE ALL ON SCHEMA public FROM PUBLIC;"
+        "CREATE SCHEMA {schema} AUTHORIZATION {owner}; REVOKE ALL ON SCHEMA public FROM PUBLIC;"
     )))
     .execute(&mut conn)
     .await?;
@@ -51,10 +57,16 @@ pub async fn fresh_database(schema: &str) -> anyhow::Result<TestDatabase> {
         .max_connections(4)
         .connect_with(db_options.clone().options([("search_path", schema)]))
         .await?;
-    let service_url = db_options.username(&role).to_url_lossy().to_string();
+    let service_url = db_options
+        .clone()
+        .username(&role)
+        .to_url_lossy()
+        .to_string();
+    let migration_url = db_options.username(&owner).to_url_lossy().to_string();
     Ok(TestDatabase {
         name,
         service_url,
+        migration_url,
         admin,
     })
 }

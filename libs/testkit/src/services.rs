@@ -29,9 +29,10 @@ impl Interceptor for Bearer {
 
 /// Settings for a service under test: its own database, port 0, no events, no shutdown grace, and
 /// dev mode (dev tokens accepted), which tests ask for explicitly like `make run`.
-pub fn service_settings(database_url: &str) -> Settings {
+pub fn service_settings(database: &crate::TestDatabase) -> Settings {
     let mut s = dev_settings();
-    s.database.url = Secret::new(database_url.to_owned());
+    s.database.url = Secret::new(database.service_url.clone());
+    s.database.migration_url = Secret::new(database.migration_url.clone());
     s.database.max_connections = 8;
     s.grpc.addr = "127.0.0.1:0".into();
     s.grpc.shutdown_grace_ms = 0;
@@ -64,7 +65,7 @@ pub async fn spawn_plans() -> PlansService {
     let db = crate::fresh_database("plans")
         .await
         .expect("plans database");
-    let app = careloop_plans::Application::build(service_settings(&db.service_url))
+    let app = careloop_plans::Application::build(service_settings(&db))
         .await
         .expect("plans builds");
     let addr = app.addr();

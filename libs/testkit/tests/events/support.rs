@@ -27,7 +27,8 @@ pub async fn fixture(nats_url: &str) -> Fixture {
         .await
         .expect("database");
     let mut db_settings = careloop_runtime::config::Settings::defaults().database;
-    db_settings.url = careloop_runtime::secret::Secret::new(db.service_url.clone());
+    // The backbone harness creates its own tables too: it works as the schema owner.
+    db_settings.url = careloop_runtime::secret::Secret::new(db.migration_url.clone());
     let pool = careloop_runtime::db::connect(&db_settings, "evt")
         .await
         .expect("pool");

@@ -105,3 +105,45 @@ async fn the_privacy_office_reads_who_saw_the_patient_and_nobody_else_does() {
     .unwrap_err();
     assert_eq!(elsewhere.code(), Code::NotFound);
 }
+
+#[tokio::test]
+async fn the_services_own_database_role_cannot_rewrite_or_disable_the_audit_log() {
+    use sqlx::Connection;
+    let app = spawn_app().await;
+    let mut c = app.client();
+    app.create_patient(&mut c).await;
+    let mut runtime = sqlx::PgConnection::connect(&app.service_url).await.unwrap();
+    sqlx::query("SET search_path = plans")
+        .execute(&mut runtime)
+        .await
+        .unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
+        .fetch_one(&mut runtime)
+        .await
+        .expect("the service reads its audit log");
+    assert!(rows > 0);
+    for tamper in [
+        "UPDATE audit_log SET outcome = 'ok'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+        "ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_change",
+        "DROP TRIGGER audit_log_no_change ON audit_log",
+        "DROP TABLE audit_log",
+    ] {
+        let refused = sqlx::raw_sql(tamper).execute(&mut runtime).await;
+        assert!(refused.is_err(), "the runtime role may not: {tamper}");
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log").await,
+        rows,
+        "the log is intact"
+    );
+    // What the service needs still works: it appends.
+    sqlx::query(
+        "INSERT INTO audit_log (subject, org_id, principal_kind, action, outcome)
+         VALUES ('probe', gen_random_uuid(), 'service', 'Probe', 'ok')",
+    )
+    .execute(&mut runtime)
+    .await
+    .expect("the runtime role appends");
+}

@@ -30,6 +30,8 @@ impl Interceptor for Bearer {
 
 pub struct TestApp {
     pub metrics_addr: SocketAddr,
+    /// The service's own (runtime) role's connection URL, for tests of what it may do.
+    pub service_url: String,
     /// Admin access to the test database for assertions (search_path = plans).
     pub db: PgPool,
     pub org_id: Uuid,
@@ -50,6 +52,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         .expect("fresh test database");
     let mut settings = careloop_testkit::dev_settings();
     settings.database.url = Secret::new(database.service_url.clone());
+    settings.database.migration_url = Secret::new(database.migration_url.clone());
     settings.database.max_connections = 8;
     settings.grpc.addr = "127.0.0.1:0".into();
     settings.metrics.addr = "127.0.0.1:0".into();
@@ -72,6 +75,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         .expect("connects");
     TestApp {
         metrics_addr,
+        service_url: database.service_url.clone(),
         db: database.admin,
         org_id: Uuid::now_v7(),
         auth,

@@ -39,6 +39,7 @@ async fn spawn_tls_plans(ca: &TestCa, client_auth: ClientAuth, callers: &[&str])
     let db = careloop_testkit::fresh_database("plans").await.unwrap();
     let mut settings = careloop_testkit::dev_settings();
     settings.database.url = Secret::new(db.service_url.clone());
+    settings.database.migration_url = Secret::new(db.migration_url.clone());
     settings.grpc.addr = "127.0.0.1:0".into();
     settings.grpc.shutdown_grace_ms = 0;
     settings.events.enabled = false;

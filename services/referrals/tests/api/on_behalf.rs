@@ -50,7 +50,7 @@ async fn referrals_asks_plans_for_the_user_it_acts_for_and_both_audits_name_user
     let ca = TestCa::new("careloop test ca");
 
     let plans_db = careloop_testkit::fresh_database("plans").await.unwrap();
-    let mut plans_settings = service_settings(&plans_db.service_url);
+    let mut plans_settings = service_settings(&plans_db);
     plans_settings.grpc.tls = true;
     plans_settings.grpc.client_auth = ClientAuth::Optional;
     plans_settings.tls = ca.workload("plans");
@@ -62,7 +62,7 @@ async fn referrals_asks_plans_for_the_user_it_acts_for_and_both_audits_name_user
     let _plans = run_until_dropped(|shutdown| plans.run_until_stopped(shutdown));
 
     let referrals_db = careloop_testkit::fresh_database("referrals").await.unwrap();
-    let mut settings = service_settings(&referrals_db.service_url);
+    let mut settings = service_settings(&referrals_db);
     settings.grpc.tls = true;
     settings.grpc.client_auth = ClientAuth::Required;
     settings.tls = ca.workload("referrals");
