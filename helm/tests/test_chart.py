@@ -479,15 +479,21 @@ class ChartTest(unittest.TestCase):
                 self.assertTrue(conf["events"]["tls"], where)
                 self.assertTrue(conf["events"]["nats_url"].startswith("tls://"), where)
                 self.assertEqual(conf["events"]["user"], name, where)
-                env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
-                self.assertEqual(set(env), {"CARELOOP__DATABASE__URL", "CARELOOP__DATABASE__MIGRATION_URL",
-                                            "CARELOOP__EVENTS__PASSWORD"}, where)
-                # The runtime role's URL is required; the schema owner's (migrations) is optional, so
-                # a Secret without it starts the service with the runtime role migrating.
+                pod = dep["spec"]["template"]["spec"]
+                env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in pod["containers"][0]["env"]}
+                # The serving container holds only the runtime role: never the schema owner's URL.
+                self.assertEqual(set(env), {"CARELOOP__DATABASE__URL", "CARELOOP__EVENTS__PASSWORD"}, where)
                 self.assertEqual(env["CARELOOP__DATABASE__URL"], {"name": svc["databaseSecret"], "key": "database-url"},
                                  where)
-                self.assertEqual(env["CARELOOP__DATABASE__MIGRATION_URL"],
+                self.assertFalse(conf["database"]["migrate_at_start"], where)
+                # Migrations run first, in the init container, as the owner (optional key: without
+                # it the runtime role migrates).
+                (migrate,) = pod["initContainers"]
+                self.assertIn("--migrate-only", migrate["args"], where)
+                init_env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in migrate["env"]}
+                self.assertEqual(init_env["CARELOOP__DATABASE__MIGRATION_URL"],
                                  {"name": svc["databaseSecret"], "key": "migration-url", "optional": True}, where)
+                self.assertEqual(init_env["CARELOOP__DATABASE__URL"]["key"], "database-url", where)
                 self.assertEqual((env["CARELOOP__EVENTS__PASSWORD"]["name"], env["CARELOOP__EVENTS__PASSWORD"]["key"]),
                                  (svc.get("natsSecret", f"careloop-nats-{name}"), "password"), where)
             self.assertEqual(len(audiences), len(set(audiences)), f"{label}: one audience per service")

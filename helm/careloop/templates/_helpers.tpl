@@ -223,6 +223,11 @@ refresh_secs = {{ $iss.refreshSecs | default 300 }}
 ca_file = {{ ternary (printf "%s/ca.crt" (include "careloop.issuerDir" $i)) "" (not (empty $iss.caSecret)) | toJson }}
 {{- end }}
 
+[database]
+# Migrations run before the service, in the init container (`--migrate-only`), as the schema
+# owner: the serving container never holds the owner's credential.
+migrate_at_start = false
+
 [events]
 nats_url = {{ $v.events.natsUrl | toJson }}
 tls = {{ $v.events.tls }}

@@ -74,6 +74,10 @@ pub struct DatabaseSettings {
     /// role gets only the rights it needs (on the audit log: insert and select, never update,
     /// delete, truncate or disabling its trigger); when empty, the runtime role migrates (dev).
     pub migration_url: Secret,
+    /// Run migrations when the service starts. The chart turns it off and runs
+    /// `<service> --migrate-only` in an init container instead, so the serving container never
+    /// holds the owner's credential.
+    pub migrate_at_start: bool,
     pub max_connections: u32,
     pub acquire_timeout_ms: u64,
     /// Every statement of a service session is cancelled after this long (0 disables).
@@ -229,6 +233,7 @@ addr = ""
 [database]
 url = "postgres://postgres@127.0.0.1:5432/careloop"
 migration_url = ""
+migrate_at_start = true
 max_connections = 10
 acquire_timeout_ms = 5000
 statement_timeout_ms = 15000
@@ -344,6 +349,11 @@ impl Settings {
             .and_then(|c| c.try_deserialize())
             .expect("built-in defaults are valid")
     }
+}
+
+/// Whether the command line asks only to migrate the schema and exit (`--migrate-only`).
+pub fn migrate_only_flag() -> bool {
+    std::env::args().any(|a| a == "--migrate-only")
 }
 
 /// The value of `--config <file>` on the command line, if given.

@@ -37,7 +37,14 @@ impl Host {
         migrator: &Migrator,
     ) -> anyhow::Result<Self> {
         let pool = crate::db::connect(&settings.database, schema).await?;
-        crate::db::prepare(&settings.database, schema, migrator, &pool).await?;
+        if settings.database.migrate_at_start {
+            crate::db::prepare(&settings.database, schema, migrator, &pool).await?;
+        } else {
+            tracing::info!(
+                schema,
+                "migrations are run before start (migrate_at_start = false)"
+            );
+        }
         let metrics = Metrics::new(name);
         metrics.watch_outbox(pool.clone());
         let metrics_addr = if settings.metrics.addr.is_empty() {
@@ -82,6 +89,21 @@ impl Host {
             addr,
             metrics_addr,
         })
+    }
+
+    /// Migrates the schema (as the owner when `database.migration_url` is set) and returns: what
+    /// `<service> --migrate-only` does in the chart's init container.
+    pub async fn migrate_only(
+        settings: &Settings,
+        schema: &str,
+        migrator: &Migrator,
+    ) -> anyhow::Result<()> {
+        let pool = crate::db::connect(&settings.database, schema).await?;
+        let result = crate::db::prepare(&settings.database, schema, migrator, &pool).await;
+        pool.close().await;
+        result?;
+        tracing::info!(schema, "migrated");
+        Ok(())
     }
 
     /// Starts the outbox relay (when events are enabled); call last in `build`.

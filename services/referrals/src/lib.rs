@@ -86,6 +86,11 @@ impl Application {
         Ok(Self { host })
     }
 
+    /// Migrates the schema and returns (`--migrate-only`, the chart's init container).
+    pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+        Host::migrate_only(settings, SCHEMA, &MIGRATOR).await
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.host.addr()
     }

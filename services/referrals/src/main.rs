@@ -7,6 +7,9 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::load(file.as_deref())?;
     let own = ReferralSettings::load(file.as_deref())?;
     let _telemetry = telemetry::init(careloop_referrals::SERVICE_NAME, &settings.telemetry)?;
+    if careloop_runtime::config::migrate_only_flag() {
+        return careloop_referrals::Application::migrate(&settings).await;
+    }
     let app = careloop_referrals::Application::build(settings, own).await?;
     app.run_until_stopped(shutdown_signal()).await
 }
