@@ -40,7 +40,7 @@ const NONE: Rights = Rights {
 };
 
 struct Caller {
-    name: &'static str,
+    name: String,
     /// A dev-key token for the principal (or the carrying service's own token).
     token: String,
     /// The user a service carries (on-behalf-of).
@@ -105,21 +105,25 @@ struct Orgs {
 }
 
 fn callers(app: &TestApp, orgs: &Orgs) -> Vec<Caller> {
-    let direct = |name, kind, org, subject: &str, rights| Caller {
-        name,
-        token: app.token(kind, org, subject),
-        on_behalf_of: None,
-        audited_subject: subject.to_owned(),
-        rights,
+    let direct = |name: &str, kind, org, subject: &str, rights| {
+        let caller = Caller {
+            name: name.to_owned(),
+            token: app.token(kind, org, subject),
+            on_behalf_of: None,
+            audited_subject: subject.to_owned(),
+            rights,
+        };
+        (caller, user(kind, org, subject))
     };
-    let via_gateway = |name, who: Principal, rights: Rights| Caller {
-        name,
+    // The gateway (a service) carrying a user: the user's rights, and it may ask CheckAccess.
+    let via_gateway = |direct: &Caller, who: Principal| Caller {
+        name: format!("gateway for {}", direct.name),
         token: app.token(PrincipalKind::Service, Uuid::nil(), "gateway"),
         audited_subject: who.subject.clone(),
         on_behalf_of: Some(who),
         rights: Rights {
             asks_access: true,
-            ..rights
+            ..direct.rights
         },
     };
     let reader = Rights { read: true, ..NONE };
@@ -142,7 +146,7 @@ fn callers(app: &TestApp, orgs: &Orgs) -> Vec<Caller> {
         worklists: true,
         ..NONE
     };
-    vec![
+    let users = vec![
         direct(
             "staff of the managing organization",
             PrincipalKind::Staff,
@@ -206,33 +210,26 @@ fn callers(app: &TestApp, orgs: &Orgs) -> Vec<Caller> {
             "payer-2",
             NONE,
         ),
-        via_gateway(
-            "gateway for the managing organization's staff",
-            user(PrincipalKind::Staff, orgs.managing, "nurse-2"),
-            managing,
-        ),
-        via_gateway(
-            "gateway for a caregiver with consent",
-            user(PrincipalKind::Caregiver, orgs.family, "daughter"),
-            reader,
-        ),
-        via_gateway(
-            "gateway for a partner off the team",
-            user(PrincipalKind::Partner, Uuid::now_v7(), "stranger-2"),
-            stranger,
-        ),
-        Caller {
-            name: "a CareLoop service for itself",
-            token: app.token(PrincipalKind::Service, Uuid::nil(), "referrals"),
-            on_behalf_of: None,
-            audited_subject: "referrals".into(),
-            rights: Rights {
-                service: true,
-                asks_access: true,
-                ..managing
-            },
+    ];
+    // Every user above, carried by a service (on-behalf-of): the decision follows the user.
+    let carried: Vec<Caller> = users
+        .iter()
+        .map(|(caller, who)| via_gateway(caller, who.clone()))
+        .collect();
+    let mut all: Vec<Caller> = users.into_iter().map(|(caller, _)| caller).collect();
+    all.extend(carried);
+    all.push(Caller {
+        name: "a CareLoop service for itself".into(),
+        token: app.token(PrincipalKind::Service, Uuid::nil(), "referrals"),
+        on_behalf_of: None,
+        audited_subject: "referrals".into(),
+        rights: Rights {
+            service: true,
+            asks_access: true,
+            ..managing
         },
-    ]
+    });
+    all
 }
 
 /// Everything a row's calls act on, set up by the managing organization's staff.

@@ -30,10 +30,10 @@ const NONE: Rights = Rights {
 };
 
 struct Caller {
-    name: &'static str,
+    name: String,
     token: String,
     on_behalf_of: Option<String>,
-    audited_subject: &'static str,
+    audited_subject: String,
     rights: Rights,
 }
 
@@ -67,11 +67,19 @@ struct Orgs {
 }
 
 fn callers(app: &TestApp, orgs: &Orgs) -> Vec<Caller> {
-    let direct = |name, kind, org, subject: &'static str, roles: &[&str], rights| Caller {
-        name,
+    let direct = |name: &str, kind, org, subject: &str, roles: &[&str], rights| Caller {
+        name: name.to_owned(),
         token: token_with_roles(kind, org, subject, roles),
-        on_behalf_of: None,
-        audited_subject: subject,
+        // The same user, as the gateway would carry it (used for the mirrored rows).
+        on_behalf_of: Some(on_behalf_of_header(&Principal {
+            issuer: "careloop-dev".into(),
+            subject: subject.into(),
+            org_id: org,
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            kind,
+            via: None,
+        })),
+        audited_subject: subject.to_owned(),
         rights,
     };
     let provider = Rights {
@@ -85,15 +93,8 @@ fn callers(app: &TestApp, orgs: &Orgs) -> Vec<Caller> {
         ..provider
     };
     let reader = Rights { read: true, ..NONE };
-    let coordinator_user = Principal {
-        issuer: "careloop-dev".into(),
-        subject: "coordinator-9".into(),
-        org_id: app.org_id,
-        roles: vec!["prior_auth_coordinator".into()],
-        kind: PrincipalKind::Staff,
-        via: None,
-    };
-    vec![
+    let gateway = token_with_roles(PrincipalKind::Service, Uuid::nil(), "gateway", &[]);
+    let users = vec![
         direct(
             "coordinator of the managing organization",
             PrincipalKind::Staff,
@@ -169,26 +170,35 @@ fn callers(app: &TestApp, orgs: &Orgs) -> Vec<Caller> {
             &[],
             NONE,
         ),
-        Caller {
-            name: "gateway for the managing coordinator",
-            token: token_with_roles(PrincipalKind::Service, Uuid::nil(), "gateway", &[]),
-            on_behalf_of: Some(on_behalf_of_header(&coordinator_user)),
-            audited_subject: "coordinator-9",
-            rights: coordinator,
-        },
-        Caller {
-            name: "a CareLoop service for itself",
-            token: token_with_roles(PrincipalKind::Service, Uuid::nil(), "referrals", &[]),
+    ];
+    // Every user, also carried by the gateway (on-behalf-of): the decision follows the user.
+    let mut all = Vec::new();
+    for user in users {
+        all.push(Caller {
+            name: format!("gateway for {}", user.name),
+            token: gateway.clone(),
+            on_behalf_of: user.on_behalf_of.clone(),
+            audited_subject: user.audited_subject.clone(),
+            rights: user.rights,
+        });
+        all.push(Caller {
             on_behalf_of: None,
-            audited_subject: "referrals",
-            rights: Rights {
-                read: true,
-                write: true,
-                decide: true,
-                lists: true,
-            },
+            ..user
+        });
+    }
+    all.push(Caller {
+        name: "a CareLoop service for itself".into(),
+        token: token_with_roles(PrincipalKind::Service, Uuid::nil(), "referrals", &[]),
+        on_behalf_of: None,
+        audited_subject: "referrals".into(),
+        rights: Rights {
+            read: true,
+            write: true,
+            decide: true,
+            lists: true,
         },
-    ]
+    });
+    all
 }
 
 const RPCS: [&str; 11] = [
@@ -413,7 +423,7 @@ async fn every_caller_gets_the_exact_code_the_rules_give_on_every_rpc() {
         for rpc in RPCS {
             let request = prepared(&app, rpc, &patient.id).await;
             let before = app.footprint().await;
-            let denials_before = denials(&app, caller.audited_subject).await;
+            let denials_before = denials(&app, &caller.audited_subject).await;
             let want = expected(rpc, caller.rights);
             let got = call(&mut c, rpc, &patient.id, &request).await;
             if got != want {
@@ -430,7 +440,7 @@ async fn every_caller_gets_the_exact_code_the_rules_give_on_every_rpc() {
                         caller.name
                     ));
                 }
-                if denials(&app, caller.audited_subject).await != denials_before + 1 {
+                if denials(&app, &caller.audited_subject).await != denials_before + 1 {
                     wrong.push(format!(
                         "{} / {rpc}: the refusal was not audited once",
                         caller.name

@@ -33,10 +33,10 @@ struct Rights {
 }
 
 struct Caller {
-    name: &'static str,
+    name: String,
     token: String,
     on_behalf_of: Option<String>,
-    audited_subject: &'static str,
+    audited_subject: String,
     rights: Rights,
 }
 
@@ -65,11 +65,19 @@ type Matrix = ReferralsServiceClient<
 >;
 
 fn callers(app: &TestApp, team: Uuid, family: Uuid, payer: Uuid) -> Vec<Caller> {
-    let direct = |name, kind, org, subject: &'static str, roles: &[&str], rights| Caller {
-        name,
+    let direct = |name: &str, kind, org, subject: &str, roles: &[&str], rights| Caller {
+        name: name.to_owned(),
         token: token_with_roles(kind, org, subject, roles),
-        on_behalf_of: None,
-        audited_subject: subject,
+        // The same user, as the gateway would carry it (used for the mirrored rows).
+        on_behalf_of: Some(on_behalf_of_header(&Principal {
+            issuer: "careloop-dev".into(),
+            subject: subject.into(),
+            org_id: org,
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            kind,
+            via: None,
+        })),
+        audited_subject: subject.to_owned(),
         rights,
     };
     let managing = Rights {
@@ -83,16 +91,8 @@ fn callers(app: &TestApp, team: Uuid, family: Uuid, payer: Uuid) -> Vec<Caller> 
         read: true,
         ..Default::default()
     };
-    let managing_staff = Principal {
-        issuer: "careloop-dev".into(),
-        subject: "nurse-9".into(),
-        org_id: app.org_id,
-        roles: vec!["rn".into()],
-        kind: PrincipalKind::Staff,
-        via: None,
-    };
     let gateway = token_with_roles(PrincipalKind::Service, Uuid::nil(), "gateway", &[]);
-    vec![
+    let users = vec![
         direct(
             "staff of the managing (sending) organization",
             PrincipalKind::Staff,
@@ -171,30 +171,39 @@ fn callers(app: &TestApp, team: Uuid, family: Uuid, payer: Uuid) -> Vec<Caller> 
             &[],
             reader,
         ),
-        Caller {
-            name: "gateway for the managing organization's staff",
+    ];
+    // Every user, also carried by the gateway (on-behalf-of): the decision follows the user.
+    let mut all = Vec::new();
+    for user in users {
+        all.push(Caller {
+            name: format!("gateway for {}", user.name),
             token: gateway.clone(),
-            on_behalf_of: Some(on_behalf_of_header(&managing_staff)),
-            audited_subject: "nurse-9",
-            rights: managing,
-        },
-        Caller {
-            name: "a CareLoop service for itself",
-            token: token_with_roles(PrincipalKind::Service, Uuid::nil(), "prior-auth", &[]),
+            on_behalf_of: user.on_behalf_of.clone(),
+            audited_subject: user.audited_subject.clone(),
+            rights: user.rights,
+        });
+        all.push(Caller {
             on_behalf_of: None,
-            audited_subject: "prior-auth",
-            rights: Rights {
-                read: true,
-                write: true,
-                receiver: true,
-                sender: true,
-                service: true,
-                staff: true,
-                admin: true,
-                rule_owner: true,
-            },
+            ..user
+        });
+    }
+    all.push(Caller {
+        name: "a CareLoop service for itself".into(),
+        token: token_with_roles(PrincipalKind::Service, Uuid::nil(), "prior-auth", &[]),
+        on_behalf_of: None,
+        audited_subject: "prior-auth".into(),
+        rights: Rights {
+            read: true,
+            write: true,
+            receiver: true,
+            sender: true,
+            service: true,
+            staff: true,
+            admin: true,
+            rule_owner: true,
         },
-    ]
+    });
+    all
 }
 
 const RPCS: [&str; 15] = [
@@ -502,7 +511,7 @@ async fn every_caller_gets_the_exact_code_the_rules_give_on_every_rpc() {
         for rpc in RPCS {
             let fx = fixture(&app, &patient.id, team).await;
             let before = app.footprint().await;
-            let denials_before = denials(&app, caller.audited_subject).await;
+            let denials_before = denials(&app, &caller.audited_subject).await;
             let want = expected(rpc, caller.rights);
             let got = call(&app, &mut c, caller.rights.service, rpc, &patient.id, &fx).await;
             if got != want {
@@ -519,7 +528,7 @@ async fn every_caller_gets_the_exact_code_the_rules_give_on_every_rpc() {
                         caller.name
                     ));
                 }
-                if denials(&app, caller.audited_subject).await != denials_before + 1 {
+                if denials(&app, &caller.audited_subject).await != denials_before + 1 {
                     wrong.push(format!(
                         "{} / {rpc}: the refusal was not audited once",
                         caller.name
