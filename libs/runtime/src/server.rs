@@ -36,12 +36,8 @@ impl GrpcServer {
         health
             .set_service_status("", tonic_health::ServingStatus::NotServing)
             .await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(careloop_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
         let mut routes = RoutesBuilder::default();
-        routes.add_service(health_service).add_service(reflection);
+        routes.add_service(health_service);
         Ok(Self {
             listener,
             acceptor,
@@ -71,7 +67,17 @@ impl GrpcServer {
     }
 
     /// Serves until `shutdown` resolves; then health turns NOT_SERVING and in-flight calls drain.
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    /// Reflection advertises only what this server serves (and health and reflection themselves).
+    pub async fn serve(mut self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let mut reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(careloop_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("grpc.health.v1.Health")
+            .with_service_name("grpc.reflection.v1.ServerReflection");
+        for name in &self.served {
+            reflection = reflection.with_service_name(name.clone());
+        }
+        self.routes.add_service(reflection.build_v1()?);
         let health = self.health.clone();
         let served = self.served.clone();
         let grace = Duration::from_millis(self.settings.shutdown_grace_ms);

@@ -65,7 +65,7 @@ async fn on_shutdown_health_turns_not_serving_before_calls_drain() {
 }
 
 #[tokio::test]
-async fn reflection_lists_the_plans_service() {
+async fn reflection_lists_what_plans_serves_and_nothing_else() {
     use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
@@ -85,14 +85,17 @@ async fn reflection_lists_the_plans_service() {
     let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
         panic!("unexpected reflection response");
     };
-    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    assert!(
-        names.contains(&"careloop.plans.v1.PlansService".to_owned()),
-        "{names:?}"
-    );
-    assert!(
-        names.contains(&"grpc.health.v1.Health".to_owned()),
-        "{names:?}"
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            "careloop.audit.v1.AuditService",
+            "careloop.plans.v1.PlansService",
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+        ],
+        "not referrals' or prior-auth's services"
     );
 }
 
