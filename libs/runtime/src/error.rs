@@ -16,8 +16,10 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("{0} already exists")]
     AlreadyExists(&'static str),
-    #[error("{0}")]
-    FailedPrecondition(String),
+    /// The request is well formed but the record's state refuses it; `reason` is the
+    /// machine-readable reason a client branches on (see `Reason`).
+    #[error("{message}")]
+    FailedPrecondition { reason: Reason, message: String },
     #[error("stale version: current version is {current}")]
     Aborted { current: i64 },
     #[error("{0}")]
@@ -47,7 +49,88 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
+/// Machine-readable reasons, sent as `google.rpc.ErrorInfo` (domain `careloop`) with every error
+/// so a client can branch without parsing messages. The list is in docs/errors.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    InvalidField,
+    NotFound,
+    AlreadyExists,
+    /// The state machine does not allow this move from the current state.
+    InvalidTransition,
+    /// A lab or imaging test repeats one within the duplicate window (override with a reason).
+    DuplicateTest,
+    /// The record is closed (completed, cancelled) and takes no more changes of this kind.
+    RecordClosed,
+    /// Something else must happen first (a checklist item, the care team's one lead, ...).
+    PreconditionFailed,
+    StaleVersion,
+    Unauthenticated,
+    PermissionDenied,
+    TooManyInFlight,
+    Unavailable,
+    Internal,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidField => "INVALID_FIELD",
+            Self::NotFound => "NOT_FOUND",
+            Self::AlreadyExists => "ALREADY_EXISTS",
+            Self::InvalidTransition => "INVALID_TRANSITION",
+            Self::DuplicateTest => "DUPLICATE_TEST",
+            Self::RecordClosed => "RECORD_CLOSED",
+            Self::PreconditionFailed => "PRECONDITION_FAILED",
+            Self::StaleVersion => "STALE_VERSION",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::PermissionDenied => "PERMISSION_DENIED",
+            Self::TooManyInFlight => "TOO_MANY_IN_FLIGHT",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::Internal => "INTERNAL",
+        }
+    }
+
+    pub const ALL: [Reason; 13] = [
+        Self::InvalidField,
+        Self::NotFound,
+        Self::AlreadyExists,
+        Self::InvalidTransition,
+        Self::DuplicateTest,
+        Self::RecordClosed,
+        Self::PreconditionFailed,
+        Self::StaleVersion,
+        Self::Unauthenticated,
+        Self::PermissionDenied,
+        Self::TooManyInFlight,
+        Self::Unavailable,
+        Self::Internal,
+    ];
+}
+
+/// The `ErrorInfo.domain` of CareLoop's reasons.
+pub const ERROR_DOMAIN: &str = "careloop";
+
 impl ApiError {
+    /// The machine-readable reason. A hidden refusal has the reason of a missing record, so the
+    /// two stay indistinguishable.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Self::InvalidArgument { .. } | Self::InvalidFields(_) => Reason::InvalidField,
+            Self::NotFound(_) | Self::Hidden(_) | Self::AccessDenied { hidden: true, .. } => {
+                Reason::NotFound
+            }
+            Self::AlreadyExists(_) => Reason::AlreadyExists,
+            Self::FailedPrecondition { reason, .. } => *reason,
+            Self::Aborted { .. } => Reason::StaleVersion,
+            Self::Unauthenticated(_) => Reason::Unauthenticated,
+            Self::PermissionDenied(_) | Self::AccessDenied { .. } => Reason::PermissionDenied,
+            Self::ResourceExhausted(_) => Reason::TooManyInFlight,
+            Self::Unavailable(_) => Reason::Unavailable,
+            Self::Internal(_) => Reason::Internal,
+        }
+    }
+
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::InvalidArgument {
             field: field.into(),
@@ -55,13 +138,22 @@ impl ApiError {
         }
     }
 
-    pub fn precondition(message: impl Into<String>) -> Self {
-        Self::FailedPrecondition(message.into())
+    /// A state that refuses the request for a reason of its own.
+    pub fn precondition(reason: Reason, message: impl Into<String>) -> Self {
+        Self::FailedPrecondition {
+            reason,
+            message: message.into(),
+        }
     }
 
     /// A transition that the state machine refuses, naming both states.
     pub fn transition(what: &str, from: &str, to: &str) -> Self {
-        Self::FailedPrecondition(format!("{what} cannot move from {from} to {to}"))
+        Self::refused_move(format!("{what} cannot move from {from} to {to}"))
+    }
+
+    /// A state machine's refusal, already worded by the domain (it names both states).
+    pub fn refused_move(message: impl Into<String>) -> Self {
+        Self::precondition(Reason::InvalidTransition, message)
     }
 
     /// Optimistic concurrency: a write from a stale version is ABORTED with the current one.
@@ -82,7 +174,7 @@ impl ApiError {
             Self::InvalidArgument { .. } | Self::InvalidFields(_) => Code::InvalidArgument,
             Self::NotFound(_) | Self::Hidden(_) => Code::NotFound,
             Self::AlreadyExists(_) => Code::AlreadyExists,
-            Self::FailedPrecondition(_) => Code::FailedPrecondition,
+            Self::FailedPrecondition { .. } => Code::FailedPrecondition,
             Self::Aborted { .. } => Code::Aborted,
             Self::Unauthenticated(_) => Code::Unauthenticated,
             Self::AccessDenied { hidden: true, .. } => Code::NotFound,
@@ -98,7 +190,7 @@ impl ApiError {
         match self {
             Self::InvalidArgument { .. } | Self::InvalidFields(_) => 400,
             Self::NotFound(_) | Self::Hidden(_) => 404,
-            Self::AlreadyExists(_) | Self::FailedPrecondition(_) | Self::Aborted { .. } => 409,
+            Self::AlreadyExists(_) | Self::FailedPrecondition { .. } | Self::Aborted { .. } => 409,
             Self::Unauthenticated(_) => 401,
             Self::AccessDenied { hidden: true, .. } => 404,
             Self::PermissionDenied(_) | Self::AccessDenied { .. } => 403,
@@ -145,11 +237,15 @@ pub fn is_unique_violation(err: &sqlx::Error, constraint: &str) -> bool {
 
 impl From<ApiError> for Status {
     fn from(err: ApiError) -> Self {
-        match err {
+        let code = err.code();
+        let reason = err.reason();
+        let mut details = ErrorDetails::new();
+        let mut metadata = std::collections::HashMap::new();
+        let message = match err {
             ApiError::InvalidArgument { field, reason } => {
                 let message = format!("invalid {field}: {reason}");
-                let details = ErrorDetails::with_bad_request_violation(field, reason);
-                Status::with_error_details(Code::InvalidArgument, message, details)
+                details.add_bad_request_violation(field, reason);
+                message
             }
             ApiError::InvalidFields(fields) => {
                 let message = format!(
@@ -160,32 +256,36 @@ impl From<ApiError> for Status {
                         .collect::<Vec<_>>()
                         .join("; ")
                 );
-                let mut details = ErrorDetails::new();
                 for (field, reason) in fields {
                     details.add_bad_request_violation(field, reason);
                 }
-                Status::with_error_details(Code::InvalidArgument, message, details)
+                message
             }
             ApiError::Unavailable(cause) => {
                 let id = uuid::Uuid::now_v7();
                 tracing::warn!(error_id = %id, error = %redacted(&cause), "dependency unavailable");
-                Status::unavailable(format!("service temporarily unavailable (error id {id})"))
+                metadata.insert("error_id".to_owned(), id.to_string());
+                format!("service temporarily unavailable (error id {id})")
             }
             ApiError::Internal(cause) => {
                 let id = uuid::Uuid::now_v7();
                 tracing::error!(error_id = %id, error = %redacted(&cause), "internal error");
-                Status::internal(format!("internal error (error id {id})"))
+                metadata.insert("error_id".to_owned(), id.to_string());
+                format!("internal error (error id {id})")
             }
             ApiError::Aborted { current } => {
-                let mut status =
-                    Status::aborted(format!("stale version: current version is {current}"));
-                if let Ok(v) = current.to_string().parse() {
-                    status.metadata_mut().insert("x-current-version", v);
-                }
-                status
+                metadata.insert("current_version".to_owned(), current.to_string());
+                format!("stale version: current version is {current}")
             }
-            other => Status::new(other.code(), other.to_string()),
+            other => other.to_string(),
+        };
+        let current_version = metadata.get("current_version").cloned();
+        details.set_error_info(reason.as_str(), ERROR_DOMAIN, metadata);
+        let mut status = Status::with_error_details(code, message, details);
+        if let Some(v) = current_version.and_then(|v| v.parse().ok()) {
+            status.metadata_mut().insert("x-current-version", v);
         }
+        status
     }
 }
 
@@ -218,6 +318,47 @@ pub fn redacted(err: &anyhow::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn docs_errors_md_lists_every_reason() {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/errors.md"))
+                .expect("docs/errors.md");
+        for reason in Reason::ALL {
+            assert!(
+                doc.contains(&format!("| `{}` |", reason.as_str())),
+                "docs/errors.md lacks {}",
+                reason.as_str()
+            );
+        }
+    }
+
+    #[test]
+    fn every_error_carries_its_reason_and_a_hidden_refusal_reads_as_missing() {
+        use tonic_types::StatusExt;
+        let hidden: Status = ApiError::AccessDenied {
+            patient_id: uuid::Uuid::nil(),
+            hidden: true,
+        }
+        .into();
+        let missing: Status = ApiError::NotFound("patient").into();
+        assert_eq!(hidden.code(), missing.code());
+        assert_eq!(hidden.message(), missing.message());
+        assert_eq!(
+            hidden.get_details_error_info().unwrap().reason,
+            missing.get_details_error_info().unwrap().reason
+        );
+        let stale: Status = ApiError::Aborted { current: 4 }.into();
+        let info = stale.get_details_error_info().unwrap();
+        assert_eq!(
+            (info.reason.as_str(), info.domain.as_str()),
+            ("STALE_VERSION", ERROR_DOMAIN)
+        );
+        assert_eq!(
+            info.metadata.get("current_version").map(String::as_str),
+            Some("4")
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -9,7 +9,7 @@ use careloop_proto::events::v1::{
 };
 use careloop_proto::plans::v1::*;
 use careloop_runtime::auth::Principal;
-use careloop_runtime::error::{ApiError, ApiResult};
+use careloop_runtime::error::{ApiError, ApiResult, Reason};
 use careloop_runtime::time::now;
 use careloop_runtime::validate::{self as v, MAX_TEXT};
 use prost::Message;
@@ -43,7 +43,9 @@ async fn load_team(conn: &mut PgConnection, patient_id: Uuid) -> ApiResult<(Team
 fn team_error(e: TeamError) -> ApiError {
     match e {
         TeamError::NoSuchMember => ApiError::NotFound("care team member"),
-        TeamError::RemovingLead => ApiError::precondition(e.to_string()),
+        TeamError::RemovingLead => {
+            ApiError::precondition(Reason::PreconditionFailed, e.to_string())
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use careloop_proto::events::v1::{
 use careloop_proto::plans::v1::list_open_tasks_request::Filter;
 use careloop_proto::plans::v1::*;
 use careloop_runtime::auth::Principal;
-use careloop_runtime::error::{ApiError, ApiResult};
+use careloop_runtime::error::{ApiError, ApiResult, Reason};
 use careloop_runtime::paging::{self, Cursor};
 use careloop_runtime::time::{now, to_timestamp};
 use careloop_runtime::validate::{self as v, MAX_SHORT, MAX_TEXT};
@@ -165,10 +165,13 @@ impl PlansApi {
         let mut row = store::lock_task(w.conn(), id, version).await?;
         let state = stored_state(&row)?;
         if !state.status.is_open() {
-            return Err(ApiError::precondition(format!(
-                "task is {}: a closed task cannot be reassigned",
-                state.status
-            )));
+            return Err(ApiError::precondition(
+                Reason::RecordClosed,
+                format!(
+                    "task is {}: a closed task cannot be reassigned",
+                    state.status
+                ),
+            ));
         }
         if let Some(member) = assignee
             && !store::is_active_member(w.conn(), row.patient_id, member).await?
@@ -235,7 +238,7 @@ impl PlansApi {
         let before = stored_state(&row)?;
         let after = before
             .apply(action)
-            .map_err(|refused| ApiError::precondition(refused.to_string()))?;
+            .map_err(|refused| ApiError::refused_move(refused.to_string()))?;
         row.status = after.status.as_str().into();
         row.held_from = after.held_from.map(|s| s.as_str().to_owned());
         row.status_reason = reason;

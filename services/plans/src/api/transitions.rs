@@ -8,7 +8,7 @@ use careloop_proto::events::v1::{
 };
 use careloop_proto::plans::v1::*;
 use careloop_runtime::auth::Principal;
-use careloop_runtime::error::{ApiError, ApiResult};
+use careloop_runtime::error::{ApiError, ApiResult, Reason};
 use careloop_runtime::time::now;
 use careloop_runtime::validate::{self as v, MAX_TEXT};
 use sqlx::types::Json;
@@ -23,7 +23,9 @@ fn checklist_error(e: ChecklistError) -> ApiError {
         ChecklistError::AlreadyCompleted => {
             ApiError::transition("transition", "completed", "completed")
         }
-        ChecklistError::Incomplete(_) => ApiError::precondition(e.to_string()),
+        ChecklistError::Incomplete(_) => {
+            ApiError::precondition(Reason::PreconditionFailed, e.to_string())
+        }
     }
 }
 

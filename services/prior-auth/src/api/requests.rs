@@ -15,7 +15,7 @@ use careloop_proto::plans::v1::AccessBasis;
 use careloop_proto::priorauth::v1::record_payer_response_request::Response as PayerResponse;
 use careloop_proto::priorauth::v1::*;
 use careloop_runtime::auth::{Principal, PrincipalKind};
-use careloop_runtime::error::{ApiError, ApiResult};
+use careloop_runtime::error::{ApiError, ApiResult, Reason};
 use careloop_runtime::paging::{self, Cursor};
 use careloop_runtime::time::{now, opt_timestamp};
 use careloop_runtime::validate::{self as v, MAX_SHORT, MAX_TEXT};
@@ -34,7 +34,7 @@ fn parsed(row: &RequestRow) -> ApiResult<Status> {
 }
 
 fn refuse(e: status::Refused) -> ApiError {
-    ApiError::precondition(e.to_string())
+    ApiError::refused_move(e.to_string())
 }
 
 fn changed(row: &RequestRow, from: Status) -> Payload {
@@ -199,10 +199,13 @@ impl PriorAuthApi {
         let mut row = store::lock(w.conn(), id, version).await?;
         let from = parsed(&row)?;
         if !from.is_editable() {
-            return Err(ApiError::precondition(format!(
-                "prior authorization is {}: only a draft or a pended request can be edited",
-                from.as_str()
-            )));
+            return Err(ApiError::precondition(
+                Reason::PreconditionFailed,
+                format!(
+                    "prior authorization is {}: only a draft or a pended request can be edited",
+                    from.as_str()
+                ),
+            ));
         }
         content.apply_to(&mut row);
         let event = changed(&row, from);

@@ -13,7 +13,7 @@ use careloop_proto::events::v1::{
 use careloop_proto::referrals::v1::transition_order_request::Action as Act;
 use careloop_proto::referrals::v1::*;
 use careloop_runtime::auth::Principal;
-use careloop_runtime::error::{ApiError, ApiResult};
+use careloop_runtime::error::{ApiError, ApiResult, Reason};
 use careloop_runtime::time::{now, opt_timestamp};
 use careloop_runtime::validate::{self as v, MAX_TEXT};
 use chrono::{DateTime, Duration, Utc};
@@ -135,12 +135,15 @@ impl ReferralsApi {
                 let result = result
                     .map(|r| format!("result {r}"))
                     .unwrap_or_else(|| "no result yet".into());
-                return Err(ApiError::precondition(format!(
-                    "duplicate test: order {prior} placed {} ({result}) is within {} days; check prior results and \
+                return Err(ApiError::precondition(
+                    Reason::DuplicateTest,
+                    format!(
+                        "duplicate test: order {prior} placed {} ({result}) is within {} days; check prior results and \
                      give duplicate_override_reason to order again",
-                    placed.format("%Y-%m-%d"),
-                    self.settings.duplicate_window_days
-                )));
+                        placed.format("%Y-%m-%d"),
+                        self.settings.duplicate_window_days
+                    ),
+                ));
             }
         }
         let row = loops::order_row(
@@ -212,7 +215,7 @@ impl ReferralsApi {
         };
         // The state machine first: a move that is not allowed is FAILED_PRECONDITION whatever it carries.
         let to = order::apply(kind, from, mv.action, results)
-            .map_err(|e| ApiError::precondition(e.to_string()))?;
+            .map_err(|e| ApiError::refused_move(e.to_string()))?;
         if mv.action == Action::Schedule && kind.needs_confirmation() && mv.window.is_none() {
             return Err(ApiError::invalid(
                 "schedule.window_start",
@@ -288,6 +291,7 @@ impl ReferralsApi {
         })?;
         if order.status == Status::Cancelled.as_str() {
             return Err(ApiError::precondition(
+                Reason::RecordClosed,
                 "order is cancelled: no result can be recorded against it",
             ));
         }
@@ -297,7 +301,7 @@ impl ReferralsApi {
         );
         let route =
             routing::route(kind, setting, flag, at, AckWindows::default()).ok_or_else(|| {
-                ApiError::precondition(format!(
+                ApiError::precondition(Reason::PreconditionFailed, format!(
                     "a {} order has no results: results are recorded against lab or imaging orders",
                     kind.as_str()
                 ))

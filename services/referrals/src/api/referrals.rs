@@ -223,7 +223,7 @@ impl ReferralsApi {
             ApiError::internal("stored referral status is unknown", anyhow::anyhow!("{id}"))
         })?;
         let (to, count) = referral::apply(from, row.reschedule_count, action)
-            .map_err(|refused| ApiError::precondition(refused.to_string()))?;
+            .map_err(|refused| ApiError::refused_move(refused.to_string()))?;
         let at = now();
         if let Some(appointment) = details.appointment_at {
             row.appointment_at = Some(appointment);

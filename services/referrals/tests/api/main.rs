@@ -2,6 +2,7 @@
 //! checks) on port-0 servers, each with a fresh database on the local Postgres.
 
 mod bad_input;
+mod errors;
 mod helpers;
 mod matrix;
 mod on_behalf;
