@@ -69,7 +69,24 @@ async fn two_sweepers_racing_emit_one_overdue_event_per_deadline_and_one_expiry_
             .await,
         1
     );
-    assert_eq!(approved.status, AuthStatus::Approved as i32);
+    // The expiring approval is the approved request, and the five others are the overdue ones.
+    let expiring_for: Vec<String> = sqlx::query_scalar(
+        "SELECT aggregate_id::text FROM outbox WHERE event_type = 'priorauth.request.expiring'",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(expiring_for, vec![approved.id.clone()]);
+    let overdue_for: Vec<String> = sqlx::query_scalar(
+        "SELECT aggregate_id::text FROM outbox
+          WHERE event_type = 'priorauth.request.decision_overdue' ORDER BY aggregate_id",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    let mut expected: Vec<String> = submitted[..5].iter().map(|r| r.id.clone()).collect();
+    expected.sort();
+    assert_eq!(overdue_for, expected);
 
     // An extension is a new deadline: once it passes, it is reported again.
     let r = c

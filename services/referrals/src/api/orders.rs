@@ -289,10 +289,19 @@ impl ReferralsApi {
                 anyhow::anyhow!("{order_id}"),
             )
         })?;
-        if order.status == Status::Cancelled.as_str() {
+        let status = Status::parse(&order.status).ok_or_else(|| {
+            ApiError::internal(
+                "stored order status is unknown",
+                anyhow::anyhow!("{order_id}"),
+            )
+        })?;
+        if !status.accepts_results() {
             return Err(ApiError::precondition(
                 Reason::RecordClosed,
-                "order is cancelled: no result can be recorded against it",
+                format!(
+                    "order is {}: no result can be recorded against it",
+                    status.as_str()
+                ),
             ));
         }
         let at = now();

@@ -295,3 +295,81 @@ async fn a_transport_is_booked_with_a_window_and_completes_only_after_the_patien
         .unwrap_err();
     assert_eq!(no_results.code(), tonic::Code::FailedPrecondition);
 }
+
+#[tokio::test]
+async fn a_cancelled_or_closed_order_takes_no_result() {
+    use tonic_types::StatusExt;
+    let app = spawn_app().await;
+    let mut c = app.client();
+    let patient = app.patient().await;
+    let record = |o: &Order| RecordResultRequest {
+        idempotency_key: key(),
+        order_id: o.id.clone(),
+        flag: ResultFlag::Normal as i32,
+        code: "NA".into(),
+        summary: "sodium 140".into(),
+    };
+    let place = |code: &str| lab(&patient.id, code, OrderSetting::Outpatient);
+
+    let cancelled = c
+        .place_order(place("LOINC-1"))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    let cancelled = move_order(
+        &mut c,
+        &cancelled,
+        Action::Cancel(to::Cancel {
+            reason: "drawn elsewhere".into(),
+        }),
+    )
+    .await
+    .unwrap();
+
+    let closed = c
+        .place_order(place("LOINC-2"))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    let closed = move_order(&mut c, &closed, Action::Schedule(to::Schedule::default()))
+        .await
+        .unwrap();
+    let closed = move_order(&mut c, &closed, Action::Complete(to::Complete::default()))
+        .await
+        .unwrap();
+    c.record_result(record(&closed))
+        .await
+        .expect("a completed order takes its result");
+    let closed = c
+        .get_order(GetOrderRequest {
+            order_id: closed.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    let closed = move_order(&mut c, &closed, Action::Close(to::Close::default()))
+        .await
+        .unwrap();
+
+    let before = app.footprint().await;
+    for order in [&cancelled, &closed] {
+        let refused = c.record_result(record(order)).await.unwrap_err();
+        assert_eq!(
+            refused.code(),
+            tonic::Code::FailedPrecondition,
+            "{}",
+            order.status
+        );
+        assert_eq!(
+            refused.get_details_error_info().unwrap().reason,
+            "RECORD_CLOSED"
+        );
+    }
+    assert_eq!(app.footprint().await, before, "nothing is written");
+}

@@ -81,12 +81,27 @@ async fn a_discharge_event_delivered_twice_books_one_transport_and_its_confirmat
             .await
             .unwrap();
     assert_eq!(handled, 1, "the event is recorded as handled once");
-    // Let the second copy arrive and be recognised as a duplicate.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Wait (bounded) until the consumer has taken and acknowledged both copies: only then does
+    // counting prove the second one was recognised as a duplicate, not merely not yet delivered.
+    let stream = bus.jetstream.get_stream(&events.stream).await.unwrap();
+    let mut consumer_info = None;
+    for _ in 0..600 {
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+            stream.get_consumer("referrals-pathways").await.unwrap();
+        let info = consumer.info().await.unwrap().clone();
+        if info.ack_floor.stream_sequence >= 2 && info.num_ack_pending == 0 {
+            consumer_info = Some(info);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let info = consumer_info.expect("both copies were delivered and acknowledged");
+    assert!(info.delivered.stream_sequence >= 2);
     assert_eq!(
         app.count("SELECT count(*) FROM orders WHERE kind = 'transport'")
             .await,
-        1
+        1,
+        "the second copy created nothing"
     );
 
     let mut c = app.client();

@@ -29,10 +29,18 @@ async fn two_sweepers_racing_emit_one_overdue_event_per_loop_and_stage() {
         .unwrap();
     // Everything falls due: look two weeks ahead.
     let later = chrono::Utc::now() + chrono::Duration::days(15);
-    let pools: Vec<_> = (0..2).map(|_| app.db.clone()).collect();
-    let racers = pools
-        .into_iter()
-        .map(|pool| tokio::spawn(async move { sweep_overdue(&pool, later, 7).await.unwrap() }));
+    // Released together by a barrier, so the sweepers really run at the same time.
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(4));
+    let racers: Vec<_> = (0..4)
+        .map(|_| {
+            let pool = app.db.clone();
+            let start = std::sync::Arc::clone(&start);
+            tokio::spawn(async move {
+                start.wait().await;
+                sweep_overdue(&pool, later, 7).await.unwrap()
+            })
+        })
+        .collect();
     let mut reported = 0;
     for r in racers {
         reported += r.await.unwrap();
