@@ -702,6 +702,7 @@ async fn handoff(c: &mut Plans, cmd: &HandoffCmd) -> anyhow::Result<()> {
                     recommendation: recommendation.clone(),
                     pending_items: pending_items.clone(),
                     red_flags: red_flags.clone(),
+                    acknowledge_by: None,
                 })
                 .await?;
             show(&h.into_inner().handoff);

@@ -125,6 +125,7 @@ pub async fn seed(
         recommendation: "See within 7 days; check BMP".into(),
         pending_items: vec!["BNP result pending".into()],
         red_flags: vec!["weight gain".into()],
+        acknowledge_by: None,
     })
     .await?;
     let transition = c

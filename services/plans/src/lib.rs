@@ -4,6 +4,7 @@
 pub mod api;
 pub mod domain;
 pub mod store;
+pub mod sweeper;
 
 use careloop_proto::plans::v1::plans_service_server::PlansServiceServer;
 use careloop_runtime::config::Settings;
@@ -46,6 +47,11 @@ impl Application {
             .await;
         // Background work starts last, once nothing else in build can fail.
         host.start_publishing(&settings).await?;
+        sweeper::schedule(
+            &mut host.background,
+            host.pool.clone(),
+            sweeper::SWEEP_EVERY,
+        );
         Ok(Self { host })
     }
 

@@ -581,13 +581,14 @@ pub struct HandoffRow {
     pub acknowledged_at: Option<DateTime<Utc>>,
     pub acknowledged_by: Option<String>,
     pub version: i64,
+    pub acknowledge_by: DateTime<Utc>,
 }
 
 pub async fn insert_handoff(conn: &mut PgConnection, h: &HandoffRow) -> ApiResult<()> {
     sqlx::query(
         "INSERT INTO handoffs (id, patient_id, from_role, from_subject, to_role, situation, background,
-                assessment, recommendation, pending_items, red_flags, sent_at, version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                assessment, recommendation, pending_items, red_flags, sent_at, version, acknowledge_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(h.id)
     .bind(h.patient_id)
@@ -602,6 +603,7 @@ pub async fn insert_handoff(conn: &mut PgConnection, h: &HandoffRow) -> ApiResul
     .bind(&h.red_flags)
     .bind(h.sent_at)
     .bind(h.version)
+    .bind(h.acknowledge_by)
     .execute(conn)
     .await?;
     Ok(())

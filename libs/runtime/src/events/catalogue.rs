@@ -49,6 +49,7 @@ pub fn event_type(payload: &Payload) -> &'static str {
         Payload::PriorAuthAppealDecided(_) => "priorauth.request.appeal_decided",
         Payload::PriorAuthDecisionOverdue(_) => "priorauth.request.decision_overdue",
         Payload::PriorAuthExpiring(_) => "priorauth.request.expiring",
+        Payload::PlansLoopOverdue(_) => "plans.loop.overdue",
     }
 }
 
@@ -277,6 +278,13 @@ pub const CATALOGUE: &[Entry] = &[
         consumers: "notifications",
         meaning: "an approval's validity ends within the configured days (once)",
     },
+    Entry {
+        payload: "plans_loop_overdue",
+        event_type: "plans.loop.overdue",
+        producer: "plans",
+        consumers: "notifications (escalation), metrics",
+        meaning: "a task passed its due time (once per task and stage) or a handoff was not acknowledged by its acknowledge-by time (once)",
+    },
 ];
 
 /// docs/events.md, rendered from the catalogue.
@@ -454,6 +462,10 @@ mod tests {
             (
                 "prior_auth_expiring",
                 Payload::PriorAuthExpiring(Default::default()),
+            ),
+            (
+                "plans_loop_overdue",
+                Payload::PlansLoopOverdue(Default::default()),
             ),
         ];
         assert_eq!(

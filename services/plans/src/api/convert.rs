@@ -151,6 +151,7 @@ pub fn handoff(h: HandoffRow) -> Handoff {
         acknowledged_at: opt_timestamp(h.acknowledged_at),
         acknowledged_by: h.acknowledged_by.unwrap_or_default(),
         version: h.version,
+        acknowledge_by: Some(to_timestamp(h.acknowledge_by)),
     }
 }
 

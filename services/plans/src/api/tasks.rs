@@ -46,6 +46,10 @@ fn stored_state(row: &TaskRow) -> ApiResult<TaskState> {
     })
 }
 
+/// A handoff not acknowledged this long after sending is overdue, unless the sender set its own
+/// acknowledge-by time (DOMAIN: the handoff goes out the same day and someone owns it).
+const DEFAULT_ACKNOWLEDGE_HOURS: i64 = 24;
+
 impl PlansApi {
     pub(super) async fn create_task(
         &self,
@@ -330,6 +334,21 @@ impl PlansApi {
         let patient_id = v::uuid("patient_id", &req.patient_id)?;
         let from_role = convert::role("from_role", req.from_role)?;
         let to_role = convert::role("to_role", req.to_role)?;
+        let sent_at = now();
+        let acknowledge_by =
+            match v::optional_timestamp("acknowledge_by", req.acknowledge_by.as_ref())? {
+                None => sent_at + chrono::Duration::hours(DEFAULT_ACKNOWLEDGE_HOURS),
+                Some(at) if at <= sent_at => {
+                    return Err(ApiError::invalid("acknowledge_by", "must be in the future"));
+                }
+                Some(at) if at > sent_at + chrono::Duration::days(30) => {
+                    return Err(ApiError::invalid(
+                        "acknowledge_by",
+                        "must be within 30 days",
+                    ));
+                }
+                Some(at) => at,
+            };
         let row = HandoffRow {
             id: Uuid::now_v7(),
             patient_id,
@@ -342,10 +361,11 @@ impl PlansApi {
             recommendation: v::text("recommendation", &req.recommendation, MAX_TEXT)?,
             pending_items: v::text_list("pending_items", &req.pending_items, MAX_TEXT)?,
             red_flags: v::text_list("red_flags", &req.red_flags, MAX_SHORT)?,
-            sent_at: now(),
+            sent_at,
             acknowledged_at: None,
             acknowledged_by: None,
             version: 1,
+            acknowledge_by,
         };
         let (mut w, ()) = careloop_runtime::begin_write!(
             self.pool,
@@ -362,6 +382,7 @@ impl PlansApi {
             to_role: row.to_role,
             pending_item_count: row.pending_items.len() as i32,
             red_flag_count: row.red_flags.len() as i32,
+            acknowledge_by: Some(careloop_runtime::time::to_timestamp(row.acknowledge_by)),
         });
         w.emit(patient_id, row.id, 1, payload).await?;
         let id = row.id;

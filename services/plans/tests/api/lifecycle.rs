@@ -366,6 +366,7 @@ async fn a_handoff_stays_on_the_role_list_until_acknowledged() {
             recommendation: "visit within 7 days".into(),
             pending_items: vec!["BNP pending".into()],
             red_flags: vec!["weight gain".into()],
+            acknowledge_by: None,
         })
         .await
         .unwrap()

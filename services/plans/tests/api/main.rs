@@ -12,5 +12,6 @@ mod helpers;
 mod idempotency;
 mod lifecycle;
 mod matrix;
+mod overdue;
 mod tokens;
 mod transport;

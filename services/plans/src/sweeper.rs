@@ -1,0 +1,107 @@
+//! The overdue sweeper of plans' loops: a task past its due time is reported once per stage (its
+//! status: requested, accepted, in progress, on hold), a handoff not acknowledged by its
+//! acknowledge-by time once. Each report marks the row and appends one `plans.loop.overdue` event
+//! in the same transaction; replicas run side by side (`FOR UPDATE SKIP LOCKED` and the marks keep
+//! every report single), so escalation (notifications) hears of each once.
+
+use careloop_proto::common::v1::LoopKind;
+use careloop_proto::events::v1::{LoopOverdue, event::Payload};
+use careloop_runtime::events::Background;
+use careloop_runtime::outbox::{self, NewEvent};
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// How often the sweeper looks.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+#[derive(sqlx::FromRow)]
+struct Overdue {
+    id: Uuid,
+    patient_id: Uuid,
+    managing_org_id: Uuid,
+    stage: String,
+    owner_role: i32,
+    backup_role: i32,
+    due_at: DateTime<Utc>,
+    version: i64,
+}
+
+const TASKS: &str = "
+UPDATE tasks t SET overdue_stage = t.status
+  FROM patients p
+ WHERE p.id = t.patient_id
+   AND t.id IN (
+       SELECT id FROM tasks
+        WHERE status IN ('requested', 'accepted', 'in_progress', 'on_hold')
+          AND due_at < $1 AND overdue_stage IS DISTINCT FROM status
+        ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+   AND t.overdue_stage IS DISTINCT FROM t.status
+RETURNING t.id, t.patient_id, p.managing_org_id, t.status AS stage, t.owner_role, t.backup_role,
+          t.due_at, t.version";
+
+const HANDOFFS: &str = "
+UPDATE handoffs h SET overdue_reported_at = $1
+  FROM patients p
+ WHERE p.id = h.patient_id
+   AND h.id IN (
+       SELECT id FROM handoffs
+        WHERE acknowledged_at IS NULL AND overdue_reported_at IS NULL AND acknowledge_by < $1
+        ORDER BY acknowledge_by LIMIT $2 FOR UPDATE SKIP LOCKED)
+   AND h.overdue_reported_at IS NULL
+RETURNING h.id, h.patient_id, p.managing_org_id, 'sent' AS stage, h.to_role AS owner_role,
+          0 AS backup_role, h.acknowledge_by AS due_at, h.version";
+
+/// One sweep as of `now`: reports up to `batch` newly overdue tasks and handoffs; returns how many.
+pub async fn sweep_overdue(pool: &PgPool, now: DateTime<Utc>, batch: i64) -> anyhow::Result<usize> {
+    let mut tx = pool.begin().await?;
+    let mut reported = 0;
+    for (sql, kind) in [(TASKS, LoopKind::Task), (HANDOFFS, LoopKind::Handoff)] {
+        let rows: Vec<Overdue> = sqlx::query_as(sql)
+            .bind(now)
+            .bind(batch)
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in rows {
+            outbox::enqueue(
+                &mut tx,
+                NewEvent {
+                    source: crate::api::SOURCE,
+                    patient_id: Some(row.patient_id),
+                    // The organization that manages the patient: escalation is routed within it.
+                    org_id: row.managing_org_id,
+                    aggregate_id: row.id,
+                    aggregate_version: row.version,
+                    occurred_at: careloop_runtime::time::now(),
+                    payload: Payload::PlansLoopOverdue(LoopOverdue {
+                        loop_kind: kind as i32,
+                        loop_id: row.id.to_string(),
+                        stage: row.stage,
+                        owner_role: row.owner_role,
+                        backup_role: row.backup_role,
+                        due_at: Some(careloop_runtime::time::to_timestamp(row.due_at)),
+                    }),
+                },
+            )
+            .await?;
+            reported += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(reported)
+}
+
+/// Sweeps every `interval` until the service stops.
+pub fn schedule(background: &mut Background, pool: PgPool, interval: Duration) {
+    background.every(interval, move || {
+        let pool = pool.clone();
+        async move {
+            match sweep_overdue(&pool, Utc::now(), 500).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(reported = n, "overdue tasks and handoffs reported"),
+                Err(error) => tracing::warn!(error = %careloop_runtime::error::redacted(&error), "overdue sweep failed"),
+            }
+        }
+    });
+}
