@@ -1,4 +1,4 @@
-//! The one mapping from what went wrong to a gRPC status (see the status table in ARCHITECTURE.md).
+//! The one mapping from what went wrong to a gRPC status and a machine-readable reason (docs/errors.md).
 //! Messages are lowercase and short and never carry SQL, causes or patient data; internal causes are
 //! logged once, here, under an opaque error id that the caller receives.
 

@@ -58,7 +58,7 @@ pub const CATALOGUE: &[Entry] = &[
         payload: "patient_created",
         event_type: "plans.patient.created",
         producer: "plans",
-        consumers: "metrics",
+        consumers: "referrals (pathway rules learn the managing organization), metrics",
         meaning: "a patient was registered",
     },
     Entry {
