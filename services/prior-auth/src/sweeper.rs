@@ -1,8 +1,12 @@
 //! Sweepers: decisions and appeal decisions past due (reported once per deadline, so an extension or
-//! resubmission can be reported again) and approvals about to expire (reported once). Replicas run side by side: `FOR
+//! resubmission can be reported again), approvals about to expire (reported once), and updates
+//! promised to the patient that did not happen (once per promised time). Replicas run side by side: `FOR
 //! UPDATE SKIP LOCKED` and the marks make each report happen once.
 
-use careloop_proto::events::v1::{PriorAuthDecisionOverdue, PriorAuthExpiring, event::Payload};
+use careloop_proto::common::v1::LoopKind;
+use careloop_proto::events::v1::{
+    LoopOverdue, PriorAuthDecisionOverdue, PriorAuthExpiring, event::Payload,
+};
 use careloop_runtime::events::Background;
 use careloop_runtime::outbox::{self, NewEvent};
 use chrono::{DateTime, Duration, Utc};
@@ -104,6 +108,57 @@ pub async fn sweep(
     Ok(counts)
 }
 
+const UPDATE_MISSED: &str = "
+UPDATE requests r SET update_reported_for = r.next_patient_update_at
+WHERE r.id IN (
+    SELECT id FROM requests
+    WHERE status IN ('draft', 'submitted', 'pended', 'denied', 'appealed')
+      AND next_patient_update_at < $1
+      AND update_reported_for IS DISTINCT FROM next_patient_update_at
+    ORDER BY next_patient_update_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+  AND r.update_reported_for IS DISTINCT FROM r.next_patient_update_at
+RETURNING r.id, r.patient_id, r.next_patient_update_at, r.owner_role, r.version";
+
+/// Reports, once per promised time, open requests whose promised update to the patient passed
+/// (DOMAIN: tell the patient when the next update comes, then keep the promise); returns how many.
+pub async fn sweep_missed_updates(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    batch: i64,
+) -> anyhow::Result<usize> {
+    let mut tx = pool.begin().await?;
+    let missed: Vec<Due> = sqlx::query_as(UPDATE_MISSED)
+        .bind(now)
+        .bind(batch)
+        .fetch_all(&mut *tx)
+        .await?;
+    let count = missed.len();
+    for (id, patient, due, role, version) in missed {
+        outbox::enqueue(
+            &mut tx,
+            NewEvent {
+                source: crate::api::SOURCE,
+                patient_id: Some(patient),
+                org_id: Uuid::nil(),
+                aggregate_id: id,
+                aggregate_version: version,
+                occurred_at: careloop_runtime::time::now(),
+                payload: Payload::PriorAuthUpdateMissed(LoopOverdue {
+                    loop_kind: LoopKind::PriorAuth as i32,
+                    loop_id: id.to_string(),
+                    stage: "next_patient_update".into(),
+                    owner_role: role,
+                    backup_role: 0,
+                    due_at: careloop_runtime::time::opt_timestamp(due),
+                }),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(count)
+}
+
 /// Sweeps every `interval` until the service stops.
 pub fn schedule(
     background: &mut Background,
@@ -118,6 +173,11 @@ pub fn schedule(
                 Ok((0, 0)) => {}
                 Ok((overdue, expiring)) => tracing::info!(overdue, expiring, "prior authorizations reported"),
                 Err(error) => tracing::warn!(error = %careloop_runtime::error::redacted(&error), "prior-auth sweep failed"),
+            }
+            match sweep_missed_updates(&pool, Utc::now(), 500).await {
+                Ok(0) => {}
+                Ok(missed) => tracing::info!(missed, "missed patient updates reported"),
+                Err(error) => tracing::warn!(error = %careloop_runtime::error::redacted(&error), "missed-update sweep failed"),
             }
         }
     });

@@ -50,6 +50,7 @@ pub fn event_type(payload: &Payload) -> &'static str {
         Payload::PriorAuthDecisionOverdue(_) => "priorauth.request.decision_overdue",
         Payload::PriorAuthExpiring(_) => "priorauth.request.expiring",
         Payload::PlansLoopOverdue(_) => "plans.loop.overdue",
+        Payload::PriorAuthUpdateMissed(_) => "priorauth.request.update_missed",
     }
 }
 
@@ -285,6 +286,13 @@ pub const CATALOGUE: &[Entry] = &[
         consumers: "notifications (escalation), metrics",
         meaning: "a task passed its due time (once per task and stage) or a handoff was not acknowledged by its acknowledge-by time (once)",
     },
+    Entry {
+        payload: "prior_auth_update_missed",
+        event_type: "priorauth.request.update_missed",
+        producer: "prior-auth",
+        consumers: "notifications (tell the owner role to call the patient), metrics",
+        meaning: "the update promised to the patient (next_patient_update_at) passed while the request is open (once per promised time)",
+    },
 ];
 
 /// docs/events.md, rendered from the catalogue.
@@ -466,6 +474,10 @@ mod tests {
             (
                 "plans_loop_overdue",
                 Payload::PlansLoopOverdue(Default::default()),
+            ),
+            (
+                "prior_auth_update_missed",
+                Payload::PriorAuthUpdateMissed(Default::default()),
             ),
         ];
         assert_eq!(

@@ -115,3 +115,63 @@ async fn two_sweepers_racing_emit_one_overdue_event_per_deadline_and_one_expiry_
         (1, 0)
     );
 }
+
+#[tokio::test]
+async fn a_missed_update_to_the_patient_is_reported_once_per_promise() {
+    use careloop_prior_auth::sweeper::sweep_missed_updates;
+    let app = spawn_app().await;
+    let mut c = app.client();
+    let patient = app.patient().await;
+    // Both promise the patient an update within 24 hours; one is then approved.
+    let open = create(&mut c, &patient.id, complete(Urgency::Expedited)).await;
+    let decided = create(&mut c, &patient.id, complete(Urgency::Expedited)).await;
+    let decided = submit(&mut c, &decided).await.unwrap();
+    respond(
+        &mut c,
+        &decided,
+        Response::Approved(Approved {
+            authorization_number: "A".into(),
+            items: vec![],
+            valid_from: in_hours(0),
+            valid_to: in_hours(24 * 90),
+        }),
+    )
+    .await
+    .unwrap();
+    let later = chrono::Utc::now() + Duration::hours(25);
+    assert_eq!(sweep_missed_updates(&app.db, later, 10).await.unwrap(), 1);
+    assert_eq!(
+        sweep_missed_updates(&app.db, later, 10).await.unwrap(),
+        0,
+        "once per promise"
+    );
+    let reported: Vec<String> = sqlx::query_scalar(
+        "SELECT aggregate_id::text FROM outbox WHERE event_type = 'priorauth.request.update_missed'",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        reported,
+        vec![open.id.clone()],
+        "the decided request is not chased"
+    );
+
+    // A new promise is a new deadline.
+    let mut content = complete(Urgency::Expedited);
+    content.next_patient_update_at = in_hours(48);
+    c.update_request(UpdateRequestRequest {
+        idempotency_key: key(),
+        request_id: open.id.clone(),
+        expected_version: open.version,
+        content: Some(content),
+    })
+    .await
+    .unwrap();
+    assert_eq!(sweep_missed_updates(&app.db, later, 10).await.unwrap(), 0);
+    let much_later = chrono::Utc::now() + Duration::hours(49);
+    assert_eq!(
+        sweep_missed_updates(&app.db, much_later, 10).await.unwrap(),
+        1
+    );
+}
