@@ -1,10 +1,11 @@
 //! The overdue sweeper of plans' loops: a task past its due time is reported once per stage (its
 //! status: requested, accepted, in progress, on hold), a handoff not acknowledged by its
-//! acknowledge-by time once. Each report marks the row and appends one `plans.loop.overdue` event
+//! acknowledge-by time once, and a transition's required follow-up call still pending at its due
+//! time (72 hours after a high-risk discharge) once. Each report marks the row and appends one `plans.loop.overdue` event
 //! in the same transaction; replicas run side by side (`FOR UPDATE SKIP LOCKED` and the marks keep
 //! every report single), so escalation (notifications) hears of each once.
 
-use careloop_proto::common::v1::LoopKind;
+use careloop_proto::common::v1::{CareRole, LoopKind};
 use careloop_proto::events::v1::{LoopOverdue, event::Payload};
 use careloop_runtime::events::Background;
 use careloop_runtime::outbox::{self, NewEvent};
@@ -53,16 +54,44 @@ UPDATE handoffs h SET overdue_reported_at = $1
 RETURNING h.id, h.patient_id, p.managing_org_id, 'sent' AS stage, h.to_role AS owner_role,
           0 AS backup_role, h.acknowledge_by AS due_at, h.version";
 
-/// One sweep as of `now`: reports up to `batch` newly overdue tasks and handoffs; returns how many.
+/// The role that owes the post-discharge follow-up call (the transition itself names no owner).
+const FOLLOW_UP_OWNER: CareRole = CareRole::Rn;
+
+const FOLLOW_UPS: &str = "
+UPDATE transitions t SET follow_up_reported = true
+  FROM patients p
+ WHERE p.id = t.patient_id
+   AND t.id IN (
+       SELECT x.id FROM transitions x
+        WHERE NOT x.follow_up_reported
+          AND EXISTS (SELECT 1 FROM jsonb_array_elements(x.checklist) AS i
+                       WHERE i->>'kind' = 'follow_up_call' AND (i->>'required')::boolean
+                         AND i->>'state' = 'pending' AND (i->>'due_at')::timestamptz < $1)
+        LIMIT $2 FOR UPDATE SKIP LOCKED)
+   AND NOT t.follow_up_reported
+RETURNING t.id, t.patient_id, p.managing_org_id, 'follow_up_call' AS stage, $3::integer AS owner_role,
+          0 AS backup_role,
+          (SELECT (item->>'due_at')::timestamptz FROM jsonb_array_elements(t.checklist) AS item
+            WHERE item->>'kind' = 'follow_up_call' LIMIT 1) AS due_at,
+          t.version";
+
+/// One sweep as of `now`: reports up to `batch` newly overdue tasks, handoffs and follow-up calls;
+/// returns how many.
 pub async fn sweep_overdue(pool: &PgPool, now: DateTime<Utc>, batch: i64) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await?;
     let mut reported = 0;
-    for (sql, kind) in [(TASKS, LoopKind::Task), (HANDOFFS, LoopKind::Handoff)] {
-        let rows: Vec<Overdue> = sqlx::query_as(sql)
-            .bind(now)
-            .bind(batch)
-            .fetch_all(&mut *tx)
-            .await?;
+    for (sql, kind) in [
+        (TASKS, LoopKind::Task),
+        (HANDOFFS, LoopKind::Handoff),
+        (FOLLOW_UPS, LoopKind::Transition),
+    ] {
+        let query = sqlx::query_as::<_, Overdue>(sql).bind(now).bind(batch);
+        let query = if kind == LoopKind::Transition {
+            query.bind(FOLLOW_UP_OWNER as i32)
+        } else {
+            query
+        };
+        let rows: Vec<Overdue> = query.fetch_all(&mut *tx).await?;
         for row in rows {
             outbox::enqueue(
                 &mut tx,

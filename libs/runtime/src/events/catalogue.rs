@@ -284,7 +284,7 @@ pub const CATALOGUE: &[Entry] = &[
         event_type: "plans.loop.overdue",
         producer: "plans",
         consumers: "notifications (escalation), metrics",
-        meaning: "a task passed its due time (once per task and stage) or a handoff was not acknowledged by its acknowledge-by time (once)",
+        meaning: "a task passed its due time (once per task and stage), a handoff was not acknowledged by its acknowledge-by time, or a high-risk discharge's follow-up call is still pending 72 hours on (each once)",
     },
     Entry {
         payload: "prior_auth_update_missed",

@@ -161,3 +161,71 @@ async fn racing_sweepers_report_each_task_stage_and_each_unacknowledged_handoff_
     assert_eq!(sweep_overdue(&app.db, later, 10).await.unwrap(), 1);
     assert_eq!(sweep_overdue(&app.db, later, 10).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_high_risk_discharge_without_its_follow_up_call_is_reported_once() {
+    let app = spawn_app().await;
+    let mut c = app.client();
+    let patient = app.create_patient(&mut c).await;
+    let start = |risk: RiskLevel| StartTransitionRequest {
+        idempotency_key: key(),
+        patient_id: patient.id.clone(),
+        from_setting: CareSetting::Hospital as i32,
+        to_setting: CareSetting::Home as i32,
+        reason: "discharge".into(),
+        success_criteria: "no readmission".into(),
+        risk_level: risk as i32,
+    };
+    let started = |r: StartTransitionResponse| r.transition.unwrap();
+    let uncalled = started(
+        c.start_transition(start(RiskLevel::High))
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    let called = started(
+        c.start_transition(start(RiskLevel::High))
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    let low_risk = started(
+        c.start_transition(start(RiskLevel::Low))
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    drop(low_risk);
+    c.update_checklist_item(UpdateChecklistItemRequest {
+        idempotency_key: key(),
+        transition_id: called.id.clone(),
+        expected_version: called.version,
+        item: ChecklistItemKind::FollowUpCall as i32,
+        state: ChecklistItemState::Done as i32,
+        waive_reason: String::new(),
+    })
+    .await
+    .unwrap();
+
+    let before_due = chrono::Utc::now() + chrono::Duration::hours(71);
+    assert_eq!(sweep_overdue(&app.db, before_due, 10).await.unwrap(), 0);
+    let after_due = chrono::Utc::now() + chrono::Duration::hours(73);
+    assert_eq!(sweep_overdue(&app.db, after_due, 10).await.unwrap(), 1);
+    assert_eq!(
+        sweep_overdue(&app.db, after_due, 10).await.unwrap(),
+        0,
+        "once"
+    );
+    let events = overdue_events(&app).await;
+    let Some(Payload::PlansLoopOverdue(overdue)) = &events[0].payload else {
+        panic!("unexpected payload");
+    };
+    assert_eq!(overdue.loop_kind, LoopKind::Transition as i32);
+    assert_eq!(overdue.loop_id, uncalled.id);
+    assert_eq!(overdue.stage, "follow_up_call");
+    assert_eq!(overdue.owner_role, CareRole::Rn as i32);
+    assert_eq!(
+        ts(&overdue.due_at) - ts(&uncalled.started_at),
+        chrono::Duration::hours(72)
+    );
+}
