@@ -9,22 +9,12 @@ use careloop_proto::priorauth::v1::record_payer_response_request::{
 };
 use careloop_proto::priorauth::v1::*;
 
-macro_rules! refused {
-    ($call:expr, $field:expr) => {{
-        let status = $call
-            .await
-            .expect_err(concat!("must be refused: ", stringify!($call)));
-        assert_eq!(
-            bad_field(&status),
-            $field,
-            "{}: {status:?}",
-            stringify!($call)
-        );
-    }};
-}
+use careloop_testkit::refused;
 
 #[tokio::test]
 async fn every_rpc_names_the_bad_field_and_writes_nothing() {
+    // Every case is checked; the report lists all that failed, not only the first.
+    let _cases = careloop_testkit::cases::CaseReport;
     let app = spawn_app().await;
     let mut c = app.client();
     let patient = app.patient().await;
