@@ -42,7 +42,7 @@ impl Handler for Pathways {
             {
                 store::remember_patient_org(conn, patient, org).await?;
             }
-            let fields = pathway::event_fields(payload);
+            let fields = careloop_runtime::events::fields::event_fields(event);
             let rules = store::enabled_rules_for(conn, &event.r#type).await?;
             let matching: Vec<_> = rules
                 .iter()

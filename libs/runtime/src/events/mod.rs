@@ -4,6 +4,7 @@
 pub mod bus;
 pub mod catalogue;
 pub mod consumer;
+pub mod fields;
 pub mod relay;
 
 pub use bus::EventBus;

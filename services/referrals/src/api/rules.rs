@@ -72,11 +72,11 @@ impl ReferralsApi {
                 "must hold at most 20 conditions",
             ));
         }
-        let known = crate::domain::pathway::fields_for(&event_type);
+        let known = careloop_runtime::events::fields::fields_for(&event_type);
         let mut conditions = HashMap::new();
         for (k, value) in &req.conditions {
             let key = v::text("conditions", k, 64)?;
-            if !known.contains(&key.as_str()) {
+            if !known.contains(&key) {
                 return Err(ApiError::invalid(
                     "conditions",
                     format!(

@@ -1,68 +1,12 @@
 //! Pathway rules: "when an event of this type with these field values arrives, create an order or a
-//! referral of this kind for this role, due in this long". Conditions compare the event's fields,
-//! which are exposed by name with enum values as lowercase names ("hospital", "transport").
+//! referral of this kind for this role, due in this long". Conditions compare any typed field of any
+//! catalogued event (`careloop_runtime::events::fields`), enum values as lowercase names
+//! ("hospital", "transport", "approved").
 
-use careloop_proto::events::v1::event::Payload;
-use careloop_proto::plans::v1::{CareSetting, RiskLevel};
-use careloop_proto::referrals::v1::OrderKind;
-use std::collections::HashMap;
-
-fn short(name: &str, prefix: &str) -> String {
-    name.strip_prefix(prefix).unwrap_or(name).to_lowercase()
-}
-
-/// The fields of a payload that rules may test. Payloads no rule can use give an empty map.
-pub fn event_fields(payload: &Payload) -> HashMap<&'static str, String> {
-    let mut f = HashMap::new();
-    match payload {
-        Payload::TransitionStarted(t) => {
-            let setting = |v: i32| {
-                CareSetting::try_from(v)
-                    .map(|s| short(s.as_str_name(), "CARE_SETTING_"))
-                    .unwrap_or_default()
-            };
-            f.insert("from_setting", setting(t.from_setting));
-            f.insert("to_setting", setting(t.to_setting));
-            f.insert(
-                "risk_level",
-                RiskLevel::try_from(t.risk_level)
-                    .map(|r| short(r.as_str_name(), "RISK_LEVEL_"))
-                    .unwrap_or_default(),
-            );
-        }
-        Payload::OrderStatusChanged(o) => {
-            f.insert(
-                "order_kind",
-                OrderKind::try_from(o.kind)
-                    .map(|k| short(k.as_str_name(), "ORDER_KIND_"))
-                    .unwrap_or_default(),
-            );
-            f.insert("to_status", o.to_status.clone());
-            f.insert("home_health", o.home_health.to_string());
-        }
-        Payload::ReferralStatusChanged(r) => {
-            f.insert("to_status", r.to_status.clone());
-        }
-        _ => {}
-    }
-    f
-}
-
-/// The fields rules may test for an event type (empty: rules on it can only be unconditional).
-pub fn fields_for(event_type: &str) -> &'static [&'static str] {
-    match event_type {
-        "plans.transition.started" => &["from_setting", "to_setting", "risk_level"],
-        "referrals.order.status_changed" => &["order_kind", "to_status", "home_health"],
-        "referrals.referral.status_changed" => &["to_status"],
-        _ => &[],
-    }
-}
+use std::collections::{BTreeMap, HashMap};
 
 /// Whether every condition equals the event's field of that name.
-pub fn matches(
-    conditions: &HashMap<String, String>,
-    fields: &HashMap<&'static str, String>,
-) -> bool {
+pub fn matches(conditions: &HashMap<String, String>, fields: &BTreeMap<String, String>) -> bool {
     conditions
         .iter()
         .all(|(k, v)| fields.get(k.as_str()).is_some_and(|actual| actual == v))
@@ -71,7 +15,19 @@ pub fn matches(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use careloop_proto::events::v1::{OrderStatusChanged, TransitionStarted};
+    use careloop_proto::events::v1::{
+        Event, OrderStatusChanged, PriorAuthDecided, TransitionStarted, event::Payload,
+    };
+    use careloop_proto::plans::v1::CareSetting;
+    use careloop_proto::referrals::v1::OrderKind;
+    use careloop_runtime::events::fields::{event_fields as fields_of, fields_for};
+
+    fn event_fields(payload: &Payload) -> BTreeMap<String, String> {
+        fields_of(&Event {
+            payload: Some(payload.clone()),
+            ..Default::default()
+        })
+    }
 
     fn conditions(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
@@ -100,7 +56,7 @@ mod tests {
     #[test]
     fn a_confirmed_transport_with_home_health_matches_the_home_health_rule() {
         let rule = conditions(&[
-            ("order_kind", "transport"),
+            ("kind", "transport"),
             ("to_status", "confirmed"),
             ("home_health", "true"),
         ]);
@@ -123,8 +79,7 @@ mod tests {
             &none,
             &event_fields(&Payload::TransitionCompleted(Default::default()))
         ));
-        assert!(fields_for("plans.transition.completed").is_empty());
-        assert!(fields_for("plans.transition.started").contains(&"to_setting"));
+        assert!(fields_for("plans.transition.started").contains(&"to_setting".to_owned()));
     }
 
     #[test]
@@ -134,5 +89,18 @@ mod tests {
             &rule,
             &event_fields(&Payload::TransitionStarted(Default::default()))
         ));
+    }
+
+    #[test]
+    fn an_approved_prior_authorization_is_told_from_a_denied_one() {
+        let rule = conditions(&[("decision", "approved")]);
+        let decided = |decision: &str| {
+            Payload::PriorAuthDecided(PriorAuthDecided {
+                decision: decision.into(),
+                ..Default::default()
+            })
+        };
+        assert!(matches(&rule, &event_fields(&decided("approved"))));
+        assert!(!matches(&rule, &event_fields(&decided("denied"))));
     }
 }
