@@ -79,6 +79,41 @@ impl PlansAccess {
         })
     }
 
+    /// Creates a task on a patient's plan as this service (a pathway rule's action). The key makes
+    /// a retried creation return the first task; returns its id.
+    pub async fn create_task(
+        &self,
+        idempotency_key: String,
+        request: careloop_proto::plans::v1::CreateTaskRequest,
+    ) -> ApiResult<uuid::Uuid> {
+        let request = careloop_proto::plans::v1::CreateTaskRequest {
+            idempotency_key,
+            ..request
+        };
+        let task = self
+            .client
+            .clone()
+            .create_task(request)
+            .await
+            .map_err(|status| match status.code() {
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown => {
+                    ApiError::Unavailable(anyhow::anyhow!("plans create task: {}", status.code()))
+                }
+                code => ApiError::Internal(anyhow::anyhow!(
+                    "plans create task failed: {code:?}: {}",
+                    status.message()
+                )),
+            })?
+            .into_inner()
+            .task
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("plans answered without a task")))?;
+        uuid::Uuid::parse_str(&task.id).map_err(|_| {
+            ApiError::Internal(anyhow::anyhow!(
+                "plans answered a task id that is not a uuid"
+            ))
+        })
+    }
+
     /// Plans' decision on `who` for a patient: rights and basis (ManagingOrganization, ...).
     pub async fn decision(
         &self,

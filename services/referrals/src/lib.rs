@@ -65,6 +65,7 @@ impl Application {
             );
             let handler = pathways::Pathways {
                 due: own.due.clone(),
+                plans: Some(access.clone()),
             };
             Some(Consumer::new(
                 host.pool.clone(),

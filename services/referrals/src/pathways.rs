@@ -22,6 +22,8 @@ use uuid::Uuid;
 
 pub struct Pathways {
     pub due: ReferralDue,
+    /// Plans, for rules that create a task on the patient's plan.
+    pub plans: Option<careloop_runtime::access::PlansAccess>,
 }
 
 impl Handler for Pathways {
@@ -75,6 +77,97 @@ impl Handler for Pathways {
 }
 
 impl Pathways {
+    /// A task on the patient's plan, created in plans as this service; the idempotency key of
+    /// (rule, event) makes a redelivered event return the same task, and `pathway_firings` makes
+    /// the trigger recorded once.
+    async fn fire_task(
+        &self,
+        conn: &mut PgConnection,
+        event: &Event,
+        rule: &store::RuleRow,
+        patient_id: Uuid,
+        event_id: Uuid,
+        org_id: Uuid,
+    ) -> anyhow::Result<()> {
+        let plans = self.plans.as_ref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "pathway rule {} creates a task but plans is not configured",
+                rule.id
+            )
+        })?;
+        let now = careloop_runtime::time::now();
+        // Due from the event's own time, so a redelivery asks plans for the very same task (the
+        // idempotency key would refuse a request that differs).
+        let occurred = event
+            .occurred_at
+            .as_ref()
+            .and_then(careloop_runtime::time::from_timestamp)
+            .unwrap_or(now);
+        let due_at = occurred + Duration::minutes(i64::from(rule.due_in_minutes));
+        let task_id = plans
+            .create_task(
+                format!("pathway-{}-{}", rule.id.simple(), event_id.simple()),
+                careloop_proto::plans::v1::CreateTaskRequest {
+                    patient_id: patient_id.to_string(),
+                    title: rule.name.clone(),
+                    description: format!("pathway rule {} on {}", rule.id, event.r#type),
+                    owner_role: rule.owner_role,
+                    due_at: Some(careloop_runtime::time::to_timestamp(due_at)),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| anyhow::Error::new(e).context("plans refused the pathway task"))?;
+        let first = sqlx::query(
+            "INSERT INTO pathway_firings (rule_id, event_id, created_id) VALUES ($1, $2, $3)
+             ON CONFLICT (rule_id, event_id) DO NOTHING",
+        )
+        .bind(rule.id)
+        .bind(event_id)
+        .bind(task_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+            == 1;
+        if !first {
+            return Ok(());
+        }
+        outbox::enqueue(
+            conn,
+            NewEvent {
+                source: crate::api::SOURCE,
+                patient_id: Some(patient_id),
+                org_id,
+                aggregate_id: task_id,
+                aggregate_version: 1,
+                occurred_at: now,
+                payload: Payload::PathwayTriggered(PathwayTriggered {
+                    rule_id: rule.id.to_string(),
+                    source_event_id: event.id.clone(),
+                    created_kind: LoopKind::Task as i32,
+                    created_id: task_id.to_string(),
+                }),
+            },
+        )
+        .await?;
+        let principal = careloop_runtime::auth::Principal {
+            org_id,
+            ..careloop_runtime::auth::Principal::service("referrals-pathways")
+        };
+        careloop_runtime::audit::record(
+            conn,
+            careloop_runtime::audit::AuditEntry {
+                principal: &principal,
+                action: "PathwayTriggered",
+                patient_id: Some(patient_id),
+                target_id: Some(task_id),
+                outcome: careloop_runtime::audit::Outcome::Ok,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn fire(
         &self,
         conn: &mut PgConnection,
@@ -87,6 +180,11 @@ impl Pathways {
         let now = careloop_runtime::time::now();
         let due_at = now + Duration::minutes(i64::from(rule.due_in_minutes));
         let source = Some((rule.id, event_id));
+        if rule.action == "create_task" {
+            return self
+                .fire_task(conn, event, rule, patient_id, event_id, org_id)
+                .await;
+        }
         let (created_kind, created_id, placed) = if rule.action == "create_order" {
             let kind = rule
                 .order_kind

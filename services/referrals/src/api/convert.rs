@@ -228,10 +228,10 @@ pub fn rule(r: RuleRow) -> PathwayRule {
         name: r.name,
         event_type: r.event_type,
         conditions: r.conditions.0.into_iter().collect(),
-        action: if r.action == "create_order" {
-            PathwayAction::CreateOrder as i32
-        } else {
-            PathwayAction::CreateReferral as i32
+        action: match r.action.as_str() {
+            "create_order" => PathwayAction::CreateOrder as i32,
+            "create_task" => PathwayAction::CreateTask as i32,
+            _ => PathwayAction::CreateReferral as i32,
         },
         order_kind: r
             .order_kind

@@ -109,6 +109,7 @@ impl ReferralsApi {
                 None,
                 v::text("service_type", &req.service_type, MAX_SHORT)?,
             ),
+            PathwayAction::CreateTask => ("create_task", None, String::new()),
             PathwayAction::Unspecified => return Err(ApiError::invalid("action", "is required")),
         };
         let owner_role = v::enum_value::<CareRole>("owner_role", req.owner_role)?;

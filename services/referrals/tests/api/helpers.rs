@@ -55,6 +55,38 @@ pub async fn spawn_app_with(events: Option<EventSettings>) -> TestApp {
 }
 
 impl TestApp {
+    /// Plans as this service reaches it (for handlers that create tasks there).
+    pub fn plans_access(&self) -> careloop_runtime::access::PlansAccess {
+        let auth = careloop_runtime::auth::Authenticator::new(
+            &careloop_testkit::dev_settings().auth,
+            "referrals",
+        )
+        .expect("auth");
+        careloop_runtime::access::PlansAccess::new(
+            &format!("http://{}", self.plans.addr),
+            &careloop_runtime::config::TlsSettings::ca_only(""),
+            std::sync::Arc::new(auth),
+            "referrals",
+        )
+        .expect("plans access")
+    }
+
+    /// Plans, as staff of the managing organization.
+    pub fn plans_client(
+        &self,
+    ) -> careloop_proto::plans::v1::plans_service_client::PlansServiceClient<
+        InterceptedService<Channel, Bearer>,
+    > {
+        careloop_proto::plans::v1::plans_service_client::PlansServiceClient::with_interceptor(
+            self.plans.channel.clone(),
+            Bearer(services::token(
+                PrincipalKind::Staff,
+                self.org_id,
+                "nurse-1",
+            )),
+        )
+    }
+
     pub fn channel(&self) -> Channel {
         self.channel.clone()
     }

@@ -277,6 +277,7 @@ async fn an_unconditional_rule_fires_once_per_event_however_often_it_is_handled(
     };
     let handler = careloop_referrals::pathways::Pathways {
         due: Default::default(),
+        plans: None,
     };
     // Handled twice outside the consumer's dedupe: the (rule, event) key still creates one order.
     for _ in 0..2 {
@@ -342,6 +343,7 @@ async fn an_organizations_rule_fires_only_for_its_own_patients_and_others_do_not
 
     let handler = careloop_referrals::pathways::Pathways {
         due: Default::default(),
+        plans: None,
     };
     let handle = |event: Event| {
         let handler = &handler;
@@ -429,4 +431,80 @@ async fn an_organizations_rule_fires_only_for_its_own_patients_and_others_do_not
         .await
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn an_approved_prior_authorization_creates_a_scheduling_task_once() {
+    use careloop_proto::events::v1::PriorAuthDecided;
+    use careloop_proto::plans::v1::list_open_tasks_request::Filter as TaskFilter;
+    use careloop_runtime::events::Handler;
+    let app = spawn_app().await;
+    let patient = app.patient().await;
+    let rule = app
+        .service_client()
+        .create_pathway_rule(CreatePathwayRuleRequest {
+            idempotency_key: key(),
+            name: "approved: schedule the service".into(),
+            event_type: "priorauth.request.decided".into(),
+            conditions: [("decision".to_string(), "approved".to_string())].into(),
+            action: PathwayAction::CreateTask as i32,
+            order_kind: 0,
+            service_type: String::new(),
+            owner_role: CareRole::Scheduler as i32,
+            due_in_minutes: 24 * 60,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rule
+        .unwrap();
+    assert_eq!(rule.action, PathwayAction::CreateTask as i32);
+    let handler = careloop_referrals::pathways::Pathways {
+        due: Default::default(),
+        plans: Some(app.plans_access()),
+    };
+    let decided = |decision: &str| Event {
+        id: Uuid::now_v7().to_string(),
+        r#type: "priorauth.request.decided".into(),
+        source: "prior-auth".into(),
+        occurred_at: Some(careloop_runtime::time::to_timestamp(chrono::Utc::now())),
+        patient_id: patient.id.clone(),
+        org_id: app.org_id.to_string(),
+        aggregate_id: Uuid::now_v7().to_string(),
+        aggregate_version: 3,
+        payload: Some(Payload::PriorAuthDecided(PriorAuthDecided {
+            decision: decision.into(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let approved = decided("approved");
+    // Handled twice (a redelivery past the consumer's dedupe): one task in plans, one trigger.
+    for event in [&approved, &approved, &decided("denied")] {
+        let mut tx = app.db.begin().await.unwrap();
+        handler.handle(&mut tx, event).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let tasks = app
+        .plans_client()
+        .list_open_tasks(careloop_proto::plans::v1::ListOpenTasksRequest {
+            filter: Some(TaskFilter::PatientId(patient.id.clone())),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tasks;
+    assert_eq!(
+        tasks.len(),
+        1,
+        "the denial created nothing, the redelivery nothing more"
+    );
+    assert_eq!(tasks[0].title, "approved: schedule the service");
+    assert_eq!(tasks[0].owner_role, CareRole::Scheduler as i32);
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE event_type = 'referrals.pathway.triggered'")
+            .await,
+        1
+    );
 }
