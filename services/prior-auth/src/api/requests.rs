@@ -208,9 +208,15 @@ impl PriorAuthApi {
             ));
         }
         content.apply_to(&mut row);
-        let event = changed(&row, from);
+        // Editing the packet moves no status: no status-changed event for a change that did not
+        // happen (a pended request stays pended until it is resubmitted).
+        let events = if row.status == from.as_str() {
+            vec![]
+        } else {
+            vec![changed(&row, from)]
+        };
         Ok(UpdateRequestResponse {
-            request: Some(self.commit(w, row, vec![event]).await?),
+            request: Some(self.commit(w, row, events).await?),
         })
     }
 

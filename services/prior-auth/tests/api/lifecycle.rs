@@ -193,6 +193,22 @@ async fn a_request_is_pended_resubmitted_denied_with_a_reason_appealed_and_appro
         .into_inner()
         .request
         .unwrap();
+    assert_eq!(
+        r.status,
+        AuthStatus::Pended as i32,
+        "editing moves no status"
+    );
+    let (status_events,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM outbox
+          WHERE event_type = 'priorauth.request.status_changed'
+            AND aggregate_id = $1::uuid AND aggregate_version = $2",
+    )
+    .bind(&r.id)
+    .bind(r.version)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(status_events, 0, "no status-changed event for an edit");
     let r = submit(&mut c, &r).await.unwrap();
     assert!(r.first_submitted_at.is_some());
     assert!(ts(&r.submitted_at) >= ts(&r.first_submitted_at));
