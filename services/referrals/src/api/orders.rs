@@ -330,7 +330,8 @@ impl ReferralsApi {
             acknowledged_by: None,
             acknowledged_at: None,
             action_taken: String::new(),
-            version: 1,
+            // Two steps at once: received (version 1), then routed (version 2), each its event.
+            version: 2,
             received_at: at,
         };
         store::insert_result(w.conn(), &row).await?;
@@ -339,8 +340,8 @@ impl ReferralsApi {
             order_id: order_id.to_string(),
             flag: req.flag,
         });
-        w.emit(patient_id, order_id, order.version, recorded)
-            .await?;
+        // Keyed by the result, not the order: two results of one order are two aggregates.
+        w.emit(patient_id, row.id, 1, recorded).await?;
         let routed = Payload::ResultRouted(ResultRouted {
             result_id: row.id.to_string(),
             to_role: row.routed_to_role,
@@ -348,7 +349,7 @@ impl ReferralsApi {
             due_at: opt_timestamp(row.due_at),
             flag: req.flag,
         });
-        w.emit(patient_id, row.id, 1, routed).await?;
+        w.emit(patient_id, row.id, 2, routed).await?;
         let id = row.id;
         w.finish(
             patient_id,

@@ -326,7 +326,7 @@ async fn every_rpc_names_the_bad_field_and_writes_nothing() {
         c.acknowledge_result(AcknowledgeResultRequest {
             idempotency_key: key(),
             result_id: result.id.clone(),
-            expected_version: 1,
+            expected_version: result.version,
             action_taken: String::new()
         }),
         "action_taken"

@@ -194,7 +194,7 @@ async fn results_are_routed_by_responsibility_and_an_abnormal_one_stays_open_unt
         .acknowledge_result(AcknowledgeResultRequest {
             idempotency_key: key(),
             result_id: abnormal.id.clone(),
-            expected_version: 1,
+            expected_version: abnormal.version,
             action_taken: " ".into(),
         })
         .await
@@ -204,7 +204,7 @@ async fn results_are_routed_by_responsibility_and_an_abnormal_one_stays_open_unt
         .acknowledge_result(AcknowledgeResultRequest {
             idempotency_key: key(),
             result_id: abnormal.id.clone(),
-            expected_version: 1,
+            expected_version: abnormal.version,
             action_taken: "held lisinopril, repeat BMP in 3 days".into(),
         })
         .await
