@@ -45,6 +45,8 @@ pub struct ExtensionJson {
 pub struct RequestRow {
     pub id: Uuid,
     pub patient_id: Uuid,
+    /// The organization that created it (owns the loop); `None` for older rows.
+    pub org_id: Option<Uuid>,
     pub linked_kind: i32,
     pub linked_id: String,
     pub payer_id: String,
@@ -80,8 +82,8 @@ pub async fn insert(conn: &mut PgConnection, r: &RequestRow) -> ApiResult<()> {
     sqlx::query(
         "INSERT INTO requests (id, patient_id, linked_kind, linked_id, payer_id, plan_member_id, service_lines,
                 diagnosis_codes, urgency, urgency_reason, packet, owner_role, next_action, next_patient_update_at,
-                status, due_at, version, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+                status, due_at, version, created_at, updated_at, org_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
     )
     .bind(r.id)
     .bind(r.patient_id)
@@ -102,6 +104,7 @@ pub async fn insert(conn: &mut PgConnection, r: &RequestRow) -> ApiResult<()> {
     .bind(r.version)
     .bind(r.created_at)
     .bind(r.updated_at)
+    .bind(r.org_id)
     .execute(conn)
     .await?;
     Ok(())

@@ -13,7 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-type Due = (Uuid, Uuid, Option<DateTime<Utc>>, i32, i64);
+type Due = (Uuid, Uuid, Option<DateTime<Utc>>, i32, i64, Option<Uuid>);
 
 const OVERDUE: &str = "
 UPDATE requests r SET overdue_reported_for = r.decision_due_at
@@ -22,7 +22,7 @@ WHERE r.id IN (
     WHERE status = 'submitted' AND overdue_reported_for IS DISTINCT FROM decision_due_at AND decision_due_at < $1
     ORDER BY decision_due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
   AND r.overdue_reported_for IS DISTINCT FROM r.decision_due_at
-RETURNING r.id, r.patient_id, r.decision_due_at, r.owner_role, r.version";
+RETURNING r.id, r.patient_id, r.decision_due_at, r.owner_role, r.version, r.org_id";
 
 const APPEAL_OVERDUE: &str = "
 UPDATE requests r SET overdue_reported_for = r.due_at
@@ -31,7 +31,7 @@ WHERE r.id IN (
     WHERE status = 'appealed' AND overdue_reported_for IS DISTINCT FROM due_at AND due_at < $1
     ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
   AND r.overdue_reported_for IS DISTINCT FROM r.due_at
-RETURNING r.id, r.patient_id, r.due_at, r.owner_role, r.version";
+RETURNING r.id, r.patient_id, r.due_at, r.owner_role, r.version, r.org_id";
 
 const EXPIRING: &str = "
 UPDATE requests r SET expiry_reported = true
@@ -40,7 +40,7 @@ WHERE r.id IN (
     WHERE status IN ('approved', 'partially_approved', 'appeal_approved') AND NOT expiry_reported AND valid_to < $1
     ORDER BY valid_to LIMIT $2 FOR UPDATE SKIP LOCKED)
   AND NOT r.expiry_reported
-RETURNING r.id, r.patient_id, r.valid_to, r.owner_role, r.version";
+RETURNING r.id, r.patient_id, r.valid_to, r.owner_role, r.version, r.org_id";
 
 /// One sweep as of `now`; returns (decisions overdue, approvals expiring) reported.
 pub async fn sweep(
@@ -69,33 +69,34 @@ pub async fn sweep(
     let counts = (overdue.len(), expiring.len());
     let events = overdue
         .into_iter()
-        .map(|(id, patient, due, role, version)| {
+        .map(|(id, patient, due, role, version, org)| {
             let payload = Payload::PriorAuthDecisionOverdue(PriorAuthDecisionOverdue {
                 request_id: id.to_string(),
                 decision_due_at: careloop_runtime::time::opt_timestamp(due),
                 owner_role: role,
             });
-            (id, patient, version, payload)
+            (id, patient, version, org, payload)
         })
         .chain(
             expiring
                 .into_iter()
-                .map(|(id, patient, valid_to, role, version)| {
+                .map(|(id, patient, valid_to, role, version, org)| {
                     let payload = Payload::PriorAuthExpiring(PriorAuthExpiring {
                         request_id: id.to_string(),
                         valid_to: careloop_runtime::time::opt_timestamp(valid_to),
                         owner_role: role,
                     });
-                    (id, patient, version, payload)
+                    (id, patient, version, org, payload)
                 }),
         );
-    for (id, patient, version, payload) in events {
+    for (id, patient, version, org, payload) in events {
         outbox::enqueue(
             &mut tx,
             NewEvent {
                 source: crate::api::SOURCE,
                 patient_id: Some(patient),
-                org_id: Uuid::nil(),
+                // The organization that owns the request.
+                org_id: org.unwrap_or_default(),
                 aggregate_id: id,
                 aggregate_version: version,
                 occurred_at: careloop_runtime::time::now(),
@@ -117,7 +118,7 @@ WHERE r.id IN (
       AND update_reported_for IS DISTINCT FROM next_patient_update_at
     ORDER BY next_patient_update_at LIMIT $2 FOR UPDATE SKIP LOCKED)
   AND r.update_reported_for IS DISTINCT FROM r.next_patient_update_at
-RETURNING r.id, r.patient_id, r.next_patient_update_at, r.owner_role, r.version";
+RETURNING r.id, r.patient_id, r.next_patient_update_at, r.owner_role, r.version, r.org_id";
 
 /// Reports, once per promised time, open requests whose promised update to the patient passed
 /// (DOMAIN: tell the patient when the next update comes, then keep the promise); returns how many.
@@ -133,13 +134,13 @@ pub async fn sweep_missed_updates(
         .fetch_all(&mut *tx)
         .await?;
     let count = missed.len();
-    for (id, patient, due, role, version) in missed {
+    for (id, patient, due, role, version, org) in missed {
         outbox::enqueue(
             &mut tx,
             NewEvent {
                 source: crate::api::SOURCE,
                 patient_id: Some(patient),
-                org_id: Uuid::nil(),
+                org_id: org.unwrap_or_default(),
                 aggregate_id: id,
                 aggregate_version: version,
                 occurred_at: careloop_runtime::time::now(),

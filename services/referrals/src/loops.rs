@@ -67,6 +67,8 @@ pub fn referral_placed(r: &ReferralRow) -> Payload {
 
 pub struct NewOrder {
     pub patient_id: Uuid,
+    /// The organization placing it.
+    pub org_id: Option<Uuid>,
     pub kind: Kind,
     pub test_code: String,
     pub description: String,
@@ -82,6 +84,7 @@ pub fn order_row(n: NewOrder, now: DateTime<Utc>) -> OrderRow {
     OrderRow {
         id: Uuid::now_v7(),
         patient_id: n.patient_id,
+        org_id: n.org_id,
         kind: n.kind.as_str().into(),
         test_code: n.test_code,
         description: n.description,

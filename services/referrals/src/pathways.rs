@@ -194,6 +194,7 @@ impl Pathways {
             let row = loops::order_row(
                 NewOrder {
                     patient_id,
+                    org_id: (!org_id.is_nil()).then_some(org_id),
                     kind,
                     test_code: String::new(),
                     description: format!("pathway: {}", rule.name),

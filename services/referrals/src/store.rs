@@ -167,6 +167,8 @@ pub async fn timeline(conn: &mut PgConnection, referral_id: Uuid) -> ApiResult<V
 pub struct OrderRow {
     pub id: Uuid,
     pub patient_id: Uuid,
+    /// The organization that placed it (owns the follow-up); `None` for older rows.
+    pub org_id: Option<Uuid>,
     pub kind: String,
     pub test_code: String,
     pub description: String,
@@ -193,8 +195,8 @@ pub async fn insert_order(conn: &mut PgConnection, o: &OrderRow) -> ApiResult<bo
     let inserted = sqlx::query(
         "INSERT INTO orders (id, patient_id, kind, test_code, description, setting, owner_role, due_at, status,
                 status_reason, scheduled_at, window_start, window_end, home_health, duplicate_override_reason,
-                source_rule_id, source_event_id, version, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+                source_rule_id, source_event_id, version, created_at, updated_at, org_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
          ON CONFLICT (source_rule_id, source_event_id) WHERE source_rule_id IS NOT NULL DO NOTHING",
     )
     .bind(o.id)
@@ -217,6 +219,7 @@ pub async fn insert_order(conn: &mut PgConnection, o: &OrderRow) -> ApiResult<bo
     .bind(o.version)
     .bind(o.created_at)
     .bind(o.updated_at)
+    .bind(o.org_id)
     .execute(conn)
     .await?
     .rows_affected();
@@ -319,6 +322,8 @@ pub struct ResultRow {
     pub id: Uuid,
     pub order_id: Uuid,
     pub patient_id: Uuid,
+    /// The organization that placed the order.
+    pub org_id: Option<Uuid>,
     pub flag: String,
     pub code: String,
     pub summary: String,
@@ -337,8 +342,8 @@ pub struct ResultRow {
 pub async fn insert_result(conn: &mut PgConnection, r: &ResultRow) -> ApiResult<()> {
     sqlx::query(
         "INSERT INTO results (id, order_id, patient_id, flag, code, summary, routed_to_role, backup_role, due_at,
-                status, action_taken, version, received_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                status, action_taken, version, received_at, org_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(r.id)
     .bind(r.order_id)
@@ -353,6 +358,7 @@ pub async fn insert_result(conn: &mut PgConnection, r: &ResultRow) -> ApiResult<
     .bind(&r.action_taken)
     .bind(r.version)
     .bind(r.received_at)
+    .bind(r.org_id)
     .execute(conn)
     .await?;
     Ok(())

@@ -12,7 +12,16 @@ use sqlx::PgPool;
 use std::time::Duration;
 use uuid::Uuid;
 
-type Overdue = (Uuid, Uuid, String, i32, i32, Option<DateTime<Utc>>, i64);
+type Overdue = (
+    Uuid,
+    Uuid,
+    String,
+    i32,
+    i32,
+    Option<DateTime<Utc>>,
+    i64,
+    Option<Uuid>,
+);
 
 const REFERRALS: &str = "
 UPDATE referrals r SET overdue_stage = r.status
@@ -21,7 +30,7 @@ WHERE r.id IN (
     WHERE status NOT IN ('declined', 'note_received', 'cancelled') AND overdue_stage IS NULL AND stage_due_at < $1
     ORDER BY stage_due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
   AND r.overdue_stage IS NULL
-RETURNING r.id, r.patient_id, r.status, r.owner_role, 0, r.stage_due_at, r.version";
+RETURNING r.id, r.patient_id, r.status, r.owner_role, 0, r.stage_due_at, r.version, r.from_org_id";
 
 const ORDERS: &str = "
 UPDATE orders o SET overdue_stage = o.status
@@ -30,7 +39,7 @@ WHERE o.id IN (
     WHERE status NOT IN ('closed', 'cancelled') AND overdue_stage IS NULL AND due_at < $1
     ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
   AND o.overdue_stage IS NULL
-RETURNING o.id, o.patient_id, o.status, o.owner_role, 0, o.due_at, o.version";
+RETURNING o.id, o.patient_id, o.status, o.owner_role, 0, o.due_at, o.version, o.org_id";
 
 const RESULTS: &str = "
 UPDATE results x SET overdue_stage = x.status
@@ -39,7 +48,7 @@ WHERE x.id IN (
     WHERE status = 'routed' AND flag <> 'normal' AND overdue_stage IS NULL AND due_at < $1
     ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
   AND x.overdue_stage IS NULL
-RETURNING x.id, x.patient_id, x.status, x.routed_to_role, x.backup_role, x.due_at, x.version";
+RETURNING x.id, x.patient_id, x.status, x.routed_to_role, x.backup_role, x.due_at, x.version, x.org_id";
 
 /// One sweep: reports up to `batch` newly overdue loops of each kind as of `now`; returns how many.
 pub async fn sweep_overdue(pool: &PgPool, now: DateTime<Utc>, batch: i64) -> anyhow::Result<usize> {
@@ -55,13 +64,14 @@ pub async fn sweep_overdue(pool: &PgPool, now: DateTime<Utc>, batch: i64) -> any
             .bind(batch)
             .fetch_all(&mut *tx)
             .await?;
-        for (id, patient_id, stage, owner_role, backup_role, due_at, version) in rows {
+        for (id, patient_id, stage, owner_role, backup_role, due_at, version, org_id) in rows {
             outbox::enqueue(
                 &mut tx,
                 NewEvent {
                     source: crate::api::SOURCE,
                     patient_id: Some(patient_id),
-                    org_id: Uuid::nil(),
+                    // The organization that owns the loop (the sender, or who placed the order).
+                    org_id: org_id.unwrap_or_default(),
                     aggregate_id: id,
                     aggregate_version: version,
                     occurred_at: careloop_runtime::time::now(),

@@ -136,6 +136,7 @@ impl PriorAuthApi {
         let mut row = RequestRow {
             id: Uuid::now_v7(),
             patient_id,
+            org_id: (!who.org_id.is_nil()).then_some(who.org_id),
             linked_kind: 0,
             linked_id: String::new(),
             payer_id: String::new(),

@@ -77,6 +77,23 @@ async fn two_sweepers_racing_emit_one_overdue_event_per_deadline_and_one_expiry_
     .await
     .unwrap();
     assert_eq!(expiring_for, vec![approved.id.clone()]);
+    let payloads: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT payload FROM outbox WHERE event_type IN
+            ('priorauth.request.decision_overdue', 'priorauth.request.expiring')",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    for payload in payloads {
+        let event =
+            <careloop_proto::events::v1::Event as prost::Message>::decode(payload.as_slice())
+                .unwrap();
+        assert_eq!(
+            event.org_id,
+            app.org_id.to_string(),
+            "the owning organization"
+        );
+    }
     let overdue_for: Vec<String> = sqlx::query_scalar(
         "SELECT aggregate_id::text FROM outbox
           WHERE event_type = 'priorauth.request.decision_overdue' ORDER BY aggregate_id",

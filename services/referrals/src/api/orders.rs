@@ -149,6 +149,7 @@ impl ReferralsApi {
         let row = loops::order_row(
             NewOrder {
                 patient_id,
+                org_id: (!who.org_id.is_nil()).then_some(who.org_id),
                 kind,
                 test_code,
                 description,
@@ -316,6 +317,7 @@ impl ReferralsApi {
                 ))
             })?;
         let row = ResultRow {
+            org_id: order.org_id,
             id: Uuid::now_v7(),
             order_id,
             patient_id,

@@ -64,6 +64,19 @@ async fn two_sweepers_racing_emit_one_overdue_event_per_loop_and_stage() {
         0,
         "a stage is reported once"
     );
+    // Each names the organization that owns the loop (the sender, the one that placed the order).
+    let payloads: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT payload FROM outbox WHERE event_type = 'referrals.loop.overdue'",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    for payload in payloads {
+        let event =
+            <careloop_proto::events::v1::Event as prost::Message>::decode(payload.as_slice())
+                .unwrap();
+        assert_eq!(event.org_id, app.org_id.to_string());
+    }
 
     // A new stage is a new deadline: moving the referral makes it reportable again.
     let moved = step(
