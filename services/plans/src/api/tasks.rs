@@ -200,6 +200,7 @@ impl PlansApi {
             task_id: row.id.to_string(),
             owner_role: row.owner_role,
             assignee_member_id: req.assignee_member_id.clone(),
+            due_at: Some(careloop_runtime::time::to_timestamp(row.due_at)),
         });
         let patient_id = row.patient_id;
         w.emit(patient_id, id, row.version, payload).await?;
@@ -254,6 +255,7 @@ impl PlansApi {
             from_status: before.status.as_str().into(),
             to_status: after.status.as_str().into(),
             owner_role: row.owner_role,
+            due_at: Some(careloop_runtime::time::to_timestamp(row.due_at)),
         });
         let patient_id = row.patient_id;
         w.emit(patient_id, id, row.version, payload).await?;

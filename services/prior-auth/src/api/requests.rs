@@ -43,6 +43,7 @@ fn changed(row: &RequestRow, from: Status) -> Payload {
         from_status: from.as_str().into(),
         to_status: row.status.clone(),
         owner_role: row.owner_role,
+        due_at: opt_timestamp(row.due_at),
     })
 }
 
@@ -174,6 +175,7 @@ impl PriorAuthApi {
             urgency: row.urgency,
             owner_role: row.owner_role,
             payer_id: row.payer_id.clone(),
+            due_at: opt_timestamp(row.due_at),
         });
         w.emit(patient_id, row.id, 1, payload).await?;
         let id = row.id;
@@ -274,6 +276,7 @@ impl PriorAuthApi {
             decision_due_at: opt_timestamp(Some(due)),
             resubmission: from == Status::Pended,
             payer_id: row.payer_id.clone(),
+            owner_role: row.owner_role,
         });
         let event = changed(&row, from);
         Ok(SubmitRequestResponse {

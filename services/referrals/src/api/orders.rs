@@ -256,6 +256,7 @@ impl ReferralsApi {
             to_status: to.as_str().into(),
             home_health: row.home_health,
             owner_role: row.owner_role,
+            due_at: opt_timestamp(row.due_at),
         });
         w.emit(patient_id, id, row.version, payload).await?;
         w.finish(
