@@ -229,3 +229,49 @@ async fn a_high_risk_discharge_without_its_follow_up_call_is_reported_once() {
         chrono::Duration::hours(72)
     );
 }
+
+#[tokio::test]
+async fn a_task_event_carries_its_owner_role_and_due_time() {
+    let app = spawn_app().await;
+    let mut c = app.client();
+    let patient = app.create_patient(&mut c).await;
+    let task = c
+        .create_task(CreateTaskRequest {
+            idempotency_key: key(),
+            patient_id: patient.id.clone(),
+            title: "Confirm pickup time".into(),
+            owner_role: CareRole::Rn as i32,
+            due_at: in_hours(6),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    c.transition_task(TransitionTaskRequest {
+        idempotency_key: key(),
+        task_id: task.id.clone(),
+        expected_version: task.version,
+        action: TaskAction::Accept as i32,
+        reason: String::new(),
+    })
+    .await
+    .unwrap();
+    let payload: Vec<u8> = sqlx::query_scalar(
+        "SELECT payload FROM outbox WHERE event_type = 'plans.task.status_changed'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    let Some(Payload::TaskStatusChanged(changed)) =
+        Event::decode(payload.as_slice()).unwrap().payload
+    else {
+        panic!("unexpected payload");
+    };
+    assert_eq!(changed.owner_role, CareRole::Rn as i32);
+    assert_eq!(
+        changed.due_at, task.due_at,
+        "consumers need not call back for the due time"
+    );
+}
