@@ -138,6 +138,27 @@ mod tests {
     use careloop_proto::events::v1::{PriorAuthDecided, TransitionStarted, event::Payload};
 
     #[test]
+    fn typed_statuses_read_as_the_lowercase_names_rules_use() {
+        use careloop_proto::events::v1::ReferralStatusChanged;
+        use careloop_proto::referrals::v1::ReferralStatus;
+        let fields = event_fields(&event(Payload::ReferralStatusChanged(
+            ReferralStatusChanged {
+                from_status: ReferralStatus::Accepted as i32,
+                to_status: ReferralStatus::NoteReceived as i32,
+                ..Default::default()
+            },
+        )));
+        assert_eq!(
+            fields.get("from_status").map(String::as_str),
+            Some("accepted")
+        );
+        assert_eq!(
+            fields.get("to_status").map(String::as_str),
+            Some("note_received")
+        );
+    }
+
+    #[test]
     fn an_approved_prior_authorization_can_be_told_from_a_denied_one() {
         let decided = |decision: &str| {
             event_fields(&event(Payload::PriorAuthDecided(PriorAuthDecided {

@@ -252,8 +252,8 @@ impl PlansApi {
         store::save_task(w.conn(), &row).await?;
         let payload = Payload::TaskStatusChanged(TaskStatusChanged {
             task_id: row.id.to_string(),
-            from_status: before.status.as_str().into(),
-            to_status: after.status.as_str().into(),
+            from_status: convert::task_status(before.status) as i32,
+            to_status: convert::task_status(after.status) as i32,
             owner_role: row.owner_role,
             due_at: Some(careloop_runtime::time::to_timestamp(row.due_at)),
         });

@@ -40,8 +40,8 @@ fn refuse(e: status::Refused) -> ApiError {
 fn changed(row: &RequestRow, from: Status) -> Payload {
     Payload::PriorAuthStatusChanged(PriorAuthStatusChanged {
         request_id: row.id.to_string(),
-        from_status: from.as_str().into(),
-        to_status: row.status.clone(),
+        from_status: convert::status(from.as_str()) as i32,
+        to_status: convert::status(&row.status) as i32,
         owner_role: row.owner_role,
         due_at: opt_timestamp(row.due_at),
     })

@@ -75,7 +75,7 @@ fn flag_proto(s: &str) -> ResultFlag {
     }
 }
 
-fn referral_status(s: &str) -> ReferralStatus {
+pub fn referral_status(s: &str) -> ReferralStatus {
     match ReferralStatusD::parse(s) {
         Some(ReferralStatusD::Placed) => ReferralStatus::Placed,
         Some(ReferralStatusD::Accepted) => ReferralStatus::Accepted,
@@ -90,7 +90,7 @@ fn referral_status(s: &str) -> ReferralStatus {
     }
 }
 
-fn order_status(s: &str) -> OrderStatus {
+pub fn order_status(s: &str) -> OrderStatus {
     match OrderStatusD::parse(s) {
         Some(OrderStatusD::Placed) => OrderStatus::Placed,
         Some(OrderStatusD::Scheduled) => OrderStatus::Scheduled,

@@ -252,8 +252,8 @@ impl ReferralsApi {
         let payload = Payload::OrderStatusChanged(OrderStatusChanged {
             order_id: id.to_string(),
             kind: convert::kind_proto(kind) as i32,
-            from_status: from.as_str().into(),
-            to_status: to.as_str().into(),
+            from_status: convert::order_status(from.as_str()) as i32,
+            to_status: convert::order_status(to.as_str()) as i32,
             home_health: row.home_health,
             owner_role: row.owner_role,
             due_at: opt_timestamp(row.due_at),

@@ -256,8 +256,8 @@ impl ReferralsApi {
         .await?;
         let payload = Payload::ReferralStatusChanged(ReferralStatusChanged {
             referral_id: id.to_string(),
-            from_status: from.as_str().into(),
-            to_status: to.as_str().into(),
+            from_status: convert::referral_status(from.as_str()) as i32,
+            to_status: convert::referral_status(to.as_str()) as i32,
             owner_role: row.owner_role,
             stage_due_at: opt_timestamp(row.stage_due_at),
             reschedule_count: row.reschedule_count,

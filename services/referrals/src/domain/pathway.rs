@@ -63,7 +63,7 @@ mod tests {
         let event = |home_health| {
             Payload::OrderStatusChanged(OrderStatusChanged {
                 kind: OrderKind::Transport as i32,
-                to_status: "confirmed".into(),
+                to_status: careloop_proto::referrals::v1::OrderStatus::Confirmed as i32,
                 home_health,
                 ..Default::default()
             })
