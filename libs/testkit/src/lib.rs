@@ -1,6 +1,7 @@
 //! Test support shared by every crate's integration tests: fresh databases with per-service roles,
 //! private NATS servers that tests may stop and restart, and isolated event streams.
 
+pub mod callers;
 pub mod cases;
 mod database;
 mod nats;

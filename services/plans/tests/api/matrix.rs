@@ -10,6 +10,7 @@ use careloop_proto::plans::v1::list_open_tasks_request::Filter;
 use careloop_proto::plans::v1::plans_service_client::PlansServiceClient;
 use careloop_proto::plans::v1::*;
 use careloop_runtime::auth::{Principal, PrincipalKind, on_behalf_of_header};
+use careloop_testkit::callers::{Credentials, denials};
 use tonic::Code;
 use uuid::Uuid;
 
@@ -48,27 +49,6 @@ struct Caller {
     /// The subject whose audit rows show its refusals.
     audited_subject: String,
     rights: Rights,
-}
-
-/// A bearer token and, for a service, the user it carries.
-#[derive(Clone)]
-struct Credentials {
-    token: String,
-    on_behalf_of: Option<String>,
-}
-
-impl tonic::service::Interceptor for Credentials {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        req.metadata_mut().insert(
-            "authorization",
-            format!("Bearer {}", self.token).parse().unwrap(),
-        );
-        if let Some(user) = &self.on_behalf_of {
-            req.metadata_mut()
-                .insert(careloop_runtime::auth::ON_BEHALF_OF, user.parse().unwrap());
-        }
-        Ok(req)
-    }
 }
 
 type Matrix = PlansServiceClient<
@@ -775,7 +755,7 @@ async fn every_caller_gets_the_exact_code_the_rules_give_on_every_rpc() {
             // Fresh fixtures per cell: an allowed write cannot change what the next cell sees.
             let fx = fixture(&app, &mut app.client(), &orgs).await;
             let before = app.footprint().await;
-            let denials_before = denials(&app, &caller.audited_subject).await;
+            let denials_before = denials(&app.db, &caller.audited_subject).await;
             let want = expected(rpc, caller.rights);
             let carries_user = caller.on_behalf_of.is_some();
             let got = call(&app, &mut matrix, carries_user, rpc, &fx).await;
@@ -793,7 +773,7 @@ async fn every_caller_gets_the_exact_code_the_rules_give_on_every_rpc() {
                         caller.name
                     ));
                 }
-                if denials(&app, &caller.audited_subject).await != denials_before + 1 {
+                if denials(&app.db, &caller.audited_subject).await != denials_before + 1 {
                     wrong.push(format!(
                         "{} / {rpc}: the refusal was not audited once",
                         caller.name
@@ -808,12 +788,4 @@ async fn every_caller_gets_the_exact_code_the_rules_give_on_every_rpc() {
         wrong.len(),
         wrong.join("\n")
     );
-}
-
-async fn denials(app: &TestApp, subject: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE outcome = 'denied' AND subject = $1")
-        .bind(subject)
-        .fetch_one(&app.db)
-        .await
-        .unwrap()
 }

@@ -8,6 +8,7 @@ use careloop_proto::priorauth::v1::prior_auth_service_client::PriorAuthServiceCl
 use careloop_proto::priorauth::v1::record_payer_response_request::{Denied, Pended, Response};
 use careloop_proto::priorauth::v1::*;
 use careloop_runtime::auth::{Principal, PrincipalKind, on_behalf_of_header};
+use careloop_testkit::callers::{Credentials, denials};
 use careloop_testkit::services::token_with_roles;
 use tonic::Code;
 use uuid::Uuid;
@@ -35,26 +36,6 @@ struct Caller {
     on_behalf_of: Option<String>,
     audited_subject: String,
     rights: Rights,
-}
-
-#[derive(Clone)]
-struct Credentials {
-    token: String,
-    on_behalf_of: Option<String>,
-}
-
-impl tonic::service::Interceptor for Credentials {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        req.metadata_mut().insert(
-            "authorization",
-            format!("Bearer {}", self.token).parse().unwrap(),
-        );
-        if let Some(user) = &self.on_behalf_of {
-            req.metadata_mut()
-                .insert(careloop_runtime::auth::ON_BEHALF_OF, user.parse().unwrap());
-        }
-        Ok(req)
-    }
 }
 
 type Matrix = PriorAuthServiceClient<
@@ -393,14 +374,6 @@ async fn call(c: &mut Matrix, rpc: &str, patient_id: &str, r: &PriorAuthRequest)
     }
 }
 
-async fn denials(app: &TestApp, subject: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE outcome = 'denied' AND subject = $1")
-        .bind(subject)
-        .fetch_one(&app.db)
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn every_caller_gets_the_exact_code_the_rules_give_on_every_rpc() {
     let app = spawn_app().await;
@@ -423,7 +396,7 @@ async fn every_caller_gets_the_exact_code_the_rules_give_on_every_rpc() {
         for rpc in RPCS {
             let request = prepared(&app, rpc, &patient.id).await;
             let before = app.footprint().await;
-            let denials_before = denials(&app, &caller.audited_subject).await;
+            let denials_before = denials(&app.db, &caller.audited_subject).await;
             let want = expected(rpc, caller.rights);
             let got = call(&mut c, rpc, &patient.id, &request).await;
             if got != want {
@@ -440,7 +413,7 @@ async fn every_caller_gets_the_exact_code_the_rules_give_on_every_rpc() {
                         caller.name
                     ));
                 }
-                if denials(&app, &caller.audited_subject).await != denials_before + 1 {
+                if denials(&app.db, &caller.audited_subject).await != denials_before + 1 {
                     wrong.push(format!(
                         "{} / {rpc}: the refusal was not audited once",
                         caller.name

@@ -12,6 +12,7 @@ use careloop_proto::referrals::v1::transition_order_request::{self as to};
 use careloop_proto::referrals::v1::transition_referral_request::{self as tr};
 use careloop_proto::referrals::v1::*;
 use careloop_runtime::auth::{Principal, PrincipalKind, on_behalf_of_header};
+use careloop_testkit::callers::{Credentials, denials};
 use careloop_testkit::services::token_with_roles;
 use tonic::Code;
 use uuid::Uuid;
@@ -38,26 +39,6 @@ struct Caller {
     on_behalf_of: Option<String>,
     audited_subject: String,
     rights: Rights,
-}
-
-#[derive(Clone)]
-struct Credentials {
-    token: String,
-    on_behalf_of: Option<String>,
-}
-
-impl tonic::service::Interceptor for Credentials {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        req.metadata_mut().insert(
-            "authorization",
-            format!("Bearer {}", self.token).parse().unwrap(),
-        );
-        if let Some(user) = &self.on_behalf_of {
-            req.metadata_mut()
-                .insert(careloop_runtime::auth::ON_BEHALF_OF, user.parse().unwrap());
-        }
-        Ok(req)
-    }
 }
 
 type Matrix = ReferralsServiceClient<
@@ -485,14 +466,6 @@ async fn call(
     }
 }
 
-async fn denials(app: &TestApp, subject: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE outcome = 'denied' AND subject = $1")
-        .bind(subject)
-        .fetch_one(&app.db)
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn every_caller_gets_the_exact_code_the_rules_give_on_every_rpc() {
     let app = spawn_app().await;
@@ -511,7 +484,7 @@ async fn every_caller_gets_the_exact_code_the_rules_give_on_every_rpc() {
         for rpc in RPCS {
             let fx = fixture(&app, &patient.id, team).await;
             let before = app.footprint().await;
-            let denials_before = denials(&app, &caller.audited_subject).await;
+            let denials_before = denials(&app.db, &caller.audited_subject).await;
             let want = expected(rpc, caller.rights);
             let got = call(&app, &mut c, caller.rights.service, rpc, &patient.id, &fx).await;
             if got != want {
@@ -528,7 +501,7 @@ async fn every_caller_gets_the_exact_code_the_rules_give_on_every_rpc() {
                         caller.name
                     ));
                 }
-                if denials(&app, &caller.audited_subject).await != denials_before + 1 {
+                if denials(&app.db, &caller.audited_subject).await != denials_before + 1 {
                     wrong.push(format!(
                         "{} / {rpc}: the refusal was not audited once",
                         caller.name
