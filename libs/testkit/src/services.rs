@@ -34,6 +34,9 @@ pub fn service_settings(database: &crate::TestDatabase) -> Settings {
     s.database.url = Secret::new(database.service_url.clone());
     s.database.migration_url = Secret::new(database.migration_url.clone());
     s.database.max_connections = 8;
+    // A loaded 2-core CI machine may be slow; timeouts here are not what the tests measure.
+    s.database.acquire_timeout_ms = 30_000;
+    s.grpc.request_timeout_ms = 60_000;
     s.grpc.addr = "127.0.0.1:0".into();
     s.grpc.shutdown_grace_ms = 0;
     s.events.enabled = false;

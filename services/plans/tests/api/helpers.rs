@@ -54,6 +54,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     settings.database.url = Secret::new(database.service_url.clone());
     settings.database.migration_url = Secret::new(database.migration_url.clone());
     settings.database.max_connections = 8;
+    // A loaded 2-core CI machine may be slow; timeouts here are not what the tests measure.
+    settings.database.acquire_timeout_ms = 30_000;
+    settings.grpc.request_timeout_ms = 60_000;
     settings.grpc.addr = "127.0.0.1:0".into();
     settings.metrics.addr = "127.0.0.1:0".into();
     settings.grpc.shutdown_grace_ms = 0;
