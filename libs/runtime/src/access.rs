@@ -53,6 +53,22 @@ impl Interceptor for ServiceCredentials {
     }
 }
 
+/// One mapping of plans' answers for every call a service makes to it: a missing patient is
+/// NOT_FOUND, an unreachable plans UNAVAILABLE (retryable), anything else INTERNAL with the cause
+/// (plans' messages carry no patient data) for the log.
+fn plans_error(call: &str, status: tonic::Status) -> ApiError {
+    match status.code() {
+        tonic::Code::NotFound => ApiError::NotFound("patient"),
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown => {
+            ApiError::Unavailable(anyhow::anyhow!("{call}: {}", status.code()))
+        }
+        code => ApiError::Internal(anyhow::anyhow!(
+            "{call} failed: {code:?}: {}",
+            status.message()
+        )),
+    }
+}
+
 #[derive(Clone)]
 pub struct PlansAccess {
     client: PlansServiceClient<InterceptedService<Channel, ServiceCredentials>>,
@@ -95,15 +111,7 @@ impl PlansAccess {
             .clone()
             .create_task(request)
             .await
-            .map_err(|status| match status.code() {
-                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown => {
-                    ApiError::Unavailable(anyhow::anyhow!("plans create task: {}", status.code()))
-                }
-                code => ApiError::Internal(anyhow::anyhow!(
-                    "plans create task failed: {code:?}: {}",
-                    status.message()
-                )),
-            })?
+            .map_err(|status| plans_error("plans create task", status))?
             .into_inner()
             .task
             .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("plans answered without a task")))?;
@@ -143,23 +151,12 @@ impl PlansAccess {
                 .metadata_mut()
                 .insert(crate::auth::ON_BEHALF_OF, on_behalf_of);
         }
-        let answer =
-            self.client
-                .clone()
-                .check_access(request)
-                .await
-                .map_err(|status| match status.code() {
-                    tonic::Code::NotFound => ApiError::NotFound("patient"),
-                    tonic::Code::Unavailable
-                    | tonic::Code::DeadlineExceeded
-                    | tonic::Code::Unknown => ApiError::Unavailable(anyhow::anyhow!(
-                        "plans access check: {}",
-                        status.code()
-                    )),
-                    code => {
-                        ApiError::Internal(anyhow::anyhow!("plans access check failed: {code:?}"))
-                    }
-                })?;
+        let answer = self
+            .client
+            .clone()
+            .check_access(request)
+            .await
+            .map_err(|status| plans_error("plans access check", status))?;
         Ok(answer.into_inner())
     }
 

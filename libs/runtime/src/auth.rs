@@ -24,7 +24,7 @@ use std::sync::Arc;
 use tonic::{Request, Status};
 use uuid::Uuid;
 
-pub use keys::{Jwks, KeySource};
+pub use keys::KeySource;
 
 /// The metadata key a service uses to name the user it acts for.
 pub const ON_BEHALF_OF: &str = "x-careloop-on-behalf-of";

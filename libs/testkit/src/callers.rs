@@ -35,3 +35,46 @@ pub async fn denials(db: &PgPool, subject: &str) -> i64 {
         .await
         .expect("count denials")
 }
+
+/// What a cell of an authorization table looked like before its call.
+pub struct Before {
+    footprint: i64,
+    denials: i64,
+}
+
+impl Before {
+    /// `footprint`: the service's count of rows a write could leave behind.
+    pub async fn take(db: &PgPool, subject: &str, footprint: i64) -> Self {
+        Self {
+            footprint,
+            denials: denials(db, subject).await,
+        }
+    }
+
+    /// Records (see `cases`) what is wrong with the cell: another code than the rules give, or a
+    /// refusal that wrote something or was not audited exactly once. `footprint` is the count
+    /// after the call.
+    pub async fn judge(
+        self,
+        db: &PgPool,
+        subject: &str,
+        cell: &str,
+        want: tonic::Code,
+        got: tonic::Code,
+        footprint: i64,
+    ) {
+        if got != want {
+            crate::cases::record_failure(format!("{cell}: expected {want:?}, got {got:?}"));
+            return;
+        }
+        if !matches!(got, tonic::Code::PermissionDenied | tonic::Code::NotFound) {
+            return;
+        }
+        if footprint != self.footprint {
+            crate::cases::record_failure(format!("{cell}: a refusal wrote something"));
+        }
+        if denials(db, subject).await != self.denials + 1 {
+            crate::cases::record_failure(format!("{cell}: the refusal was not audited once"));
+        }
+    }
+}

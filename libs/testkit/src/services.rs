@@ -5,8 +5,6 @@ use crate::dev_settings;
 use careloop_proto::plans::v1::plans_service_client::PlansServiceClient;
 use careloop_proto::plans::v1::{CreatePatientRequest, Patient};
 use careloop_runtime::auth::{Authenticator, Principal, PrincipalKind};
-use careloop_runtime::config::Settings;
-use careloop_runtime::secret::Secret;
 use std::future::Future;
 use std::net::SocketAddr;
 use tonic::service::Interceptor;
@@ -25,22 +23,6 @@ impl Interceptor for Bearer {
         req.metadata_mut().insert("authorization", value);
         Ok(req)
     }
-}
-
-/// Settings for a service under test: its own database, port 0, no events, no shutdown grace, and
-/// dev mode (dev tokens accepted), which tests ask for explicitly like `make run`.
-pub fn service_settings(database: &crate::TestDatabase) -> Settings {
-    let mut s = dev_settings();
-    s.database.url = Secret::new(database.service_url.clone());
-    s.database.migration_url = Secret::new(database.migration_url.clone());
-    s.database.max_connections = 8;
-    // A loaded 2-core CI machine may be slow; timeouts here are not what the tests measure.
-    s.database.acquire_timeout_ms = 30_000;
-    s.grpc.request_timeout_ms = 60_000;
-    s.grpc.addr = "127.0.0.1:0".into();
-    s.grpc.shutdown_grace_ms = 0;
-    s.events.enabled = false;
-    s
 }
 
 /// Runs `serve` (an application's `run_until_stopped`) until the returned sender is dropped.
@@ -68,7 +50,7 @@ pub async fn spawn_plans() -> PlansService {
     let db = crate::fresh_database("plans")
         .await
         .expect("plans database");
-    let app = careloop_plans::Application::build(service_settings(&db))
+    let app = careloop_plans::Application::build(crate::service_settings(&db))
         .await
         .expect("plans builds");
     let addr = app.addr();

@@ -132,39 +132,12 @@ impl Pathways {
         if !first {
             return Ok(());
         }
-        outbox::enqueue(
-            conn,
-            NewEvent {
-                source: crate::api::SOURCE,
-                patient_id: Some(patient_id),
-                org_id,
-                aggregate_id: task_id,
-                aggregate_version: 1,
-                occurred_at: now,
-                payload: Payload::PathwayTriggered(PathwayTriggered {
-                    rule_id: rule.id.to_string(),
-                    source_event_id: event.id.clone(),
-                    created_kind: LoopKind::Task as i32,
-                    created_id: task_id.to_string(),
-                }),
-            },
-        )
-        .await?;
-        let principal = careloop_runtime::auth::Principal {
-            org_id,
-            ..careloop_runtime::auth::Principal::service("referrals-pathways")
+        let created = Created {
+            kind: LoopKind::Task,
+            id: task_id,
+            placed: None,
         };
-        careloop_runtime::audit::record(
-            conn,
-            careloop_runtime::audit::AuditEntry {
-                principal: &principal,
-                action: "PathwayTriggered",
-                patient_id: Some(patient_id),
-                target_id: Some(task_id),
-                outcome: careloop_runtime::audit::Outcome::Ok,
-            },
-        )
-        .await?;
+        record_trigger(conn, event, rule, patient_id, org_id, created, now).await?;
         Ok(())
     }
 
@@ -236,46 +209,72 @@ impl Pathways {
             store::add_timeline(conn, row.id, "pathway", "", "placed", &rule.name, now).await?;
             (LoopKind::Referral, row.id, loops::referral_placed(&row))
         };
-        for payload in [
-            placed,
-            Payload::PathwayTriggered(PathwayTriggered {
-                rule_id: rule.id.to_string(),
-                source_event_id: event.id.clone(),
-                created_kind: created_kind as i32,
-                created_id: created_id.to_string(),
-            }),
-        ] {
-            outbox::enqueue(
-                conn,
-                NewEvent {
-                    source: crate::api::SOURCE,
-                    patient_id: Some(patient_id),
-                    org_id,
-                    aggregate_id: created_id,
-                    aggregate_version: 1,
-                    occurred_at: now,
-                    payload,
-                },
-            )
-            .await?;
-        }
-        // Pathway writes are patient data too: audited as the service, in the same transaction.
-        let principal = careloop_runtime::auth::Principal {
-            org_id,
-            ..careloop_runtime::auth::Principal::service("referrals-pathways")
+        let created = Created {
+            kind: created_kind,
+            id: created_id,
+            placed: Some(placed),
         };
-        careloop_runtime::audit::record(
-            conn,
-            careloop_runtime::audit::AuditEntry {
-                principal: &principal,
-                action: "PathwayTriggered",
-                patient_id: Some(patient_id),
-                target_id: Some(created_id),
-                outcome: careloop_runtime::audit::Outcome::Ok,
-            },
-        )
-        .await?;
+        record_trigger(conn, event, rule, patient_id, org_id, created, now).await?;
         tracing::info!(rule_id = %rule.id, event_id = %event_id, created_id = %created_id, "pathway fired");
         Ok(())
     }
+}
+
+/// What a rule created: its kind, id, and the creation event when this service owns it (a task's
+/// creation event is plans').
+struct Created {
+    kind: LoopKind,
+    id: Uuid,
+    placed: Option<Payload>,
+}
+
+/// Appends the creation event (when ours) and `pathway.triggered`, and audits the write as the
+/// service acting for the rule, all in the handler's transaction.
+async fn record_trigger(
+    conn: &mut PgConnection,
+    event: &Event,
+    rule: &store::RuleRow,
+    patient_id: Uuid,
+    org_id: Uuid,
+    created: Created,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    let triggered = Payload::PathwayTriggered(PathwayTriggered {
+        rule_id: rule.id.to_string(),
+        source_event_id: event.id.clone(),
+        created_kind: created.kind as i32,
+        created_id: created.id.to_string(),
+    });
+    for payload in created.placed.into_iter().chain([triggered]) {
+        outbox::enqueue(
+            conn,
+            NewEvent {
+                source: crate::api::SOURCE,
+                patient_id: Some(patient_id),
+                org_id,
+                aggregate_id: created.id,
+                aggregate_version: 1,
+                occurred_at: now,
+                payload,
+            },
+        )
+        .await?;
+    }
+    // Pathway writes are patient data too: audited as the service, in the same transaction.
+    let principal = careloop_runtime::auth::Principal {
+        org_id,
+        ..careloop_runtime::auth::Principal::service("referrals-pathways")
+    };
+    careloop_runtime::audit::record(
+        conn,
+        careloop_runtime::audit::AuditEntry {
+            principal: &principal,
+            action: "PathwayTriggered",
+            patient_id: Some(patient_id),
+            target_id: Some(created.id),
+            outcome: careloop_runtime::audit::Outcome::Ok,
+        },
+    )
+    .await?;
+    Ok(())
 }

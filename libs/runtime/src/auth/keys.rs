@@ -17,8 +17,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
-pub type Jwks = JwkSet;
-
 const FORCED_REFRESH_EVERY: Duration = Duration::from_secs(10);
 const RETRY_WHEN_EMPTY: Duration = Duration::from_secs(10);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);

@@ -3,7 +3,6 @@ use careloop_proto::plans::v1::plans_service_client::PlansServiceClient;
 use careloop_proto::plans::v1::*;
 use careloop_runtime::auth::{Authenticator, Principal, PrincipalKind};
 use careloop_runtime::config::Settings;
-use careloop_runtime::secret::Secret;
 use sqlx::PgPool;
 use std::net::SocketAddr;
 use tonic::metadata::MetadataValue;
@@ -50,16 +49,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let database = careloop_testkit::fresh_database("plans")
         .await
         .expect("fresh test database");
-    let mut settings = careloop_testkit::dev_settings();
-    settings.database.url = Secret::new(database.service_url.clone());
-    settings.database.migration_url = Secret::new(database.migration_url.clone());
-    settings.database.max_connections = 8;
-    // A loaded 2-core CI machine may be slow; timeouts here are not what the tests measure.
-    settings.database.acquire_timeout_ms = 30_000;
-    settings.grpc.request_timeout_ms = 60_000;
-    settings.grpc.addr = "127.0.0.1:0".into();
+    let mut settings = careloop_testkit::service_settings(&database);
     settings.metrics.addr = "127.0.0.1:0".into();
-    settings.grpc.shutdown_grace_ms = 0;
     adjust(&mut settings);
     let auth = Authenticator::new(&settings.auth, "plans").expect("auth settings");
     let app = careloop_plans::Application::build(settings)

@@ -10,7 +10,7 @@ use careloop_proto::plans::v1::list_open_tasks_request::Filter;
 use careloop_proto::plans::v1::plans_service_client::PlansServiceClient;
 use careloop_proto::plans::v1::*;
 use careloop_runtime::auth::{Principal, PrincipalKind, on_behalf_of_header};
-use careloop_testkit::callers::{Credentials, denials};
+use careloop_testkit::callers::{Before, Credentials};
 use tonic::Code;
 use uuid::Uuid;
 
@@ -748,44 +748,29 @@ async fn every_caller_gets_the_exact_code_the_rules_give_on_every_rpc() {
         family: Uuid::now_v7(),
         payer: Uuid::now_v7(),
     };
-    let mut wrong = Vec::new();
+    // Every cell is judged; the report lists all that are wrong, not only the first.
+    let _cells = careloop_testkit::cases::CaseReport;
     for caller in callers(&app, &orgs) {
         let mut matrix = client_for(&app, &caller);
         for rpc in RPCS {
             // Fresh fixtures per cell: an allowed write cannot change what the next cell sees.
             let fx = fixture(&app, &mut app.client(), &orgs).await;
-            let before = app.footprint().await;
-            let denials_before = denials(&app.db, &caller.audited_subject).await;
-            let want = expected(rpc, caller.rights);
+            let before =
+                Before::take(&app.db, &caller.audited_subject, app.footprint().await).await;
             let carries_user = caller.on_behalf_of.is_some();
             let got = call(&app, &mut matrix, carries_user, rpc, &fx).await;
-            if got != want {
-                wrong.push(format!(
-                    "{} / {rpc}: expected {want:?}, got {got:?}",
-                    caller.name
-                ));
-                continue;
-            }
-            if matches!(got, Code::PermissionDenied | Code::NotFound) {
-                if app.footprint().await != before {
-                    wrong.push(format!(
-                        "{} / {rpc}: a refusal wrote something",
-                        caller.name
-                    ));
-                }
-                if denials(&app.db, &caller.audited_subject).await != denials_before + 1 {
-                    wrong.push(format!(
-                        "{} / {rpc}: the refusal was not audited once",
-                        caller.name
-                    ));
-                }
-            }
+            let cell = format!("{} / {rpc}", caller.name);
+            let want = expected(rpc, caller.rights);
+            before
+                .judge(
+                    &app.db,
+                    &caller.audited_subject,
+                    &cell,
+                    want,
+                    got,
+                    app.footprint().await,
+                )
+                .await;
         }
     }
-    assert!(
-        wrong.is_empty(),
-        "{} cells wrong:\n{}",
-        wrong.len(),
-        wrong.join("\n")
-    );
 }

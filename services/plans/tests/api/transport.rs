@@ -10,7 +10,6 @@ use careloop_proto::plans::v1::{
 use careloop_runtime::auth::Authenticator;
 use careloop_runtime::auth::{Principal, PrincipalKind, on_behalf_of_header};
 use careloop_runtime::config::TlsSettings;
-use careloop_runtime::secret::Secret;
 use careloop_runtime::tls::ClientAuth;
 use careloop_testkit::TestCa;
 use sqlx::PgPool;
@@ -37,12 +36,7 @@ struct TlsPlans {
 async fn spawn_tls_plans(ca: &TestCa, client_auth: ClientAuth, callers: &[&str]) -> TlsPlans {
     careloop_runtime::telemetry::init_for_tests();
     let db = careloop_testkit::fresh_database("plans").await.unwrap();
-    let mut settings = careloop_testkit::dev_settings();
-    settings.database.url = Secret::new(db.service_url.clone());
-    settings.database.migration_url = Secret::new(db.migration_url.clone());
-    settings.grpc.addr = "127.0.0.1:0".into();
-    settings.grpc.shutdown_grace_ms = 0;
-    settings.events.enabled = false;
+    let mut settings = careloop_testkit::service_settings(&db);
     settings.grpc.tls = true;
     settings.grpc.client_auth = client_auth;
     settings.tls = ca.workload("plans");

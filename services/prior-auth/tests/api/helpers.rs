@@ -41,7 +41,7 @@ async fn spawn(events: Option<EventSettings>, zone: Option<&str>) -> TestApp {
     let db = careloop_testkit::fresh_database("prior_auth")
         .await
         .expect("test database");
-    let mut settings = services::service_settings(&db);
+    let mut settings = careloop_testkit::service_settings(&db);
     if let Some(e) = &events {
         settings.events = e.clone();
     }

@@ -8,7 +8,7 @@ use careloop_proto::priorauth::v1::prior_auth_service_client::PriorAuthServiceCl
 use careloop_proto::priorauth::v1::record_payer_response_request::{Denied, Pended, Response};
 use careloop_proto::priorauth::v1::*;
 use careloop_runtime::auth::{Principal, PrincipalKind, on_behalf_of_header};
-use careloop_testkit::callers::{Credentials, denials};
+use careloop_testkit::callers::{Before, Credentials};
 use careloop_testkit::services::token_with_roles;
 use tonic::Code;
 use uuid::Uuid;
@@ -384,7 +384,8 @@ async fn every_caller_gets_the_exact_code_the_rules_give_on_every_rpc() {
     let patient = app.patient().await;
     app.circle(&patient, orgs.team, orgs.family, app.acme_org)
         .await;
-    let mut wrong = Vec::new();
+    // Every cell is judged; the report lists all that are wrong, not only the first.
+    let _cells = careloop_testkit::cases::CaseReport;
     for caller in callers(&app, &orgs) {
         let mut c: Matrix = PriorAuthServiceClient::with_interceptor(
             app.channel(),
@@ -395,37 +396,21 @@ async fn every_caller_gets_the_exact_code_the_rules_give_on_every_rpc() {
         );
         for rpc in RPCS {
             let request = prepared(&app, rpc, &patient.id).await;
-            let before = app.footprint().await;
-            let denials_before = denials(&app.db, &caller.audited_subject).await;
-            let want = expected(rpc, caller.rights);
+            let before =
+                Before::take(&app.db, &caller.audited_subject, app.footprint().await).await;
             let got = call(&mut c, rpc, &patient.id, &request).await;
-            if got != want {
-                wrong.push(format!(
-                    "{} / {rpc}: expected {want:?}, got {got:?}",
-                    caller.name
-                ));
-                continue;
-            }
-            if matches!(got, Code::PermissionDenied | Code::NotFound) {
-                if app.footprint().await != before {
-                    wrong.push(format!(
-                        "{} / {rpc}: a refusal wrote something",
-                        caller.name
-                    ));
-                }
-                if denials(&app.db, &caller.audited_subject).await != denials_before + 1 {
-                    wrong.push(format!(
-                        "{} / {rpc}: the refusal was not audited once",
-                        caller.name
-                    ));
-                }
-            }
+            let cell = format!("{} / {rpc}", caller.name);
+            let want = expected(rpc, caller.rights);
+            before
+                .judge(
+                    &app.db,
+                    &caller.audited_subject,
+                    &cell,
+                    want,
+                    got,
+                    app.footprint().await,
+                )
+                .await;
         }
     }
-    assert!(
-        wrong.is_empty(),
-        "{} cells wrong:\n{}",
-        wrong.len(),
-        wrong.join("\n")
-    );
 }

@@ -31,7 +31,7 @@ pub async fn spawn_app_with(events: Option<EventSettings>) -> TestApp {
     let db = careloop_testkit::fresh_database("referrals")
         .await
         .expect("test database");
-    let mut settings = services::service_settings(&db);
+    let mut settings = careloop_testkit::service_settings(&db);
     if let Some(e) = &events {
         settings.events = e.clone();
     }

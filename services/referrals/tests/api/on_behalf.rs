@@ -12,7 +12,8 @@ use careloop_runtime::auth::{ON_BEHALF_OF, Principal, PrincipalKind, on_behalf_o
 use careloop_runtime::config::TlsSettings;
 use careloop_runtime::tls::ClientAuth;
 use careloop_testkit::TestCa;
-use careloop_testkit::services::{Bearer, run_until_dropped, service_settings, token};
+use careloop_testkit::service_settings;
+use careloop_testkit::services::{Bearer, run_until_dropped, token};
 use tonic::Code;
 use uuid::Uuid;
 
