@@ -123,14 +123,12 @@ pub async fn sweep_overdue(pool: &PgPool, now: DateTime<Utc>, batch: i64) -> any
 
 /// Sweeps every `interval` until the service stops.
 pub fn schedule(background: &mut Background, pool: PgPool, interval: Duration) {
-    background.every(interval, move || {
-        let pool = pool.clone();
-        async move {
-            match sweep_overdue(&pool, Utc::now(), 500).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(reported = n, "overdue tasks and handoffs reported"),
-                Err(error) => tracing::warn!(error = %careloop_runtime::error::redacted(&error), "overdue sweep failed"),
-            }
-        }
-    });
+    background.sweep_every(
+        interval,
+        "overdue tasks, handoffs and follow-up calls",
+        move || {
+            let pool = pool.clone();
+            async move { sweep_overdue(&pool, Utc::now(), 500).await }
+        },
+    );
 }

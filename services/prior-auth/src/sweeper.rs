@@ -167,19 +167,20 @@ pub fn schedule(
     interval: std::time::Duration,
     expiring_within: Duration,
 ) {
-    background.every(interval, move || {
+    let deadlines = pool.clone();
+    background.sweep_every(
+        interval,
+        "overdue decisions and expiring approvals",
+        move || {
+            let pool = deadlines.clone();
+            async move {
+                let (overdue, expiring) = sweep(&pool, Utc::now(), expiring_within, 500).await?;
+                Ok(overdue + expiring)
+            }
+        },
+    );
+    background.sweep_every(interval, "missed patient updates", move || {
         let pool = pool.clone();
-        async move {
-            match sweep(&pool, Utc::now(), expiring_within, 500).await {
-                Ok((0, 0)) => {}
-                Ok((overdue, expiring)) => tracing::info!(overdue, expiring, "prior authorizations reported"),
-                Err(error) => tracing::warn!(error = %careloop_runtime::error::redacted(&error), "prior-auth sweep failed"),
-            }
-            match sweep_missed_updates(&pool, Utc::now(), 500).await {
-                Ok(0) => {}
-                Ok(missed) => tracing::info!(missed, "missed patient updates reported"),
-                Err(error) => tracing::warn!(error = %careloop_runtime::error::redacted(&error), "missed-update sweep failed"),
-            }
-        }
+        async move { sweep_missed_updates(&pool, Utc::now(), 500).await }
     });
 }

@@ -58,6 +58,31 @@ impl Background {
         }));
     }
 
+    /// Runs a report-once sweeper every `interval`: `sweep` returns how many loops it reported;
+    /// reports are logged under `what`, failures logged (redacted) and retried at the next tick.
+    pub fn sweep_every<F, Fut>(
+        &mut self,
+        interval: std::time::Duration,
+        what: &'static str,
+        sweep: F,
+    ) where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = anyhow::Result<usize>> + Send,
+    {
+        self.every(interval, move || {
+            let run = sweep();
+            async move {
+                match run.await {
+                    Ok(0) => {}
+                    Ok(reported) => tracing::info!(reported, what, "sweep reported"),
+                    Err(error) => {
+                        tracing::warn!(what, error = %crate::error::redacted(&error), "sweep failed")
+                    }
+                }
+            }
+        });
+    }
+
     /// Asks every task to stop and waits for them.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
