@@ -161,6 +161,78 @@ impl Write {
     }
 }
 
+/// A change that no RPC started: a consumer's handler, a sweeper, a pathway rule. The service acts
+/// for the rule or the event, inside the transaction its caller holds (a consumer's transaction
+/// also records the event id as handled, so a redelivered event has no second effect; a sweeper's
+/// holds the report mark, so racing replicas report once). Every event it appends is audited in the
+/// same transaction as the service actor, for the organization the change belongs to, with the
+/// event type as the action: the same trail an RPC write leaves.
+pub struct Acting<'c> {
+    conn: &'c mut PgConnection,
+    source: &'static str,
+    actor: &'static str,
+}
+
+/// One change made by a service acting on its own.
+pub struct Change {
+    /// The organization the change belongs to (the loop's owner, or the rule's).
+    pub org_id: Uuid,
+    pub patient_id: Uuid,
+    pub aggregate_id: Uuid,
+    /// The aggregate's version after this change: unique per aggregate, like every event's.
+    pub aggregate_version: i64,
+    pub payload: Payload,
+}
+
+impl<'c> Acting<'c> {
+    /// `actor` names the service and what acts in it, e.g. "referrals-pathways".
+    pub fn new(conn: &'c mut PgConnection, source: &'static str, actor: &'static str) -> Self {
+        Self {
+            conn,
+            source,
+            actor,
+        }
+    }
+
+    pub fn conn(&mut self) -> &mut PgConnection {
+        self.conn
+    }
+
+    /// Appends the change's event to the outbox and audits it; returns the event id.
+    pub async fn emit(&mut self, change: Change) -> Result<Uuid, sqlx::Error> {
+        let action = crate::events::catalogue::event_type(&change.payload);
+        let id = outbox::enqueue(
+            self.conn,
+            NewEvent {
+                source: self.source,
+                patient_id: Some(change.patient_id),
+                org_id: change.org_id,
+                aggregate_id: change.aggregate_id,
+                aggregate_version: change.aggregate_version,
+                occurred_at: crate::time::now(),
+                payload: change.payload,
+            },
+        )
+        .await?;
+        let principal = Principal {
+            org_id: change.org_id,
+            ..Principal::service(self.actor)
+        };
+        audit::record(
+            self.conn,
+            AuditEntry {
+                principal: &principal,
+                action,
+                patient_id: Some(change.patient_id),
+                target_id: Some(change.aggregate_id),
+                outcome: Outcome::Ok,
+            },
+        )
+        .await?;
+        Ok(id)
+    }
+}
+
 /// Starts a write or answers a retry with the first response from the enclosing handler (audited
 /// as a replay). The plain form is for handlers that checked access before; the form with
 /// `w => { check }` runs the check inside the write's transaction for a first call and for a

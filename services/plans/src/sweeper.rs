@@ -8,11 +8,14 @@
 use careloop_proto::common::v1::{CareRole, LoopKind};
 use careloop_proto::events::v1::{LoopOverdue, event::Payload};
 use careloop_runtime::events::Background;
-use careloop_runtime::outbox::{self, NewEvent};
+use careloop_runtime::write::{Acting, Change};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use std::time::Duration;
 use uuid::Uuid;
+
+/// Who the overdue reports are audited as.
+const ACTOR: &str = "plans-sweeper";
 
 /// How often the sweeper looks.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
@@ -30,7 +33,7 @@ struct Overdue {
 }
 
 const TASKS: &str = "
-UPDATE tasks t SET overdue_stage = t.status
+UPDATE tasks t SET overdue_stage = t.status, version = t.version + 1
   FROM patients p
  WHERE p.id = t.patient_id
    AND t.id IN (
@@ -43,7 +46,7 @@ RETURNING t.id, t.patient_id, p.managing_org_id, t.status AS stage, t.owner_role
           t.due_at, t.version";
 
 const HANDOFFS: &str = "
-UPDATE handoffs h SET overdue_reported_at = $1
+UPDATE handoffs h SET overdue_reported_at = $1, version = h.version + 1
   FROM patients p
  WHERE p.id = h.patient_id
    AND h.id IN (
@@ -58,7 +61,7 @@ RETURNING h.id, h.patient_id, p.managing_org_id, 'sent' AS stage, h.to_role AS o
 const FOLLOW_UP_OWNER: CareRole = CareRole::Rn;
 
 const FOLLOW_UPS: &str = "
-UPDATE transitions t SET follow_up_reported = true
+UPDATE transitions t SET follow_up_reported = true, version = t.version + 1
   FROM patients p
  WHERE p.id = t.patient_id
    AND t.id IN (
@@ -93,16 +96,13 @@ pub async fn sweep_overdue(pool: &PgPool, now: DateTime<Utc>, batch: i64) -> any
         };
         let rows: Vec<Overdue> = query.fetch_all(&mut *tx).await?;
         for row in rows {
-            outbox::enqueue(
-                &mut tx,
-                NewEvent {
-                    source: crate::api::SOURCE,
-                    patient_id: Some(row.patient_id),
+            Acting::new(&mut tx, crate::api::SOURCE, ACTOR)
+                .emit(Change {
                     // The organization that manages the patient: escalation is routed within it.
                     org_id: row.managing_org_id,
+                    patient_id: row.patient_id,
                     aggregate_id: row.id,
                     aggregate_version: row.version,
-                    occurred_at: careloop_runtime::time::now(),
                     payload: Payload::PlansLoopOverdue(LoopOverdue {
                         loop_kind: kind as i32,
                         loop_id: row.id.to_string(),
@@ -111,9 +111,8 @@ pub async fn sweep_overdue(pool: &PgPool, now: DateTime<Utc>, batch: i64) -> any
                         backup_role: row.backup_role,
                         due_at: Some(careloop_runtime::time::to_timestamp(row.due_at)),
                     }),
-                },
-            )
-            .await?;
+                })
+                .await?;
             reported += 1;
         }
     }

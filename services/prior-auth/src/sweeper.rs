@@ -8,15 +8,18 @@ use careloop_proto::events::v1::{
     LoopOverdue, PriorAuthDecisionOverdue, PriorAuthExpiring, event::Payload,
 };
 use careloop_runtime::events::Background;
-use careloop_runtime::outbox::{self, NewEvent};
+use careloop_runtime::write::{Acting, Change};
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+/// Who the deadline reports are audited as.
+const ACTOR: &str = "prior-auth-sweeper";
+
 type Due = (Uuid, Uuid, Option<DateTime<Utc>>, i32, i64, Option<Uuid>);
 
 const OVERDUE: &str = "
-UPDATE requests r SET overdue_reported_for = r.decision_due_at
+UPDATE requests r SET overdue_reported_for = r.decision_due_at, version = r.version + 1
 WHERE r.id IN (
     SELECT id FROM requests
     WHERE status = 'submitted' AND overdue_reported_for IS DISTINCT FROM decision_due_at AND decision_due_at < $1
@@ -25,7 +28,7 @@ WHERE r.id IN (
 RETURNING r.id, r.patient_id, r.decision_due_at, r.owner_role, r.version, r.org_id";
 
 const APPEAL_OVERDUE: &str = "
-UPDATE requests r SET overdue_reported_for = r.due_at
+UPDATE requests r SET overdue_reported_for = r.due_at, version = r.version + 1
 WHERE r.id IN (
     SELECT id FROM requests
     WHERE status = 'appealed' AND overdue_reported_for IS DISTINCT FROM due_at AND due_at < $1
@@ -34,7 +37,7 @@ WHERE r.id IN (
 RETURNING r.id, r.patient_id, r.due_at, r.owner_role, r.version, r.org_id";
 
 const EXPIRING: &str = "
-UPDATE requests r SET expiry_reported = true
+UPDATE requests r SET expiry_reported = true, version = r.version + 1
 WHERE r.id IN (
     SELECT id FROM requests
     WHERE status IN ('approved', 'partially_approved', 'appeal_approved') AND NOT expiry_reported AND valid_to < $1
@@ -90,27 +93,23 @@ pub async fn sweep(
                 }),
         );
     for (id, patient, version, org, payload) in events {
-        outbox::enqueue(
-            &mut tx,
-            NewEvent {
-                source: crate::api::SOURCE,
-                patient_id: Some(patient),
+        Acting::new(&mut tx, crate::api::SOURCE, ACTOR)
+            .emit(Change {
                 // The organization that owns the request.
                 org_id: org.unwrap_or_default(),
+                patient_id: patient,
                 aggregate_id: id,
                 aggregate_version: version,
-                occurred_at: careloop_runtime::time::now(),
                 payload,
-            },
-        )
-        .await?;
+            })
+            .await?;
     }
     tx.commit().await?;
     Ok(counts)
 }
 
 const UPDATE_MISSED: &str = "
-UPDATE requests r SET update_reported_for = r.next_patient_update_at
+UPDATE requests r SET update_reported_for = r.next_patient_update_at, version = r.version + 1
 WHERE r.id IN (
     SELECT id FROM requests
     WHERE status IN ('draft', 'submitted', 'pended', 'denied', 'appealed')
@@ -135,15 +134,12 @@ pub async fn sweep_missed_updates(
         .await?;
     let count = missed.len();
     for (id, patient, due, role, version, org) in missed {
-        outbox::enqueue(
-            &mut tx,
-            NewEvent {
-                source: crate::api::SOURCE,
-                patient_id: Some(patient),
+        Acting::new(&mut tx, crate::api::SOURCE, ACTOR)
+            .emit(Change {
                 org_id: org.unwrap_or_default(),
+                patient_id: patient,
                 aggregate_id: id,
                 aggregate_version: version,
-                occurred_at: careloop_runtime::time::now(),
                 payload: Payload::PriorAuthUpdateMissed(LoopOverdue {
                     loop_kind: LoopKind::PriorAuth as i32,
                     loop_id: id.to_string(),
@@ -152,9 +148,8 @@ pub async fn sweep_missed_updates(
                     backup_role: 0,
                     due_at: careloop_runtime::time::opt_timestamp(due),
                 }),
-            },
-        )
-        .await?;
+            })
+            .await?;
     }
     tx.commit().await?;
     Ok(count)

@@ -14,7 +14,7 @@ use careloop_proto::common::v1::{LoopKind, Priority};
 use careloop_proto::events::v1::{Event, PathwayTriggered, event::Payload};
 use careloop_proto::referrals::v1::OrderSetting;
 use careloop_runtime::events::Handler;
-use careloop_runtime::outbox::{self, NewEvent};
+use careloop_runtime::write::{Acting, Change};
 use chrono::Duration;
 use futures::future::BoxFuture;
 use sqlx::PgConnection;
@@ -137,7 +137,7 @@ impl Pathways {
             id: task_id,
             placed: None,
         };
-        record_trigger(conn, event, rule, patient_id, org_id, created, now).await?;
+        record_trigger(conn, event, rule, patient_id, org_id, created).await?;
         Ok(())
     }
 
@@ -214,7 +214,7 @@ impl Pathways {
             id: created_id,
             placed: Some(placed),
         };
-        record_trigger(conn, event, rule, patient_id, org_id, created, now).await?;
+        record_trigger(conn, event, rule, patient_id, org_id, created).await?;
         tracing::info!(rule_id = %rule.id, event_id = %event_id, created_id = %created_id, "pathway fired");
         Ok(())
     }
@@ -237,7 +237,6 @@ async fn record_trigger(
     patient_id: Uuid,
     org_id: Uuid,
     created: Created,
-    now: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<()> {
     let triggered = Payload::PathwayTriggered(PathwayTriggered {
         rule_id: rule.id.to_string(),
@@ -245,36 +244,28 @@ async fn record_trigger(
         created_kind: created.kind as i32,
         created_id: created.id.to_string(),
     });
-    for payload in created.placed.into_iter().chain([triggered]) {
-        outbox::enqueue(
-            conn,
-            NewEvent {
-                source: crate::api::SOURCE,
-                patient_id: Some(patient_id),
+    let mut acting = Acting::new(conn, crate::api::SOURCE, "referrals-pathways");
+    if let Some(placed) = created.placed {
+        acting
+            .emit(Change {
                 org_id,
+                patient_id,
                 aggregate_id: created.id,
                 aggregate_version: 1,
-                occurred_at: now,
-                payload,
-            },
-        )
-        .await?;
+                payload: placed,
+            })
+            .await?;
     }
-    // Pathway writes are patient data too: audited as the service, in the same transaction.
-    let principal = careloop_runtime::auth::Principal {
-        org_id,
-        ..careloop_runtime::auth::Principal::service("referrals-pathways")
-    };
-    careloop_runtime::audit::record(
-        conn,
-        careloop_runtime::audit::AuditEntry {
-            principal: &principal,
-            action: "PathwayTriggered",
-            patient_id: Some(patient_id),
-            target_id: Some(created.id),
-            outcome: careloop_runtime::audit::Outcome::Ok,
-        },
-    )
-    .await?;
+    // Each firing is an aggregate of its own (version 1); the consumer's handled mark and the
+    // (rule, event) key of what it created keep it single.
+    acting
+        .emit(Change {
+            org_id,
+            patient_id,
+            aggregate_id: Uuid::now_v7(),
+            aggregate_version: 1,
+            payload: triggered,
+        })
+        .await?;
     Ok(())
 }

@@ -6,11 +6,14 @@
 use careloop_proto::common::v1::LoopKind;
 use careloop_proto::events::v1::{LoopOverdue, event::Payload};
 use careloop_runtime::events::Background;
-use careloop_runtime::outbox::{self, NewEvent};
+use careloop_runtime::write::{Acting, Change};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use std::time::Duration;
 use uuid::Uuid;
+
+/// Who the overdue reports are audited as.
+const ACTOR: &str = "referrals-sweeper";
 
 type Overdue = (
     Uuid,
@@ -24,7 +27,7 @@ type Overdue = (
 );
 
 const REFERRALS: &str = "
-UPDATE referrals r SET overdue_stage = r.status
+UPDATE referrals r SET overdue_stage = r.status, version = r.version + 1
 WHERE r.id IN (
     SELECT id FROM referrals
     WHERE status NOT IN ('declined', 'note_received', 'cancelled') AND overdue_stage IS NULL AND stage_due_at < $1
@@ -33,7 +36,7 @@ WHERE r.id IN (
 RETURNING r.id, r.patient_id, r.status, r.owner_role, 0, r.stage_due_at, r.version, r.from_org_id";
 
 const ORDERS: &str = "
-UPDATE orders o SET overdue_stage = o.status
+UPDATE orders o SET overdue_stage = o.status, version = o.version + 1
 WHERE o.id IN (
     SELECT id FROM orders
     WHERE status NOT IN ('closed', 'cancelled') AND overdue_stage IS NULL AND due_at < $1
@@ -42,7 +45,7 @@ WHERE o.id IN (
 RETURNING o.id, o.patient_id, o.status, o.owner_role, 0, o.due_at, o.version, o.org_id";
 
 const RESULTS: &str = "
-UPDATE results x SET overdue_stage = x.status
+UPDATE results x SET overdue_stage = x.status, version = x.version + 1
 WHERE x.id IN (
     SELECT id FROM results
     WHERE status = 'routed' AND flag <> 'normal' AND overdue_stage IS NULL AND due_at < $1
@@ -65,16 +68,13 @@ pub async fn sweep_overdue(pool: &PgPool, now: DateTime<Utc>, batch: i64) -> any
             .fetch_all(&mut *tx)
             .await?;
         for (id, patient_id, stage, owner_role, backup_role, due_at, version, org_id) in rows {
-            outbox::enqueue(
-                &mut tx,
-                NewEvent {
-                    source: crate::api::SOURCE,
-                    patient_id: Some(patient_id),
+            Acting::new(&mut tx, crate::api::SOURCE, ACTOR)
+                .emit(Change {
                     // The organization that owns the loop (the sender, or who placed the order).
                     org_id: org_id.unwrap_or_default(),
+                    patient_id,
                     aggregate_id: id,
                     aggregate_version: version,
-                    occurred_at: careloop_runtime::time::now(),
                     payload: Payload::LoopOverdue(LoopOverdue {
                         loop_kind: kind as i32,
                         loop_id: id.to_string(),
@@ -83,9 +83,8 @@ pub async fn sweep_overdue(pool: &PgPool, now: DateTime<Utc>, batch: i64) -> any
                         backup_role,
                         due_at: careloop_runtime::time::opt_timestamp(due_at),
                     }),
-                },
-            )
-            .await?;
+                })
+                .await?;
             reported += 1;
         }
     }

@@ -2,6 +2,13 @@
 //! bounded redelivery with a delay per try, and a dead-letter subject after the last try. The
 //! handler's effect and the "handled" mark for the event id commit in one transaction in the
 //! consumer's own schema, so a redelivered or duplicated event has no second effect.
+//!
+//! Each aggregate's events are applied in stream order, also across retries: an event whose
+//! handler failed is recorded in `consumer_waiting`, and a later event of the same aggregate waits
+//! behind it (recorded too, redelivered after a short delay, not counted as a try) until the earlier
+//! one is applied or dead-lettered. Tries are counted there as well, so waiting never uses one up.
+//! Replicas sharing a durable consumer keep this order for failures; two replicas applying two
+//! events of one aggregate at the same instant are not ordered with each other.
 
 use super::EventBus;
 use crate::metrics::Metrics;
@@ -80,6 +87,8 @@ pub struct Consumer<H> {
 enum Applied {
     Done,
     Duplicate,
+    /// An earlier event of the same aggregate is still waiting to be applied.
+    Behind,
 }
 
 impl<H: Handler> Consumer<H> {
@@ -215,6 +224,14 @@ impl<H: Handler> Consumer<H> {
         .bind(self.bus.settings.handled_retention_hours as i32)
         .execute(&self.pool)
         .await;
+        // A waiting row whose event left the stream (retention) would hold its aggregate forever.
+        let _ = sqlx::query(
+            "DELETE FROM consumer_waiting WHERE consumer = $1 AND since < now() - make_interval(hours => $2)",
+        )
+        .bind(&self.config.name)
+        .bind(self.bus.settings.handled_retention_hours as i32)
+        .execute(&self.pool)
+        .await;
     }
 
     /// Applies several deliveries in one transaction (each event's effect and its handled mark stay
@@ -258,7 +275,7 @@ impl<H: Handler> Consumer<H> {
                             .consumer_handled
                             .with_label_values(&[name])
                             .inc(),
-                        Applied::Duplicate => self
+                        Applied::Duplicate | Applied::Behind => self
                             .metrics
                             .consumer_duplicates
                             .with_label_values(&[name])
@@ -279,6 +296,21 @@ impl<H: Handler> Consumer<H> {
 
     async fn apply_all(&self, events: &[(Uuid, Event)]) -> anyhow::Result<Vec<Applied>> {
         let mut tx = self.pool.begin().await?;
+        let aggregates: Vec<Uuid> = events
+            .iter()
+            .filter_map(|(_, e)| Uuid::parse_str(&e.aggregate_id).ok())
+            .collect();
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM consumer_waiting WHERE consumer = $1 AND aggregate_id = ANY($2))",
+        )
+        .bind(&self.config.name)
+        .bind(&aggregates)
+        .fetch_one(&mut *tx)
+        .await?;
+        if waiting {
+            // One by one, so the waiting aggregate's events keep their order.
+            anyhow::bail!("an aggregate of the batch has events waiting");
+        }
         let mut applied = Vec::with_capacity(events.len());
         for (event_id, event) in events {
             let span = tracing::info_span!("consume", consumer = %self.config.name, event.id = %event_id, event.r#type = %event.r#type, otel.kind = "consumer");
@@ -302,7 +334,8 @@ impl<H: Handler> Consumer<H> {
         Ok(applied)
     }
 
-    /// Handles one delivery: apply once, ack; on failure retry later or dead-letter after the last try.
+    /// Handles one delivery: apply once, ack; wait behind an earlier event of the same aggregate;
+    /// on failure retry later, or dead-letter after the last try.
     pub async fn process(&self, message: Message) {
         let name = self.config.name.as_str();
         let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
@@ -325,10 +358,20 @@ impl<H: Handler> Consumer<H> {
                 .await;
             return;
         };
+        let place = Place {
+            aggregate: Uuid::parse_str(&event.aggregate_id).ok(),
+            seq: message.info().map(|i| i.stream_sequence).unwrap_or(0),
+            event_id,
+        };
         let span = tracing::info_span!("consume", consumer = name, event.id = %event_id, event.r#type = %event.r#type, otel.kind = "consumer");
         crate::telemetry::continue_trace(&span, &event.traceparent);
-        let result = self.apply(event_id, &event).instrument(span).await;
+        let result = self.apply(&place, &event).instrument(span).await;
         match result {
+            Ok(Applied::Behind) => {
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(self.config.delay_after(1))))
+                    .await;
+            }
             Ok(applied) => {
                 if matches!(applied, Applied::Duplicate) {
                     self.metrics
@@ -346,40 +389,124 @@ impl<H: Handler> Consumer<H> {
                     tracing::warn!(consumer = name, event_id = %event_id, error = %error, "ack failed");
                 }
             }
-            Err(error) if delivered >= self.config.max_deliver => {
-                let reason = crate::error::redacted(&error);
-                self.dead_letter(&message, &reason, &event.id).await;
-            }
             Err(error) => {
-                let delay = self.config.delay_after(delivered);
-                tracing::warn!(consumer = name, event_id = %event_id, delivered, error = %crate::error::redacted(&error), "handler failed; will retry");
-                let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
+                // Tries are counted in the consumer's schema (waiting behind another event is no
+                // try); if that count cannot be kept, the server's delivery count stands in.
+                let tries = self.failed(&place).await.unwrap_or(delivered);
+                if tries >= self.config.max_deliver {
+                    let reason = crate::error::redacted(&error);
+                    if self.dead_letter(&message, &reason, &event.id).await {
+                        self.release(&place).await;
+                    }
+                } else {
+                    let delay = self.config.delay_after(tries);
+                    tracing::warn!(consumer = name, event_id = %event_id, tries, error = %crate::error::redacted(&error), "handler failed; will retry");
+                    let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
+                }
             }
         }
     }
 
-    async fn apply(&self, event_id: Uuid, event: &Event) -> anyhow::Result<Applied> {
+    async fn apply(&self, place: &Place, event: &Event) -> anyhow::Result<Applied> {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO handled_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )
         .bind(&self.config.name)
-        .bind(event_id)
+        .bind(place.event_id)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if inserted == 0 {
             tx.rollback().await?;
+            self.release(place).await;
             return Ok(Applied::Duplicate);
         }
+        if let Some(aggregate) = place.aggregate {
+            let behind: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM consumer_waiting
+                                 WHERE consumer = $1 AND aggregate_id = $2 AND stream_seq < $3)",
+            )
+            .bind(&self.config.name)
+            .bind(aggregate)
+            .bind(seq_value(place.seq))
+            .fetch_one(&mut *tx)
+            .await?;
+            if behind {
+                tx.rollback().await?;
+                sqlx::query(
+                    "INSERT INTO consumer_waiting (consumer, aggregate_id, stream_seq, event_id)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(&self.config.name)
+                .bind(aggregate)
+                .bind(seq_value(place.seq))
+                .bind(place.event_id)
+                .execute(&self.pool)
+                .await?;
+                return Ok(Applied::Behind);
+            }
+        }
         self.handler.handle(&mut tx, event).await?;
+        if let Some(aggregate) = place.aggregate {
+            sqlx::query(
+                "DELETE FROM consumer_waiting WHERE consumer = $1 AND aggregate_id = $2 AND stream_seq = $3",
+            )
+            .bind(&self.config.name)
+            .bind(aggregate)
+            .bind(seq_value(place.seq))
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(Applied::Done)
     }
 
+    /// Records a failed try of the event (holding its aggregate's later events behind it) and
+    /// returns how many tries have failed.
+    async fn failed(&self, place: &Place) -> anyhow::Result<i64> {
+        let Some(aggregate) = place.aggregate else {
+            anyhow::bail!("no aggregate to hold");
+        };
+        let failures: i32 = sqlx::query_scalar(
+            "INSERT INTO consumer_waiting (consumer, aggregate_id, stream_seq, event_id, failures)
+             VALUES ($1, $2, $3, $4, 1)
+             ON CONFLICT (consumer, aggregate_id, stream_seq)
+             DO UPDATE SET failures = consumer_waiting.failures + 1
+             RETURNING failures",
+        )
+        .bind(&self.config.name)
+        .bind(aggregate)
+        .bind(seq_value(place.seq))
+        .bind(place.event_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(i64::from(failures))
+    }
+
+    /// Lets the aggregate's later events go: this one is dead-lettered or was handled before.
+    async fn release(&self, place: &Place) {
+        let Some(aggregate) = place.aggregate else {
+            return;
+        };
+        let released = sqlx::query(
+            "DELETE FROM consumer_waiting WHERE consumer = $1 AND aggregate_id = $2 AND stream_seq = $3",
+        )
+        .bind(&self.config.name)
+        .bind(aggregate)
+        .bind(seq_value(place.seq))
+        .execute(&self.pool)
+        .await;
+        if let Err(error) = released {
+            // Housekeeping removes the row after the retention period at the latest.
+            tracing::warn!(consumer = %self.config.name, error = %error, "waiting row not released");
+        }
+    }
+
     /// Publishes the delivery to the dead-letter subject with the reason, then stops redelivery.
     /// If the dead letter cannot be stored, the message is left for redelivery: nothing is dropped.
-    async fn dead_letter(&self, message: &Message, reason: &str, event_id: &str) {
+    /// Returns whether the dead letter was stored.
+    async fn dead_letter(&self, message: &Message, reason: &str, event_id: &str) -> bool {
         let name = self.config.name.as_str();
         let reason: String = reason
             .replace(['\r', '\n'], " ")
@@ -415,13 +542,27 @@ impl<H: Handler> Consumer<H> {
                     .inc();
                 tracing::error!(consumer = name, event_id, reason = %reason, "event sent to dead letters");
                 let _ = message.ack_with(AckKind::Term).await;
+                true
             }
             Err(error) => {
                 tracing::warn!(consumer = name, error = %error, "dead letter not stored; will retry");
                 let _ = message
                     .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
                     .await;
+                false
             }
         }
     }
+}
+
+/// Where a delivery stands: its aggregate (events without a uuid aggregate are not ordered), its
+/// position in the stream and its id.
+struct Place {
+    aggregate: Option<Uuid>,
+    seq: u64,
+    event_id: Uuid,
+}
+
+fn seq_value(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
 }

@@ -1,7 +1,7 @@
 use crate::support::*;
 use careloop_runtime::events::Relay;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use uuid::Uuid;
 
 const NATS: &str = "nats://127.0.0.1:4222";
@@ -283,6 +283,118 @@ async fn a_consumer_sees_one_aggregates_events_in_version_order() {
     )
     .await;
     assert_eq!(out_of_order, 0);
+    let _ = stop.send(true);
+    task.await.unwrap();
+    f.cleanup().await;
+}
+
+/// The versions the consumer applied for one aggregate, in the order it applied them.
+async fn applied_versions(f: &Fixture, aggregate: Uuid) -> Vec<i64> {
+    sqlx::query_scalar("SELECT version FROM effects WHERE aggregate_id = $1 ORDER BY seq")
+        .bind(aggregate)
+        .fetch_all(&f.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn later_events_of_an_aggregate_wait_for_an_earlier_one_that_is_retried() {
+    let f = fixture(NATS).await;
+    let held = Uuid::now_v7();
+    let first = f.write(held, 1).await;
+    f.write(held, 2).await;
+    f.write(held, 3).await;
+    let free = Uuid::now_v7();
+    f.write(free, 1).await;
+    let (relay, _) = f.relay();
+    f.drain(&relay).await;
+    let name = "test-wait";
+    let tries = Arc::new(AtomicUsize::new(0));
+    let handler = Recorder {
+        name: name.into(),
+        fail_first: Some((first.to_string(), 3, Arc::clone(&tries))),
+        ..Default::default()
+    };
+    let (consumer, metrics) = f.consumer(f.consumer_config(name), handler);
+    let (stop, signal) = shutdown();
+    let task = consumer.spawn(signal);
+    wait_until("4 effects", || async { f.effects().await == 4 }).await;
+    assert_eq!(
+        applied_versions(&f, held).await,
+        vec![1, 2, 3],
+        "versions 2 and 3 waited for version 1"
+    );
+    assert_eq!(
+        tries.load(Ordering::SeqCst),
+        4,
+        "three failures, then applied"
+    );
+    assert_eq!(
+        applied_versions(&f, free).await,
+        vec![1],
+        "another aggregate does not wait"
+    );
+    let first_applied: i64 = sqlx::query_scalar("SELECT seq FROM effects WHERE event_id = $1")
+        .bind(first)
+        .fetch_one(&f.pool)
+        .await
+        .unwrap();
+    let free_applied: i64 = sqlx::query_scalar("SELECT seq FROM effects WHERE aggregate_id = $1")
+        .bind(free)
+        .fetch_one(&f.pool)
+        .await
+        .unwrap();
+    assert!(
+        free_applied < first_applied,
+        "the other aggregate went ahead"
+    );
+    assert_eq!(
+        metrics
+            .consumer_dead_letters
+            .with_label_values(&[name])
+            .get(),
+        0
+    );
+    assert_eq!(
+        count(&f.pool, "SELECT count(*) FROM consumer_waiting").await,
+        0
+    );
+    let _ = stop.send(true);
+    task.await.unwrap();
+    f.cleanup().await;
+}
+
+#[tokio::test]
+async fn later_events_of_an_aggregate_go_on_once_an_earlier_one_is_dead_lettered() {
+    let f = fixture(NATS).await;
+    let held = Uuid::now_v7();
+    let poison = f.write(held, 1).await;
+    f.write(held, 2).await;
+    f.write(held, 3).await;
+    let (relay, _) = f.relay();
+    f.drain(&relay).await;
+    let name = "test-wait-dlq";
+    let mut config = f.consumer_config(name);
+    config.max_deliver = 3;
+    let handler = Recorder {
+        name: name.into(),
+        fail_on: Some(poison.to_string()),
+        ..Default::default()
+    };
+    let (consumer, _) = f.consumer(config, handler);
+    let (stop, signal) = shutdown();
+    let task = consumer.spawn(signal);
+    wait_until("2 effects", || async { f.effects().await == 2 }).await;
+    assert_eq!(f.dead_letters().await, 1, "only the failing event");
+    assert_eq!(
+        applied_versions(&f, held).await,
+        vec![2, 3],
+        "waiting is no try: the later events were applied, in order"
+    );
+    assert_eq!(
+        count(&f.pool, "SELECT count(*) FROM consumer_waiting").await,
+        0
+    );
     let _ = stop.send(true);
     task.await.unwrap();
     f.cleanup().await;

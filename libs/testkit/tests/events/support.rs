@@ -184,12 +184,14 @@ where
     panic!("gave up waiting: {what}");
 }
 
-/// Records every handled event in `effects`; can fail on one event id, or block forever at the n-th
-/// event (a consumer that crashes mid-batch).
+/// Records every handled event in `effects`; can fail on one event id (always, or its first n
+/// tries), or block forever at the n-th event (a consumer that crashes mid-batch).
 #[derive(Clone, Default)]
 pub struct Recorder {
     pub name: String,
     pub fail_on: Option<String>,
+    /// Fails the event's first n tries, counting them.
+    pub fail_first: Option<(String, usize, Arc<std::sync::atomic::AtomicUsize>)>,
     pub block_at: Option<(usize, Arc<std::sync::atomic::AtomicUsize>)>,
 }
 
@@ -202,6 +204,12 @@ impl Handler for Recorder {
         Box::pin(async move {
             if self.fail_on.as_deref() == Some(event.id.as_str()) {
                 anyhow::bail!("handler refuses event {}", event.id);
+            }
+            if let Some((id, n, tries)) = &self.fail_first
+                && id == &event.id
+                && tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < *n
+            {
+                anyhow::bail!("handler not ready for event {}", event.id);
             }
             if let Some((n, seen)) = &self.block_at {
                 let k = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;

@@ -148,11 +148,52 @@ async fn racing_sweepers_report_each_task_stage_and_each_unacknowledged_handoff_
     }
     assert_eq!(handoffs, 1, "the acknowledged handoff is not overdue");
 
+    // Each report is a change of its loop: a version of its own (no two events share an aggregate
+    // and version), audited as the sweeper for the managing organization.
+    assert_eq!(
+        app.count("SELECT count(DISTINCT (aggregate_id, aggregate_version)) FROM outbox")
+            .await,
+        app.count("SELECT count(*) FROM outbox").await
+    );
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM audit_log WHERE action = 'plans.loop.overdue' \
+             AND subject = 'plans-sweeper' AND principal_kind = 'service'"
+        )
+        .await,
+        4
+    );
+    let reported = c
+        .get_task(GetTaskRequest {
+            task_id: tasks[0].id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    assert_eq!(reported.version, tasks[0].version + 1);
+    let stale = c
+        .transition_task(TransitionTaskRequest {
+            idempotency_key: key(),
+            task_id: tasks[0].id.clone(),
+            expected_version: tasks[0].version,
+            action: TaskAction::Accept as i32,
+            reason: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        stale.code(),
+        tonic::Code::Aborted,
+        "read again after a report"
+    );
+
     // A task that moves on to a new stage, still late, is reported again for that stage.
     c.transition_task(TransitionTaskRequest {
         idempotency_key: key(),
         task_id: tasks[0].id.clone(),
-        expected_version: tasks[0].version,
+        expected_version: reported.version,
         action: TaskAction::Accept as i32,
         reason: String::new(),
     })

@@ -106,7 +106,9 @@ impl PriorAuthApi {
         self.may_write(who, patient_id).await
     }
 
-    /// Saves the row with a new version and answers with it.
+    /// Saves the row with a new version and answers with it. Each event of the change takes a
+    /// version of its own (a submission is a status change and a submission), so the request's
+    /// version moves on by one per event, and by one for a change that emits none.
     async fn commit(
         &self,
         mut w: Write,
@@ -114,11 +116,12 @@ impl PriorAuthApi {
         events: Vec<Payload>,
     ) -> ApiResult<PriorAuthRequest> {
         let at = now();
-        row.version += 1;
+        let before = row.version;
+        row.version += i64::try_from(events.len().max(1)).unwrap_or(1);
         row.updated_at = at;
         store::save(w.conn(), &row).await?;
-        for payload in events {
-            w.emit(row.patient_id, row.id, row.version, payload).await?;
+        for (version, payload) in (before + 1..).zip(events) {
+            w.emit(row.patient_id, row.id, version, payload).await?;
         }
         let (patient_id, id) = (row.patient_id, row.id);
         w.finish(patient_id, id, convert::request(row, at)).await

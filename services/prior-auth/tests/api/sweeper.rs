@@ -174,13 +174,33 @@ async fn a_missed_update_to_the_patient_is_reported_once_per_promise() {
         "the decided request is not chased"
     );
 
+    // The report is a change of the request: a version of its own, audited as the sweeper.
+    let reported = c
+        .get_request(GetRequestRequest {
+            request_id: open.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .request
+        .unwrap();
+    assert_eq!(reported.version, open.version + 1);
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM audit_log WHERE action = 'priorauth.request.update_missed' \
+             AND subject = 'prior-auth-sweeper' AND principal_kind = 'service'"
+        )
+        .await,
+        1
+    );
+
     // A new promise is a new deadline.
     let mut content = complete(Urgency::Expedited);
     content.next_patient_update_at = in_hours(48);
     c.update_request(UpdateRequestRequest {
         idempotency_key: key(),
         request_id: open.id.clone(),
-        expected_version: open.version,
+        expected_version: reported.version,
         content: Some(content),
     })
     .await

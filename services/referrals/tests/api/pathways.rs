@@ -293,8 +293,11 @@ async fn an_unconditional_rule_fires_once_per_event_however_often_it_is_handled(
             .unwrap();
     assert_eq!(orders, 1);
     assert_eq!(
-        app.count("SELECT count(*) FROM audit_log WHERE action = 'PathwayTriggered'")
-            .await,
+        app.count(
+            "SELECT count(*) FROM audit_log WHERE action = 'referrals.pathway.triggered' \
+             AND subject = 'referrals-pathways' AND principal_kind = 'service'"
+        )
+        .await,
         1
     );
 }

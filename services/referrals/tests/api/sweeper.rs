@@ -78,10 +78,30 @@ async fn two_sweepers_racing_emit_one_overdue_event_per_loop_and_stage() {
         assert_eq!(event.org_id, app.org_id.to_string());
     }
 
+    // Each report is a change of its loop: the next version, audited as the sweeper.
+    let reported = c
+        .get_referral(GetReferralRequest {
+            referral_id: referrals[0].id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .referral
+        .unwrap();
+    assert_eq!(reported.version, referrals[0].version + 1);
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM audit_log WHERE action = 'referrals.loop.overdue' \
+             AND subject = 'referrals-sweeper' AND principal_kind = 'service'"
+        )
+        .await,
+        21
+    );
+
     // A new stage is a new deadline: moving the referral makes it reportable again.
     let moved = step(
         &mut c,
-        &referrals[0],
+        &reported,
         Action::Accept(tr::Accept {
             note: String::new(),
         }),
