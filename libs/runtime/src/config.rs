@@ -341,6 +341,16 @@ impl Settings {
             .get::<T>(section)
     }
 
+    /// A service section's built-in defaults alone (tests adjust them); panics if the service's
+    /// own defaults do not parse, which its tests catch at once.
+    pub fn section_defaults<T: serde::de::DeserializeOwned>(section: &str, defaults: &str) -> T {
+        config::Config::builder()
+            .add_source(config::File::from_str(defaults, config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.get(section))
+            .unwrap_or_else(|e| panic!("built-in [{section}] defaults are invalid: {e}"))
+    }
+
     /// The built-in defaults alone, for tests that then override fields.
     pub fn defaults() -> Self {
         config::Config::builder()

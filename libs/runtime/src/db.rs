@@ -122,3 +122,60 @@ async fn run_both(conn: &mut sqlx::PgConnection, service: &Migrator) -> anyhow::
     conn.ping().await?;
     Ok(())
 }
+
+/// A row with an optimistic-concurrency version.
+pub trait Versioned {
+    fn version(&self) -> i64;
+}
+
+/// Locks row `id` of `table` for the rest of the transaction and checks the caller's expected
+/// version (ABORTED, `STALE_VERSION`, when another change came first; no check when `None`). A
+/// missing row is NOT_FOUND naming `what`. `table` is one of the service's own table names.
+pub async fn lock_versioned<T>(
+    conn: &mut sqlx::PgConnection,
+    table: &'static str,
+    what: &'static str,
+    id: uuid::Uuid,
+    expected_version: Option<i64>,
+) -> crate::error::ApiResult<T>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Versioned + Send + Unpin,
+{
+    let sql = format!("SELECT * FROM {table} WHERE id = $1 FOR UPDATE");
+    let row: T = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(crate::error::ApiError::NotFound(what))?;
+    if let Some(expected) = expected_version {
+        crate::error::ApiError::ensure_version(row.version(), expected)?;
+    }
+    Ok(row)
+}
+
+/// Implements [`Versioned`] for row types with a `version` column.
+#[macro_export]
+macro_rules! versioned {
+    ($($row:ty),+ $(,)?) => {
+        $(impl $crate::db::Versioned for $row {
+            fn version(&self) -> i64 {
+                self.version
+            }
+        })+
+    };
+}
+
+/// The quoted literals of the first `<prefix>('a', 'b', ...)` list in `sql`, in order: lets a unit
+/// test hold a query's status list to the domain's (one spelling of each status).
+pub fn quoted_list<'a>(sql: &'a str, prefix: &str) -> Vec<&'a str> {
+    let Some(start) = sql.find(prefix).map(|i| i + prefix.len()) else {
+        return vec![];
+    };
+    let rest = &sql[start..];
+    let end = rest.find(')').unwrap_or(rest.len());
+    rest[..end]
+        .split(',')
+        .map(|item| item.trim().trim_matches('\''))
+        .filter(|item| !item.is_empty())
+        .collect()
+}

@@ -9,6 +9,7 @@ pub mod pki;
 pub mod postgres;
 #[cfg(feature = "plans")]
 pub mod services;
+mod values;
 
 /// The built-in defaults with dev mode asked for, as `make run` and the tests do.
 pub fn dev_settings() -> careloop_runtime::config::Settings {
@@ -38,3 +39,4 @@ pub use database::{TestDatabase, admin_url, fresh_database};
 pub use nats::{NatsServer, event_settings, remove_streams};
 pub use pki::TestCa;
 pub use postgres::PostgresServer;
+pub use values::{count, in_hours, key, ts};

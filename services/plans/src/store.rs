@@ -453,13 +453,7 @@ pub async fn lock_task(
     id: Uuid,
     expected_version: i64,
 ) -> ApiResult<TaskRow> {
-    let task: TaskRow = sqlx::query_as("SELECT * FROM tasks WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(ApiError::NotFound("task"))?;
-    ApiError::ensure_version(task.version, expected_version)?;
-    Ok(task)
+    careloop_runtime::db::lock_versioned(conn, "tasks", "task", id, Some(expected_version)).await
 }
 
 pub async fn save_task(conn: &mut PgConnection, t: &TaskRow) -> ApiResult<()> {
@@ -706,13 +700,14 @@ pub async fn lock_transition(
     id: Uuid,
     expected_version: i64,
 ) -> ApiResult<TransitionRow> {
-    let t: TransitionRow = sqlx::query_as("SELECT * FROM transitions WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(ApiError::NotFound("transition"))?;
-    ApiError::ensure_version(t.version, expected_version)?;
-    Ok(t)
+    careloop_runtime::db::lock_versioned(
+        conn,
+        "transitions",
+        "transition",
+        id,
+        Some(expected_version),
+    )
+    .await
 }
 
 pub async fn save_transition(conn: &mut PgConnection, t: &TransitionRow) -> ApiResult<()> {
@@ -753,3 +748,5 @@ pub async fn patient_of(conn: &mut PgConnection, kind: Owned, id: Uuid) -> ApiRe
     let row: Option<(Uuid,)> = sqlx::query_as(sql).bind(id).fetch_optional(conn).await?;
     row.map(|(p,)| p).ok_or(ApiError::NotFound(what))
 }
+
+careloop_runtime::versioned!(TaskRow, TransitionRow);

@@ -131,3 +131,19 @@ pub fn schedule(background: &mut Background, pool: PgPool, interval: Duration) {
         },
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::task::TaskStatus;
+    use careloop_runtime::db::quoted_list;
+
+    #[test]
+    fn the_task_sweep_watches_exactly_the_open_statuses() {
+        let open: Vec<&str> = TaskStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_open())
+            .map(TaskStatus::as_str)
+            .collect();
+        assert_eq!(quoted_list(super::TASKS, "status IN ("), open);
+    }
+}

@@ -46,11 +46,7 @@ impl PriorAuthSettings {
     }
 
     pub fn defaults() -> Self {
-        config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
-            .build()
-            .and_then(|c| c.get("prior_auth"))
-            .expect("built-in prior-auth defaults are valid")
+        careloop_runtime::config::Settings::section_defaults("prior_auth", DEFAULTS)
     }
 
     pub fn zone(&self) -> anyhow::Result<chrono_tz::Tz> {

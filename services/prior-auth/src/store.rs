@@ -123,13 +123,14 @@ pub async fn lock(
     id: Uuid,
     expected_version: i64,
 ) -> ApiResult<RequestRow> {
-    let row: RequestRow = sqlx::query_as("SELECT * FROM requests WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(ApiError::NotFound("prior authorization request"))?;
-    ApiError::ensure_version(row.version, expected_version)?;
-    Ok(row)
+    careloop_runtime::db::lock_versioned(
+        conn,
+        "requests",
+        "prior authorization request",
+        id,
+        Some(expected_version),
+    )
+    .await
 }
 
 /// Writes every mutable column back.
@@ -215,3 +216,5 @@ pub async fn list(
     };
     Ok(q.bind(limit).fetch_all(conn).await?)
 }
+
+careloop_runtime::versioned!(RequestRow);

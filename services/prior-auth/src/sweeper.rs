@@ -179,3 +179,19 @@ pub fn schedule(
         async move { sweep_missed_updates(&pool, Utc::now(), 500).await }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::status::Status;
+    use careloop_runtime::db::quoted_list;
+
+    #[test]
+    fn a_missed_update_is_watched_on_exactly_the_open_statuses() {
+        let open: Vec<&str> = Status::ALL
+            .into_iter()
+            .filter(|s| s.is_open())
+            .map(Status::as_str)
+            .collect();
+        assert_eq!(quoted_list(super::UPDATE_MISSED, "status IN ("), open);
+    }
+}

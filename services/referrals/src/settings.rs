@@ -38,10 +38,6 @@ impl ReferralSettings {
 
     /// The built-in defaults alone (tests adjust them).
     pub fn defaults() -> Self {
-        config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
-            .build()
-            .and_then(|c| c.get("referrals"))
-            .expect("built-in referral defaults are valid")
+        careloop_runtime::config::Settings::section_defaults("referrals", DEFAULTS)
     }
 }

@@ -98,13 +98,8 @@ pub async fn lock_referral(
     id: Uuid,
     expected_version: i64,
 ) -> ApiResult<ReferralRow> {
-    let row: ReferralRow = sqlx::query_as("SELECT * FROM referrals WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(ApiError::NotFound("referral"))?;
-    ApiError::ensure_version(row.version, expected_version)?;
-    Ok(row)
+    careloop_runtime::db::lock_versioned(conn, "referrals", "referral", id, Some(expected_version))
+        .await
 }
 
 pub async fn save_referral(conn: &mut PgConnection, r: &ReferralRow) -> ApiResult<()> {
@@ -239,15 +234,7 @@ pub async fn lock_order(
     id: Uuid,
     expected_version: Option<i64>,
 ) -> ApiResult<OrderRow> {
-    let row: OrderRow = sqlx::query_as("SELECT * FROM orders WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(ApiError::NotFound("order"))?;
-    if let Some(expected) = expected_version {
-        ApiError::ensure_version(row.version, expected)?;
-    }
-    Ok(row)
+    careloop_runtime::db::lock_versioned(conn, "orders", "order", id, expected_version).await
 }
 
 pub async fn save_order(conn: &mut PgConnection, o: &OrderRow) -> ApiResult<()> {
@@ -377,13 +364,8 @@ pub async fn lock_result(
     id: Uuid,
     expected_version: i64,
 ) -> ApiResult<ResultRow> {
-    let row: ResultRow = sqlx::query_as("SELECT * FROM results WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(ApiError::NotFound("result"))?;
-    ApiError::ensure_version(row.version, expected_version)?;
-    Ok(row)
+    careloop_runtime::db::lock_versioned(conn, "results", "result", id, Some(expected_version))
+        .await
 }
 
 pub async fn acknowledge_result(conn: &mut PgConnection, r: &ResultRow) -> ApiResult<()> {
@@ -595,3 +577,5 @@ pub async fn save_rule_enabled(
         .await?;
     Ok(())
 }
+
+careloop_runtime::versioned!(ReferralRow, OrderRow, ResultRow);

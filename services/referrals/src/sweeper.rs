@@ -103,3 +103,25 @@ pub fn schedule(background: &mut Background, pool: PgPool, interval: Duration) {
         },
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::{order, referral};
+    use careloop_runtime::db::quoted_list;
+
+    #[test]
+    fn the_sweeps_skip_exactly_the_closed_statuses() {
+        let closed: Vec<&str> = referral::Status::ALL
+            .into_iter()
+            .filter(|s| !s.is_open())
+            .map(referral::Status::as_str)
+            .collect();
+        assert_eq!(quoted_list(super::REFERRALS, "status NOT IN ("), closed);
+        let closed: Vec<&str> = order::Status::ALL
+            .into_iter()
+            .filter(|s| !s.is_open())
+            .map(order::Status::as_str)
+            .collect();
+        assert_eq!(quoted_list(super::ORDERS, "status NOT IN ("), closed);
+    }
+}

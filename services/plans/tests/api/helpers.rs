@@ -11,6 +11,9 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
+pub use careloop_testkit::cases::bad_field;
+pub use careloop_testkit::{in_hours, key, ts};
+
 pub type Client = PlansServiceClient<InterceptedService<Channel, Bearer>>;
 
 #[derive(Clone)]
@@ -147,11 +150,7 @@ impl TestApp {
     }
 
     pub async fn count(&self, sql: &'static str) -> i64 {
-        let (n,): (i64,) = sqlx::query_as(sql)
-            .fetch_one(&self.db)
-            .await
-            .expect("count");
-        n
+        careloop_testkit::count(&self.db, sql).await
     }
 
     /// Rows across every table a write could touch: nothing-written checks compare this.
@@ -230,24 +229,4 @@ pub fn plan_content(summary: &str) -> CarePlanContent {
         who_to_call: vec![],
         next_touchpoint: None,
     }
-}
-
-pub fn key() -> String {
-    Uuid::now_v7().to_string()
-}
-
-pub fn in_hours(h: i64) -> Option<prost_types::Timestamp> {
-    Some(careloop_runtime::time::to_timestamp(
-        chrono::Utc::now() + chrono::Duration::hours(h),
-    ))
-}
-
-/// The field named in an INVALID_ARGUMENT's BadRequest details.
-pub fn bad_field(status: &tonic::Status) -> String {
-    use tonic_types::StatusExt;
-    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
-    status
-        .get_details_bad_request()
-        .and_then(|b| b.field_violations.first().map(|v| v.field.clone()))
-        .unwrap_or_default()
 }

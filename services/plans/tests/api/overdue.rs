@@ -9,10 +9,6 @@ use careloop_proto::events::v1::{Event, event::Payload};
 use careloop_proto::plans::v1::*;
 use prost::Message;
 
-fn ts(t: &Option<prost_types::Timestamp>) -> chrono::DateTime<chrono::Utc> {
-    careloop_runtime::time::from_timestamp(t.as_ref().expect("timestamp")).expect("in range")
-}
-
 async fn overdue_events(app: &TestApp) -> Vec<Event> {
     let payloads: Vec<Vec<u8>> = sqlx::query_scalar(
         "SELECT payload FROM outbox WHERE event_type = 'plans.loop.overdue' ORDER BY seq",

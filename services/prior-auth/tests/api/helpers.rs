@@ -8,6 +8,9 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
+pub use careloop_testkit::cases::bad_field;
+pub use careloop_testkit::{in_hours, key, ts};
+
 pub type Client = PriorAuthServiceClient<InterceptedService<Channel, Bearer>>;
 
 pub struct TestApp {
@@ -129,11 +132,7 @@ impl TestApp {
     }
 
     pub async fn count(&self, sql: &'static str) -> i64 {
-        let (n,): (i64,) = sqlx::query_as(sql)
-            .fetch_one(&self.db)
-            .await
-            .expect("count");
-        n
+        careloop_testkit::count(&self.db, sql).await
     }
 
     /// Rows a write could leave behind.
@@ -144,27 +143,4 @@ impl TestApp {
         )
         .await
     }
-}
-
-pub fn key() -> String {
-    Uuid::now_v7().to_string()
-}
-
-pub fn in_hours(h: i64) -> Option<prost_types::Timestamp> {
-    Some(careloop_runtime::time::to_timestamp(
-        chrono::Utc::now() + chrono::Duration::hours(h),
-    ))
-}
-
-pub fn bad_field(status: &tonic::Status) -> String {
-    use tonic_types::StatusExt;
-    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
-    status
-        .get_details_bad_request()
-        .and_then(|b| b.field_violations.first().map(|v| v.field.clone()))
-        .unwrap_or_default()
-}
-
-pub fn ts(t: &Option<prost_types::Timestamp>) -> chrono::DateTime<chrono::Utc> {
-    careloop_runtime::time::from_timestamp(t.as_ref().expect("timestamp")).expect("in range")
 }
