@@ -39,3 +39,9 @@ pub mod priorauth {
         tonic::include_proto!("careloop.priorauth.v1");
     }
 }
+
+pub mod notifications {
+    pub mod v1 {
+        tonic::include_proto!("careloop.notifications.v1");
+    }
+}

@@ -333,11 +333,32 @@ async fn audit_denial(
 /// Implements a service trait by handing each RPC, with the caller's principal, to the inherent
 /// handler of the same name (inherent methods win method resolution), then to `respond`. The API
 /// type needs `fn pool(&self) -> &PgPool`.
+///
+/// Server-streaming RPCs follow in a `streams { name / "Rpc": Req => Assoc = StreamType; }` block:
+/// the handler returns the stream; the caller's concurrency slot is released once it is set up
+/// (a watcher holds no slot while it waits).
 #[macro_export]
 macro_rules! grpc_service {
     ($service:path, $api:ty, { $($name:ident / $rpc:literal: $req:ty => $resp:ty;)* }) => {
+        $crate::grpc_service!($service, $api, { $($name / $rpc: $req => $resp;)* } streams {});
+    };
+    ($service:path, $api:ty, { $($name:ident / $rpc:literal: $req:ty => $resp:ty;)* }
+     streams { $($sname:ident / $srpc:literal: $sreq:ty => $assoc:ident = $stream:ty;)* }) => {
         #[tonic::async_trait]
         impl $service for $api {
+            $(
+                type $assoc = $stream;
+
+                async fn $sname(
+                    &self,
+                    request: tonic::Request<$sreq>,
+                ) -> Result<tonic::Response<$stream>, tonic::Status> {
+                    let who = $crate::auth::principal(&request).map_err(tonic::Status::from)?;
+                    let _slot = $crate::limits::admit(&request, &who).map_err(tonic::Status::from)?;
+                    let result = <$api>::$sname(self, &who, request.into_inner()).await;
+                    $crate::write::respond(self.pool(), &who, $srpc, result).await
+                }
+            )*
             $(
                 async fn $name(
                     &self,

@@ -51,6 +51,10 @@ pub fn event_type(payload: &Payload) -> &'static str {
         Payload::PriorAuthExpiring(_) => "priorauth.request.expiring",
         Payload::PlansLoopOverdue(_) => "plans.loop.overdue",
         Payload::PriorAuthUpdateMissed(_) => "priorauth.request.update_missed",
+        Payload::NotificationRaised(_) => "notifications.item.raised",
+        Payload::NotificationEscalated(_) => "notifications.item.escalated",
+        Payload::NotificationAcknowledged(_) => "notifications.item.acknowledged",
+        Payload::NotificationResolved(_) => "notifications.item.resolved",
     }
 }
 
@@ -293,6 +297,34 @@ pub const CATALOGUE: &[Entry] = &[
         consumers: "notifications (tell the owner role to call the patient), metrics",
         meaning: "the update promised to the patient (next_patient_update_at) passed while the request is open (once per promised time)",
     },
+    Entry {
+        payload: "notification_raised",
+        event_type: "notifications.item.raised",
+        producer: "notifications",
+        consumers: "metrics (response times)",
+        meaning: "a routing rule put an item in a role's inbox (once per event, rule and role)",
+    },
+    Entry {
+        payload: "notification_escalated",
+        event_type: "notifications.item.escalated",
+        producer: "notifications",
+        consumers: "metrics",
+        meaning: "an open item was not resolved within its rung's window and moved to the next rung's role",
+    },
+    Entry {
+        payload: "notification_acknowledged",
+        event_type: "notifications.item.acknowledged",
+        producer: "notifications",
+        consumers: "metrics (response time by role)",
+        meaning: "someone holding the role acknowledged the item with a note; its ladder stopped",
+    },
+    Entry {
+        payload: "notification_resolved",
+        event_type: "notifications.item.resolved",
+        producer: "notifications",
+        consumers: "metrics",
+        meaning: "the loop moved on (result acknowledged, referral scheduled, request decided), so the item and its ladder stopped",
+    },
 ];
 
 /// docs/events.md, rendered from the catalogue.
@@ -478,6 +510,22 @@ mod tests {
             (
                 "prior_auth_update_missed",
                 Payload::PriorAuthUpdateMissed(Default::default()),
+            ),
+            (
+                "notification_raised",
+                Payload::NotificationRaised(Default::default()),
+            ),
+            (
+                "notification_escalated",
+                Payload::NotificationEscalated(Default::default()),
+            ),
+            (
+                "notification_acknowledged",
+                Payload::NotificationAcknowledged(Default::default()),
+            ),
+            (
+                "notification_resolved",
+                Payload::NotificationResolved(Default::default()),
             ),
         ];
         assert_eq!(

@@ -132,6 +132,73 @@ pub fn event_fields(event: &Event) -> BTreeMap<String, String> {
     fields
 }
 
+/// An event of `event_type` with a default payload (every field empty), for checks that need the
+/// payload's shape; `None` for a type not in the catalogue.
+pub fn sample(event_type: &str) -> Option<Event> {
+    let entry = super::catalogue::CATALOGUE
+        .iter()
+        .find(|e| e.event_type == event_type)?;
+    let mut envelope = DynamicMessage::new(event_descriptor());
+    let field = envelope.descriptor().get_field_by_name(entry.payload)?;
+    let Kind::Message(payload) = field.kind() else {
+        return None;
+    };
+    envelope.set_field(&field, Value::Message(DynamicMessage::new(payload)));
+    Event::decode(envelope.encode_to_vec().as_slice()).ok()
+}
+
+/// Whether every condition equals the event's field of that name.
+pub fn matches(
+    conditions: &std::collections::HashMap<String, String>,
+    fields: &BTreeMap<String, String>,
+) -> bool {
+    conditions
+        .iter()
+        .all(|(k, v)| fields.get(k.as_str()).is_some_and(|actual| actual == v))
+}
+
+/// Checks a rule's event type and conditions (pathway and routing rules alike): the type must be
+/// in the catalogue, at most 20 conditions, each on a field the event has, values short text.
+pub fn rule_conditions(
+    event_type: &str,
+    conditions: &std::collections::HashMap<String, String>,
+) -> Result<(String, std::collections::HashMap<String, String>), crate::error::ApiError> {
+    use crate::error::ApiError;
+    use crate::validate::{self as v, MAX_SHORT};
+    let event_type = v::text("event_type", event_type, MAX_SHORT)?;
+    if !super::catalogue::CATALOGUE
+        .iter()
+        .any(|e| e.event_type == event_type)
+    {
+        return Err(ApiError::invalid(
+            "event_type",
+            "is not an event in the catalogue (docs/events.md)",
+        ));
+    }
+    if conditions.len() > 20 {
+        return Err(ApiError::invalid(
+            "conditions",
+            "must hold at most 20 conditions",
+        ));
+    }
+    let known = fields_for(&event_type);
+    let mut checked = std::collections::HashMap::new();
+    for (k, value) in conditions {
+        let key = v::text("conditions", k, 64)?;
+        if !known.contains(&key) {
+            return Err(ApiError::invalid(
+                "conditions",
+                format!(
+                    "{event_type} has no field {key:?} (known: {})",
+                    known.join(", ")
+                ),
+            ));
+        }
+        checked.insert(key, v::text(&format!("conditions[{k}]"), value, MAX_SHORT)?);
+    }
+    Ok((event_type, checked))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +253,19 @@ mod tests {
             payload: Some(payload),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_sample_event_carries_the_payload_of_its_type() {
+        for entry in super::super::catalogue::CATALOGUE {
+            let event = sample(entry.event_type).expect("every catalogued type has a sample");
+            let payload = event.payload.expect("with its payload");
+            assert_eq!(
+                super::super::catalogue::event_type(&payload),
+                entry.event_type
+            );
+        }
+        assert!(sample("plans.nothing").is_none());
     }
 
     #[test]

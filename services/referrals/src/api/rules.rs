@@ -6,10 +6,8 @@ use careloop_proto::common::v1::CareRole;
 use careloop_proto::referrals::v1::*;
 use careloop_runtime::auth::{Principal, PrincipalKind};
 use careloop_runtime::error::{ApiError, ApiResult};
-use careloop_runtime::events::catalogue::CATALOGUE;
 use careloop_runtime::validate::{self as v, MAX_SHORT};
 use sqlx::types::Json;
-use std::collections::HashMap;
 use uuid::Uuid;
 
 /// Rules are global configuration: internal services and staff holding the `admin` role manage them.
@@ -59,34 +57,8 @@ impl ReferralsApi {
         req: CreatePathwayRuleRequest,
     ) -> ApiResult<CreatePathwayRuleResponse> {
         let name = v::text("name", &req.name, MAX_SHORT)?;
-        let event_type = v::text("event_type", &req.event_type, MAX_SHORT)?;
-        if !CATALOGUE.iter().any(|e| e.event_type == event_type) {
-            return Err(ApiError::invalid(
-                "event_type",
-                "is not an event in the catalogue (docs/events.md)",
-            ));
-        }
-        if req.conditions.len() > 20 {
-            return Err(ApiError::invalid(
-                "conditions",
-                "must hold at most 20 conditions",
-            ));
-        }
-        let known = careloop_runtime::events::fields::fields_for(&event_type);
-        let mut conditions = HashMap::new();
-        for (k, value) in &req.conditions {
-            let key = v::text("conditions", k, 64)?;
-            if !known.contains(&key) {
-                return Err(ApiError::invalid(
-                    "conditions",
-                    format!(
-                        "{event_type} has no field {key:?} (known: {})",
-                        known.join(", ")
-                    ),
-                ));
-            }
-            conditions.insert(key, v::text(&format!("conditions[{k}]"), value, MAX_SHORT)?);
-        }
+        let (event_type, conditions) =
+            careloop_runtime::events::fields::rule_conditions(&req.event_type, &req.conditions)?;
         let action = v::enum_value::<PathwayAction>("action", req.action)?;
         let (action_name, order_kind, service_type) = match action {
             PathwayAction::CreateOrder => {

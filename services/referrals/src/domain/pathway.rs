@@ -3,14 +3,7 @@
 //! catalogued event (`careloop_runtime::events::fields`), enum values as lowercase names
 //! ("hospital", "transport", "approved").
 
-use std::collections::{BTreeMap, HashMap};
-
-/// Whether every condition equals the event's field of that name.
-pub fn matches(conditions: &HashMap<String, String>, fields: &BTreeMap<String, String>) -> bool {
-    conditions
-        .iter()
-        .all(|(k, v)| fields.get(k.as_str()).is_some_and(|actual| actual == v))
-}
+pub use careloop_runtime::events::fields::matches;
 
 #[cfg(test)]
 mod tests {
@@ -21,6 +14,7 @@ mod tests {
     use careloop_proto::plans::v1::CareSetting;
     use careloop_proto::referrals::v1::OrderKind;
     use careloop_runtime::events::fields::{event_fields as fields_of, fields_for};
+    use std::collections::{BTreeMap, HashMap};
 
     fn event_fields(payload: &Payload) -> BTreeMap<String, String> {
         fields_of(&Event {

@@ -1,0 +1,56 @@
+//! The tonic implementation of `careloop.notifications.v1.NotificationsService`: routing rules
+//! (`rules.rs`) and the inbox (`inbox.rs`). Writes go through the runtime's write path (idempotency
+//! key, audit, outbox event, one transaction); reads of items are audited per patient.
+
+pub mod convert;
+mod inbox;
+mod rules;
+
+use crate::feed::FeedWaker;
+use careloop_proto::notifications::v1::notifications_service_server::NotificationsService;
+use careloop_proto::notifications::v1::*;
+use sqlx::PgPool;
+
+pub const SOURCE: &str = "notifications";
+
+/// What `WatchInbox` streams.
+pub type EntryStream = std::pin::Pin<
+    Box<dyn futures::Stream<Item = Result<InboxEntry, tonic::Status>> + Send + 'static>,
+>;
+
+#[derive(Clone)]
+pub struct NotificationsApi {
+    pool: PgPool,
+    waker: FeedWaker,
+    /// Turns true when the service stops: open watch streams end, so shutdown does not wait on them.
+    shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl NotificationsApi {
+    pub fn new(
+        pool: PgPool,
+        waker: FeedWaker,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            pool,
+            waker,
+            shutdown,
+        }
+    }
+
+    fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+careloop_runtime::grpc_service!(NotificationsService, NotificationsApi, {
+    create_routing_rule / "CreateRoutingRule": CreateRoutingRuleRequest => CreateRoutingRuleResponse;
+    list_routing_rules / "ListRoutingRules": ListRoutingRulesRequest => ListRoutingRulesResponse;
+    set_routing_rule_enabled / "SetRoutingRuleEnabled": SetRoutingRuleEnabledRequest => SetRoutingRuleEnabledResponse;
+    list_inbox / "ListInbox": ListInboxRequest => ListInboxResponse;
+    get_item / "GetItem": GetItemRequest => GetItemResponse;
+    acknowledge_item / "AcknowledgeItem": AcknowledgeItemRequest => AcknowledgeItemResponse;
+} streams {
+    watch_inbox / "WatchInbox": WatchInboxRequest => WatchInboxStream = EntryStream;
+});

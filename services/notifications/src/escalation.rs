@@ -1,0 +1,76 @@
+//! The escalation sweeper: an open item whose rung window passed moves to the next rung's role
+//! (a feed entry for that inbox, a `notifications.item.escalated` event), with the next window
+//! starting when it arrives. The last rung's item stays where it is. The clock is the caller's
+//! (`now`), so tests step time instead of sleeping; replicas sweep side by side (`FOR UPDATE SKIP
+//! LOCKED`, and an item's rung moves once per window).
+
+use crate::store::{self, ItemRow};
+use careloop_proto::events::v1::{NotificationEscalated, event::Payload};
+use careloop_runtime::events::Background;
+use careloop_runtime::write::{Acting, Change};
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use std::time::Duration;
+
+/// Who the escalations are audited as.
+pub const ACTOR: &str = "notifications-escalation";
+
+/// One sweep as of `now`: escalates up to `batch` items; returns how many.
+pub async fn sweep(pool: &PgPool, now: DateTime<Utc>, batch: i64) -> anyhow::Result<usize> {
+    let mut tx = pool.begin().await?;
+    let due: Vec<ItemRow> = sqlx::query_as(
+        "SELECT * FROM items WHERE status = 'open' AND escalates_at <= $1
+          ORDER BY escalates_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(now)
+    .bind(batch)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut escalated = 0;
+    for mut item in due {
+        let next = usize::try_from(item.rung + 1).unwrap_or(usize::MAX);
+        let Some(rung) = item.ladder.0.get(next).copied() else {
+            // A ladder that shrank under the item (it never does today): stop sweeping it.
+            item.escalates_at = None;
+            item.version += 1;
+            store::save_item(&mut tx, &item).await?;
+            continue;
+        };
+        let from_role = item.role;
+        item.rung += 1;
+        item.role = rung.role;
+        item.escalates_at = (next + 1 < item.ladder.0.len())
+            .then(|| now + chrono::Duration::minutes(i64::from(rung.window_minutes)));
+        item.version += 1;
+        store::save_item(&mut tx, &item).await?;
+        store::feed(&mut tx, &item, "escalated", now).await?;
+        Acting::new(&mut tx, crate::api::SOURCE, ACTOR)
+            .emit(Change {
+                org_id: item.org_id,
+                patient_id: item.patient_id,
+                aggregate_id: item.id,
+                aggregate_version: item.version,
+                payload: Payload::NotificationEscalated(NotificationEscalated {
+                    item_id: item.id.to_string(),
+                    loop_kind: item.loop_kind,
+                    loop_id: item.loop_id.to_string(),
+                    from_role,
+                    to_role: item.role,
+                    rung: item.rung,
+                    priority: crate::api::convert::priority_value(&item.priority),
+                }),
+            })
+            .await?;
+        escalated += 1;
+    }
+    tx.commit().await?;
+    Ok(escalated)
+}
+
+/// Sweeps every `interval` until the service stops.
+pub fn schedule(background: &mut Background, pool: PgPool, interval: Duration) {
+    background.sweep_every(interval, "escalations", move || {
+        let pool = pool.clone();
+        async move { sweep(&pool, Utc::now(), 500).await }
+    });
+}

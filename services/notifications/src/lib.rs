@@ -1,0 +1,117 @@
+//! The notifications service: routing rules send every overdue or abnormal loop to a role's inbox,
+//! escalation ladders move unresolved items up until the loop itself moves, and watchers get each
+//! item pushed as it arrives. `Application` is what main and the tests both run.
+
+pub mod api;
+pub mod domain;
+pub mod escalation;
+pub mod feed;
+pub mod router;
+pub mod settings;
+pub mod store;
+
+use careloop_proto::notifications::v1::notifications_service_server::NotificationsServiceServer;
+use careloop_runtime::config::Settings;
+use careloop_runtime::events::{Consumer, ConsumerConfig, EventBus};
+use careloop_runtime::service::Host;
+use settings::NotificationSettings;
+use sqlx::PgPool;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const SCHEMA: &str = "notifications";
+pub const SERVICE_NAME: &str = "notifications";
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+pub struct Application {
+    host: Host,
+}
+
+impl Application {
+    pub async fn build(settings: Settings, own: NotificationSettings) -> anyhow::Result<Self> {
+        let mut host = Host::start(&settings, SERVICE_NAME, SCHEMA, &MIGRATOR).await?;
+        let (waker, listener) = feed::FeedWaker::start(
+            host.pool.clone(),
+            Duration::from_millis(own.watch_poll_ms),
+            host.background.signal(),
+        );
+        host.background.push(listener);
+        let api = api::NotificationsApi::new(host.pool.clone(), waker, host.background.signal());
+        let auth = host.interceptor();
+        host.server
+            .routes()
+            .add_service(tonic::service::interceptor::InterceptedService::new(
+                NotificationsServiceServer::new(api)
+                    .max_decoding_message_size(settings.grpc.max_message_bytes),
+                auth,
+            ));
+        let access = careloop_runtime::access::PlansAccess::new(
+            &own.plans_addr,
+            &settings.tls,
+            Arc::clone(&host.auth),
+            SERVICE_NAME,
+        )?;
+        host.serve_audit(Arc::new(access));
+        host.server
+            .mark_serving(&[
+                "careloop.notifications.v1.NotificationsService",
+                "careloop.audit.v1.AuditService",
+            ])
+            .await;
+        // Background work starts last, once nothing else in build can fail.
+        let router = if settings.events.enabled && own.router_enabled {
+            let bus = EventBus::connect(&settings.events).await?;
+            let config = ConsumerConfig::new(
+                "notifications-router",
+                format!("{}.>", settings.events.subject_prefix),
+            );
+            Some(Consumer::new(
+                host.pool.clone(),
+                bus,
+                config,
+                router::Router,
+                Arc::clone(&host.metrics),
+            ))
+        } else {
+            None
+        };
+        host.start_publishing(&settings).await?;
+        if let Some(consumer) = router {
+            let task = consumer.spawn(host.background.signal());
+            host.background.push(task);
+        }
+        escalation::schedule(
+            &mut host.background,
+            host.pool.clone(),
+            Duration::from_millis(own.sweep_interval_ms),
+        );
+        Ok(Self { host })
+    }
+
+    /// Migrates the schema and returns (`--migrate-only`, the chart's init container).
+    pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+        Host::migrate_only(settings, SCHEMA, &MIGRATOR).await
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.host.addr()
+    }
+
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.host.metrics_addr()
+    }
+
+    pub fn pool(&self) -> PgPool {
+        self.host.pool.clone()
+    }
+
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        self.host.run_until_stopped(shutdown).await
+    }
+}

@@ -1,0 +1,176 @@
+//! The router: consumes every event, stops the ladders of items whose loop moved on, and raises an
+//! item for each enabled routing rule whose conditions the event meets, in the role its ladder
+//! resolves to. All in the consumer's transaction, which also records the event as handled; items
+//! are unique on (event, rule, first role), so a redelivered event raises nothing twice.
+
+use crate::domain::ladder;
+use crate::domain::loops::{self, LoopAt, Moved};
+use crate::store::{self, ItemRow};
+use careloop_proto::events::v1::{Event, NotificationRaised, NotificationResolved, event::Payload};
+use careloop_runtime::events::Handler;
+use careloop_runtime::write::{Acting, Change};
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use sqlx::PgConnection;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+/// Who the router's changes are audited as.
+pub const ACTOR: &str = "notifications-router";
+
+pub struct Router;
+
+impl Handler for Router {
+    fn handle<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        event: &'a Event,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let Some(payload) = &event.payload else {
+                return Ok(());
+            };
+            if event.r#type.starts_with("notifications.") {
+                return Ok(());
+            }
+            let fields = careloop_runtime::events::fields::event_fields(event);
+            let now = careloop_runtime::time::now();
+            if let Some(moved) = loops::moved(payload, &fields) {
+                resolve(conn, &moved, now).await?;
+            }
+            if let Some(about) = loops::about(payload, &fields) {
+                raise(conn, event, &fields, &about, now).await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Stops every open item about the loop's other stages (or only the named one).
+async fn resolve(conn: &mut PgConnection, moved: &Moved, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let Ok(loop_id) = Uuid::parse_str(&moved.id) else {
+        return Ok(());
+    };
+    let items = store::open_items_of_loop(conn, moved.kind as i32, loop_id).await?;
+    for mut item in items {
+        let stops = match moved.only {
+            Some(stage) => item.stage == stage,
+            None => item.stage != moved.stage,
+        };
+        if !stops {
+            continue;
+        }
+        item.status = "resolved".into();
+        item.resolved_by_stage = Some(moved.stage.clone());
+        item.escalates_at = None;
+        item.closed_at = Some(now);
+        item.version += 1;
+        store::save_item(conn, &item).await?;
+        Acting::new(conn, crate::api::SOURCE, ACTOR)
+            .emit(Change {
+                org_id: item.org_id,
+                patient_id: item.patient_id,
+                aggregate_id: item.id,
+                aggregate_version: item.version,
+                payload: Payload::NotificationResolved(NotificationResolved {
+                    item_id: item.id.to_string(),
+                    loop_kind: item.loop_kind,
+                    loop_id: item.loop_id.to_string(),
+                    stage: item.stage.clone(),
+                    by_stage: moved.stage.clone(),
+                    raised_at: Some(careloop_runtime::time::to_timestamp(item.created_at)),
+                }),
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// Raises an item for each matching rule of the event's organization (or the platform's).
+async fn raise(
+    conn: &mut PgConnection,
+    event: &Event,
+    fields: &std::collections::BTreeMap<String, String>,
+    about: &LoopAt,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let rules = store::enabled_rules_for(conn, &event.r#type).await?;
+    if rules.is_empty() {
+        return Ok(());
+    }
+    let (Ok(org_id), Ok(patient_id), Ok(event_id), Ok(loop_id)) = (
+        Uuid::parse_str(&event.org_id),
+        Uuid::parse_str(&event.patient_id),
+        Uuid::parse_str(&event.id),
+        Uuid::parse_str(&about.id),
+    ) else {
+        // Items live in an organization's inboxes about a patient's loop; an event without them
+        // reaches nobody (and is recorded as handled).
+        tracing::warn!(event_id = %event.id, event_type = %event.r#type, "event without organization, patient or loop id: no item raised");
+        return Ok(());
+    };
+    if org_id.is_nil() {
+        tracing::warn!(event_id = %event.id, event_type = %event.r#type, "event without organization: no item raised");
+        return Ok(());
+    }
+    for rule in rules
+        .iter()
+        .filter(|r| r.org_id.is_none() || r.org_id == Some(org_id))
+        .filter(|r| careloop_runtime::events::fields::matches(&r.conditions.0, fields))
+    {
+        let rungs = ladder::resolve(&rule.ladder.0, fields);
+        let Some(first) = rungs.first().copied() else {
+            continue;
+        };
+        let item = ItemRow {
+            id: Uuid::now_v7(),
+            org_id,
+            patient_id,
+            rule_id: rule.id,
+            source_event_id: event_id,
+            source_event_type: event.r#type.clone(),
+            first_role: first.role,
+            loop_kind: about.kind as i32,
+            loop_id,
+            stage: about.stage.clone(),
+            title: rule.name.clone(),
+            priority: rule.priority.clone(),
+            ladder: Json(rungs.clone()),
+            rung: 0,
+            role: first.role,
+            escalates_at: (rungs.len() > 1)
+                .then(|| now + chrono::Duration::minutes(i64::from(first.window_minutes))),
+            status: "open".into(),
+            acknowledged_at: None,
+            acknowledged_by: None,
+            note: String::new(),
+            resolved_by_stage: None,
+            closed_at: None,
+            created_at: now,
+            version: 1,
+        };
+        if !store::insert_item(conn, &item).await? {
+            continue;
+        }
+        store::feed(conn, &item, "raised", now).await?;
+        Acting::new(conn, crate::api::SOURCE, ACTOR)
+            .emit(Change {
+                org_id,
+                patient_id,
+                aggregate_id: item.id,
+                aggregate_version: 1,
+                payload: Payload::NotificationRaised(NotificationRaised {
+                    item_id: item.id.to_string(),
+                    rule_id: rule.id.to_string(),
+                    source_event_id: event.id.clone(),
+                    loop_kind: item.loop_kind,
+                    loop_id: item.loop_id.to_string(),
+                    stage: item.stage.clone(),
+                    role: item.role,
+                    priority: crate::api::convert::priority_value(&item.priority),
+                }),
+            })
+            .await?;
+    }
+    Ok(())
+}

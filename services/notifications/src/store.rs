@@ -1,0 +1,308 @@
+//! SQL for routing rules, inbox items and the inbox feed.
+
+use crate::domain::ladder::{RuleRung, Rung};
+use careloop_runtime::error::ApiResult;
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use sqlx::types::Json;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RuleRow {
+    pub id: Uuid,
+    pub org_id: Option<Uuid>,
+    pub name: String,
+    pub event_type: String,
+    pub conditions: Json<HashMap<String, String>>,
+    pub ladder: Json<Vec<RuleRung>>,
+    pub priority: String,
+    pub channels: Vec<String>,
+    pub enabled: bool,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ItemRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub patient_id: Uuid,
+    pub rule_id: Uuid,
+    pub source_event_id: Uuid,
+    pub source_event_type: String,
+    pub first_role: i32,
+    pub loop_kind: i32,
+    pub loop_id: Uuid,
+    pub stage: String,
+    pub title: String,
+    pub priority: String,
+    pub ladder: Json<Vec<Rung>>,
+    pub rung: i32,
+    pub role: i32,
+    pub escalates_at: Option<DateTime<Utc>>,
+    pub status: String,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+    pub note: String,
+    pub resolved_by_stage: Option<String>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+careloop_runtime::versioned!(RuleRow, ItemRow);
+
+// ---------- rules ----------
+
+pub async fn insert_rule(conn: &mut PgConnection, r: &RuleRow) -> ApiResult<()> {
+    sqlx::query(
+        "INSERT INTO routing_rules (id, org_id, name, event_type, conditions, ladder, priority, channels, enabled, version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(r.id)
+    .bind(r.org_id)
+    .bind(&r.name)
+    .bind(&r.event_type)
+    .bind(&r.conditions)
+    .bind(&r.ladder)
+    .bind(&r.priority)
+    .bind(&r.channels)
+    .bind(r.enabled)
+    .bind(r.version)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Platform defaults and, when `org` is given, that organization's rules (all rules for `None`).
+pub async fn rules(conn: &mut PgConnection, org: Option<Uuid>) -> ApiResult<Vec<RuleRow>> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM routing_rules WHERE $1::uuid IS NULL OR org_id IS NULL OR org_id = $1
+         ORDER BY created_at, id",
+    )
+    .bind(org)
+    .fetch_all(conn)
+    .await?)
+}
+
+pub async fn enabled_rules_for(
+    conn: &mut PgConnection,
+    event_type: &str,
+) -> sqlx::Result<Vec<RuleRow>> {
+    sqlx::query_as("SELECT * FROM routing_rules WHERE enabled AND event_type = $1 ORDER BY id")
+        .bind(event_type)
+        .fetch_all(conn)
+        .await
+}
+
+pub async fn lock_rule(
+    conn: &mut PgConnection,
+    id: Uuid,
+    expected_version: i64,
+) -> ApiResult<RuleRow> {
+    careloop_runtime::db::lock_versioned(
+        conn,
+        "routing_rules",
+        "routing rule",
+        id,
+        Some(expected_version),
+    )
+    .await
+}
+
+pub async fn save_rule_enabled(conn: &mut PgConnection, r: &RuleRow) -> ApiResult<()> {
+    sqlx::query("UPDATE routing_rules SET enabled = $2, version = $3 WHERE id = $1")
+        .bind(r.id)
+        .bind(r.enabled)
+        .bind(r.version)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+// ---------- items ----------
+
+/// Inserts the item unless this event already raised it for this rule and role; returns whether
+/// it is new.
+pub async fn insert_item(conn: &mut PgConnection, i: &ItemRow) -> sqlx::Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO items (id, org_id, patient_id, rule_id, source_event_id, source_event_type, first_role,
+                            loop_kind, loop_id, stage, title, priority, ladder, rung, role, escalates_at,
+                            status, note, created_at, version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+         ON CONFLICT (source_event_id, rule_id, first_role) DO NOTHING",
+    )
+    .bind(i.id)
+    .bind(i.org_id)
+    .bind(i.patient_id)
+    .bind(i.rule_id)
+    .bind(i.source_event_id)
+    .bind(&i.source_event_type)
+    .bind(i.first_role)
+    .bind(i.loop_kind)
+    .bind(i.loop_id)
+    .bind(&i.stage)
+    .bind(&i.title)
+    .bind(&i.priority)
+    .bind(&i.ladder)
+    .bind(i.rung)
+    .bind(i.role)
+    .bind(i.escalates_at)
+    .bind(&i.status)
+    .bind(&i.note)
+    .bind(i.created_at)
+    .bind(i.version)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+/// Appends an entry to the inbox feed of (`org`, `role`), at the next position.
+pub async fn feed(
+    conn: &mut PgConnection,
+    item: &ItemRow,
+    kind: &'static str,
+    at: DateTime<Utc>,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "WITH next AS (UPDATE feed_position SET position = position + 1 RETURNING position)
+         INSERT INTO inbox_feed (position, org_id, role, item_id, kind, at)
+         SELECT position, $1, $2, $3, $4, $5 FROM next
+         RETURNING position",
+    )
+    .bind(item.org_id)
+    .bind(item.role)
+    .bind(item.id)
+    .bind(kind)
+    .bind(at)
+    .fetch_one(conn)
+    .await
+}
+
+/// Open items about a loop, locked for the transaction.
+pub async fn open_items_of_loop(
+    conn: &mut PgConnection,
+    loop_kind: i32,
+    loop_id: Uuid,
+) -> sqlx::Result<Vec<ItemRow>> {
+    sqlx::query_as(
+        "SELECT * FROM items WHERE loop_id = $1 AND loop_kind = $2 AND status = 'open' ORDER BY id FOR UPDATE",
+    )
+    .bind(loop_id)
+    .bind(loop_kind)
+    .fetch_all(conn)
+    .await
+}
+
+/// Writes an item's state back (status, rung, role, acknowledgement, resolution, version).
+pub async fn save_item(conn: &mut PgConnection, i: &ItemRow) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE items SET status = $2, rung = $3, role = $4, escalates_at = $5, acknowledged_at = $6,
+                acknowledged_by = $7, note = $8, resolved_by_stage = $9, closed_at = $10, version = $11
+         WHERE id = $1",
+    )
+    .bind(i.id)
+    .bind(&i.status)
+    .bind(i.rung)
+    .bind(i.role)
+    .bind(i.escalates_at)
+    .bind(i.acknowledged_at)
+    .bind(&i.acknowledged_by)
+    .bind(&i.note)
+    .bind(&i.resolved_by_stage)
+    .bind(i.closed_at)
+    .bind(i.version)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_item(conn: &mut PgConnection, id: Uuid) -> ApiResult<ItemRow> {
+    sqlx::query_as("SELECT * FROM items WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(careloop_runtime::error::ApiError::NotFound("inbox item"))
+}
+
+pub async fn lock_item(
+    conn: &mut PgConnection,
+    id: Uuid,
+    expected_version: Option<i64>,
+) -> ApiResult<ItemRow> {
+    careloop_runtime::db::lock_versioned(conn, "items", "inbox item", id, expected_version).await
+}
+
+/// A page of a role's inbox, oldest first (keyset on created_at, id).
+pub async fn inbox(
+    conn: &mut PgConnection,
+    org: Uuid,
+    role: i32,
+    include_closed: bool,
+    after: Option<careloop_runtime::paging::Cursor>,
+    limit: i64,
+) -> ApiResult<Vec<ItemRow>> {
+    let (after_at, after_id) = careloop_runtime::paging::after(after);
+    Ok(sqlx::query_as(
+        "SELECT * FROM items
+          WHERE org_id = $1 AND role = $2 AND ($3 OR status = 'open')
+            AND (created_at, id) > ($4, $5)
+          ORDER BY created_at, id LIMIT $6",
+    )
+    .bind(org)
+    .bind(role)
+    .bind(include_closed)
+    .bind(after_at)
+    .bind(after_id)
+    .bind(limit + 1)
+    .fetch_all(conn)
+    .await?)
+}
+
+pub async fn open_count(conn: &mut PgConnection, org: Uuid, role: i32) -> ApiResult<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM items WHERE org_id = $1 AND role = $2 AND status = 'open'",
+    )
+    .bind(org)
+    .bind(role)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// A feed entry with the item as it is now.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Entry {
+    pub position: i64,
+    pub kind: String,
+    #[sqlx(flatten)]
+    pub item: ItemRow,
+}
+
+/// Entries of (`org`, `role`) after `position`, in order.
+pub async fn feed_after(
+    conn: &mut PgConnection,
+    org: Uuid,
+    role: i32,
+    position: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<Entry>> {
+    sqlx::query_as(
+        "SELECT f.position, f.kind, i.* FROM inbox_feed f JOIN items i ON i.id = f.item_id
+          WHERE f.org_id = $1 AND f.role = $2 AND f.position > $3
+          ORDER BY f.position LIMIT $4",
+    )
+    .bind(org)
+    .bind(role)
+    .bind(position)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// The feed's last position (watchers starting "from now" begin after it).
+pub async fn last_position(conn: &mut PgConnection) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT position FROM feed_position")
+        .fetch_one(conn)
+        .await
+}

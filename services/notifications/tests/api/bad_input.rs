@@ -1,0 +1,263 @@
+//! Every RPC refuses malformed input with INVALID_ARGUMENT naming the field, and writes nothing.
+
+use crate::helpers::*;
+use careloop_proto::common::v1::CareRole;
+use careloop_proto::notifications::v1::*;
+use careloop_runtime::auth::PrincipalKind;
+use careloop_testkit::refused;
+use uuid::Uuid;
+
+fn rung(target: role_target::Target, window_minutes: i32) -> Rung {
+    Rung {
+        target: Some(RoleTarget {
+            target: Some(target),
+        }),
+        window_minutes,
+    }
+}
+
+#[tokio::test]
+async fn every_rpc_names_the_bad_field_and_writes_nothing() {
+    let _cases = careloop_testkit::cases::CaseReport;
+    let app = spawn_app().await;
+    let mut admin = app.admin();
+    let before = app.footprint().await;
+
+    let good = CreateRoutingRuleRequest {
+        idempotency_key: key(),
+        name: "Overdue task".into(),
+        event_type: "plans.loop.overdue".into(),
+        conditions: Default::default(),
+        ladder: vec![rung(
+            role_target::Target::EventField("owner_role".into()),
+            60,
+        )],
+        priority: NotificationPriority::Urgent as i32,
+        channels: vec![],
+    };
+    let with = |f: &dyn Fn(&mut CreateRoutingRuleRequest)| {
+        let mut r = good.clone();
+        f(&mut r);
+        r
+    };
+    refused!(
+        admin.create_routing_rule(with(&|r| r.idempotency_key.clear())),
+        "idempotency_key"
+    );
+    refused!(admin.create_routing_rule(with(&|r| r.name.clear())), "name");
+    refused!(
+        admin.create_routing_rule(with(&|r| r.event_type = "plans.nothing".into())),
+        "event_type"
+    );
+    refused!(
+        admin.create_routing_rule(with(&|r| r.event_type = "plans.patient.created".into())),
+        "event_type"
+    );
+    refused!(
+        admin.create_routing_rule(with(&|r| {
+            r.conditions.insert("colour".into(), "red".into());
+        })),
+        "conditions"
+    );
+    refused!(
+        admin.create_routing_rule(with(&|r| r.ladder.clear())),
+        "ladder"
+    );
+    refused!(
+        admin.create_routing_rule(with(&|r| r.ladder = vec![good.ladder[0].clone(); 11])),
+        "ladder"
+    );
+    refused!(
+        admin.create_routing_rule(with(&|r| r.ladder[0].window_minutes = 0)),
+        "ladder[0].window_minutes"
+    );
+    refused!(
+        admin.create_routing_rule(with(&|r| r.ladder[0].window_minutes = 20_000)),
+        "ladder[0].window_minutes"
+    );
+    refused!(
+        admin.create_routing_rule(with(&|r| r.ladder[0].target = None)),
+        "ladder[0].target"
+    );
+    refused!(
+        admin.create_routing_rule(with(&|r| r
+            .ladder
+            .push(rung(role_target::Target::EventField("stage".into()), 5)))),
+        "ladder[1].target.event_field"
+    );
+    refused!(
+        admin.create_routing_rule(with(&|r| r
+            .ladder
+            .push(rung(role_target::Target::Role(99), 5)))),
+        "ladder[1].target.role"
+    );
+    refused!(
+        admin.create_routing_rule(with(&|r| r
+            .ladder
+            .push(rung(role_target::Target::Role(0), 5)))),
+        "ladder[1].target.role"
+    );
+    refused!(
+        admin.create_routing_rule(with(&|r| r.priority = 0)),
+        "priority"
+    );
+    refused!(
+        admin.create_routing_rule(with(&|r| r.priority = 42)),
+        "priority"
+    );
+    refused!(
+        admin.create_routing_rule(with(&|r| r.channels = vec![0])),
+        "channels[0]"
+    );
+    refused!(
+        admin.create_routing_rule(with(&|r| r.channels = vec![1, 17])),
+        "channels[1]"
+    );
+
+    let rule_id = "01930000-0000-7000-8000-000000000101".to_string();
+    refused!(
+        admin.set_routing_rule_enabled(SetRoutingRuleEnabledRequest {
+            idempotency_key: key(),
+            rule_id: "r".into(),
+            expected_version: 1,
+            enabled: false,
+        }),
+        "rule_id"
+    );
+    refused!(
+        admin.set_routing_rule_enabled(SetRoutingRuleEnabledRequest {
+            idempotency_key: key(),
+            rule_id: rule_id.clone(),
+            expected_version: 0,
+            enabled: false,
+        }),
+        "expected_version"
+    );
+    refused!(
+        admin.set_routing_rule_enabled(SetRoutingRuleEnabledRequest {
+            idempotency_key: String::new(),
+            rule_id: rule_id.clone(),
+            expected_version: 1,
+            enabled: false,
+        }),
+        "idempotency_key"
+    );
+
+    let mut pcp = app.staff("pcp");
+    let list = ListInboxRequest {
+        role: CareRole::Pcp as i32,
+        ..Default::default()
+    };
+    refused!(
+        pcp.list_inbox(ListInboxRequest {
+            role: 0,
+            ..list.clone()
+        }),
+        "role"
+    );
+    refused!(
+        pcp.list_inbox(ListInboxRequest {
+            role: 99,
+            ..list.clone()
+        }),
+        "role"
+    );
+    refused!(
+        pcp.list_inbox(ListInboxRequest {
+            page_size: -1,
+            ..list.clone()
+        }),
+        "page_size"
+    );
+    refused!(
+        pcp.list_inbox(ListInboxRequest {
+            page_token: "not a token".into(),
+            ..list.clone()
+        }),
+        "page_token"
+    );
+    refused!(
+        pcp.list_inbox(ListInboxRequest {
+            org_id: "o".into(),
+            ..list.clone()
+        }),
+        "org_id"
+    );
+    let mut service = app.client_as(PrincipalKind::Service, Uuid::now_v7(), "gateway", &[]);
+    refused!(service.list_inbox(list.clone()), "org_id");
+    refused!(
+        pcp.get_item(GetItemRequest {
+            item_id: "i".into()
+        }),
+        "item_id"
+    );
+    let ack = AcknowledgeItemRequest {
+        idempotency_key: key(),
+        item_id: Uuid::now_v7().to_string(),
+        expected_version: 1,
+        note: "on it".into(),
+    };
+    refused!(
+        pcp.acknowledge_item(AcknowledgeItemRequest {
+            item_id: "i".into(),
+            ..ack.clone()
+        }),
+        "item_id"
+    );
+    refused!(
+        pcp.acknowledge_item(AcknowledgeItemRequest {
+            expected_version: -3,
+            ..ack.clone()
+        }),
+        "expected_version"
+    );
+    refused!(
+        pcp.acknowledge_item(AcknowledgeItemRequest {
+            note: String::new(),
+            ..ack.clone()
+        }),
+        "note"
+    );
+    refused!(
+        pcp.acknowledge_item(AcknowledgeItemRequest {
+            note: "x".repeat(5000),
+            ..ack.clone()
+        }),
+        "note"
+    );
+    refused!(
+        pcp.acknowledge_item(AcknowledgeItemRequest {
+            idempotency_key: String::new(),
+            ..ack.clone()
+        }),
+        "idempotency_key"
+    );
+    let watch = WatchInboxRequest {
+        role: CareRole::Pcp as i32,
+        ..Default::default()
+    };
+    refused!(
+        pcp.watch_inbox(WatchInboxRequest {
+            role: 0,
+            ..watch.clone()
+        }),
+        "role"
+    );
+    refused!(
+        pcp.watch_inbox(WatchInboxRequest {
+            cursor: "yesterday".into(),
+            ..watch.clone()
+        }),
+        "cursor"
+    );
+    refused!(
+        pcp.watch_inbox(WatchInboxRequest {
+            cursor: "-4".into(),
+            ..watch.clone()
+        }),
+        "cursor"
+    );
+    refused!(service.watch_inbox(watch.clone()), "org_id");
+
+    assert_eq!(app.footprint().await, before, "nothing was written");
+}
