@@ -14,6 +14,7 @@ mkdir -p .run
 PLANS_ADDR=127.0.0.1:50051
 REFERRALS_ADDR=127.0.0.1:50052
 PRIOR_AUTH_ADDR=127.0.0.1:50053
+NOTIFICATIONS_ADDR=127.0.0.1:50054
 
 # start NAME PORT METRICS_PORT [ENV=VALUE...]: one service in the background, logs in .run/NAME.log;
 # its database role is careloop_<name with - as _>.
@@ -46,12 +47,15 @@ CLI=target/debug/careloop
 export CARELOOP_PLANS_ADDR="http://$PLANS_ADDR"
 export CARELOOP_REFERRALS_ADDR="http://$REFERRALS_ADDR"
 export CARELOOP_PRIOR_AUTH_ADDR="http://$PRIOR_AUTH_ADDR"
+export CARELOOP_NOTIFICATIONS_ADDR="http://$NOTIFICATIONS_ADDR"
 start plans 50051 9101
 start referrals 50052 9102 CARELOOP__REFERRALS__PLANS_ADDR="http://$PLANS_ADDR"
 start prior-auth 50053 9103 CARELOOP__PRIOR_AUTH__PLANS_ADDR="http://$PLANS_ADDR"
+start notifications 50054 9104 CARELOOP__NOTIFICATIONS__PLANS_ADDR="http://$PLANS_ADDR"
 wait_healthy plans "$PLANS_ADDR"
 wait_healthy referrals "$REFERRALS_ADDR"
 wait_healthy prior-auth "$PRIOR_AUTH_ADDR"
+wait_healthy notifications "$NOTIFICATIONS_ADDR"
 
 CARELOOP_TOKEN="$("$CLI" dev-token)"
 export CARELOOP_TOKEN
@@ -66,6 +70,7 @@ CareLoop is running (health SERVING, reflection on):
   plans      grpc://$PLANS_ADDR       metrics http://127.0.0.1:9101/metrics   log .run/plans.log
   referrals  grpc://$REFERRALS_ADDR       metrics http://127.0.0.1:9102/metrics   log .run/referrals.log
   prior-auth grpc://$PRIOR_AUTH_ADDR       metrics http://127.0.0.1:9103/metrics   log .run/prior-auth.log
+  notifications grpc://$NOTIFICATIONS_ADDR    metrics http://127.0.0.1:9104/metrics   log .run/notifications.log
 
 Call it with the CLI (the dev token is in .run/dev-token, valid 12 h):
   export CARELOOP_TOKEN=\$(cat .run/dev-token)
@@ -76,6 +81,9 @@ Call it with the CLI (the dev token is in .run/dev-token, valid 12 h):
   target/debug/careloop referral show <referral-id>
   target/debug/careloop auth list --patient $PATIENT      # prior authorizations
   target/debug/careloop transition show <transition-id>   # its start booked transport: see loops
+  target/debug/careloop inbox list --role care_manager    # items routed to a role (the token's roles)
+  target/debug/careloop inbox watch --role care_manager   # pushed as they arrive; --cursor resumes
+  target/debug/careloop routing list                      # the rules that fill the inboxes
 
 or with grpcurl, where installed:
   grpcurl -plaintext $PLANS_ADDR list

@@ -47,6 +47,14 @@ pub struct Cli {
         global = true
     )]
     pub prior_auth_addr: String,
+    /// Address of the notifications service.
+    #[arg(
+        long,
+        env = "CARELOOP_NOTIFICATIONS_ADDR",
+        default_value = "http://127.0.0.1:50054",
+        global = true
+    )]
+    pub notifications_addr: String,
     /// CA bundle that verifies the services' certificates, for https:// addresses.
     #[arg(long, env = "CARELOOP_TLS_CA", global = true)]
     pub ca: Option<String>,
@@ -120,6 +128,12 @@ pub enum Command {
     /// Prior authorizations (prior-auth service).
     #[command(subcommand)]
     Auth(crate::priorauth::AuthCmd),
+    /// A role's inbox: list, watch, acknowledge (notifications service).
+    #[command(subcommand)]
+    Inbox(crate::notifications::InboxCmd),
+    /// Routing rules that send loops to inboxes (notifications service).
+    #[command(subcommand)]
+    Routing(crate::notifications::RoutingCmd),
 }
 
 #[derive(Subcommand)]
@@ -346,6 +360,17 @@ async fn prior_auth(cli: &Cli) -> anyhow::Result<crate::priorauth::PriorAuth> {
     ))
 }
 
+async fn notifications(cli: &Cli) -> anyhow::Result<crate::notifications::Notifications> {
+    let token = cli.token.as_ref().ok_or_else(|| {
+        anyhow::anyhow!("no token: pass --token or set CARELOOP_TOKEN (try `careloop dev-token`)")
+    })?;
+    let value = format!("Bearer {token}").parse()?;
+    Ok(careloop_proto::notifications::v1::notifications_service_client::NotificationsServiceClient::with_interceptor(
+        channel(cli, &cli.notifications_addr).await?,
+        Bearer(Some(value)),
+    ))
+}
+
 async fn plans(cli: &Cli) -> anyhow::Result<Plans> {
     let token = cli.token.as_ref().ok_or_else(|| {
         anyhow::anyhow!("no token: pass --token or set CARELOOP_TOKEN (try `careloop dev-token`)")
@@ -475,6 +500,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Rules => crate::referrals::rules(&mut referrals(&cli).await?).await?,
         Command::Auth(cmd) => crate::priorauth::run(&mut prior_auth(&cli).await?, cmd).await?,
+        Command::Inbox(cmd) => {
+            crate::notifications::inbox(&mut notifications(&cli).await?, cmd).await?
+        }
+        Command::Routing(cmd) => {
+            crate::notifications::routing(&mut notifications(&cli).await?, cmd).await?
+        }
     }
     Ok(())
 }
