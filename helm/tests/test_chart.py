@@ -24,12 +24,15 @@ TLS_DIR = "/etc/careloop/tls"
 DB_CA_DIR = "/etc/careloop/db-ca"
 
 # The calls the code makes, from the architecture (referrals and prior-auth ask plans whether a
-# caller may read or write a patient), written here and not read from the chart:
-# caller -> {(config section, key): callee}.
+# caller may read or write a patient, notifications who may read a patient's audit trail), written
+# here and not read from the chart: caller -> {(config section, key): callee}.
 DOWNSTREAMS = {
     "referrals": {("referrals", "plans_addr"): "plans"},
     "prior-auth": {("prior_auth", "plans_addr"): "plans"},
+    "notifications": {("notifications", "plans_addr"): "plans"},
 }
+# What the chart deploys with its defaults alone.
+DEFAULT_SERVICES = ["plans", "referrals", "prior-auth", "notifications"]
 
 
 def production_values():
@@ -366,18 +369,72 @@ class ChartTest(unittest.TestCase):
 
     def test_a_downstream_on_its_own_port_is_dialled_on_that_port(self):
         docs = render(defaults_with(plans={"enabled": True, "databaseSecret": "careloop-db-plans", "grpcPort": 50100,
-                                           "callers": ["referrals", "prior-auth"]}))
+                                           "callers": ["referrals", "prior-auth", "notifications"]}))
         cfg = configs(docs)
         self.assertEqual(cfg["referrals"]["referrals"]["plans_addr"], "https://careloop-plans.careloop.svc:50100")
         self.assertEqual(cfg["prior-auth"]["prior_auth"]["plans_addr"], "https://careloop-plans.careloop.svc:50100")
+        self.assertEqual(cfg["notifications"]["notifications"]["plans_addr"],
+                         "https://careloop-plans.careloop.svc:50100")
 
     def test_a_service_whose_downstream_is_off_or_refuses_it_does_not_render(self):
         with self.assertRaisesRegex(helm.HelmRenderError, r"referrals needs plans.*enable services\.plans"):
             render(defaults_with(plans={"enabled": False, "databaseSecret": "careloop-db-plans"},
-                                 prior_auth={"enabled": False, "databaseSecret": "careloop-db-prior-auth"}))
+                                 prior_auth={"enabled": False, "databaseSecret": "careloop-db-prior-auth"},
+                                 notifications={"enabled": False, "databaseSecret": "careloop-db-notifications"}))
         with self.assertRaisesRegex(helm.HelmRenderError, r"prior-auth calls plans.*services\.plans\.callers"):
             render(defaults_with(plans={"enabled": True, "databaseSecret": "careloop-db-plans",
-                                        "callers": ["referrals"]}))
+                                        "callers": ["referrals", "notifications"]}))
+        with self.assertRaisesRegex(helm.HelmRenderError,
+                                    r"notifications needs plans \(notifications\.plans_addr\).*enable services\.plans"):
+            render(defaults_with(plans={"enabled": False, "databaseSecret": "careloop-db-plans"},
+                                 referrals={"enabled": False, "databaseSecret": "careloop-db-referrals"},
+                                 prior_auth={"enabled": False, "databaseSecret": "careloop-db-prior-auth"}))
+        with self.assertRaisesRegex(helm.HelmRenderError, r"notifications calls plans.*services\.plans\.callers"):
+            render(defaults_with(plans={"enabled": True, "databaseSecret": "careloop-db-plans",
+                                        "callers": ["referrals", "prior-auth"]}))
+
+    def test_notifications_is_deployed_by_default_migrates_first_and_asks_plans(self):
+        for label, values in (("defaults", None), ("production", production_values())):
+            docs = render(values)
+            settings = merged(values)["services"]["notifications"]
+            where = f"{label}: notifications"
+            if values is None:
+                self.assertEqual(sorted(enabled_services(values)), sorted(DEFAULT_SERVICES), label)
+            deployments = {component(d): d for d in by_kind(docs, "Deployment").values()}
+            services = {component(s): s for s in by_kind(docs, "Service").values()}
+            policies = {component(p): p for p in by_kind(docs, "NetworkPolicy").values()}
+            self.assertIn("notifications", deployments, where)
+            cfg = configs(docs)
+            # Only the address comes from the chart; sweep_interval_ms, router_enabled and
+            # watch_poll_ms keep the binary's defaults.
+            self.assertEqual(cfg["notifications"]["notifications"],
+                             {"plans_addr": f"https://{FULLNAME}-plans.{NAMESPACE}.svc:{grpc_port(services['plans'])}"},
+                             where)
+            self.assertEqual(cfg["notifications"]["events"]["user"], "notifications", where)
+            self.assertEqual(cfg["notifications"]["auth"]["audience"], "careloop-notifications", where)
+            self.assertIn("notifications", cfg["plans"]["auth"]["callers"], f"{label}: plans accepts notifications")
+            pod = deployments["notifications"]["spec"]["template"]["spec"]
+            (migrate,) = pod["initContainers"]
+            (container,) = pod["containers"]
+            self.assertEqual(migrate["name"], "migrate", where)
+            self.assertEqual(migrate["command"], ["/usr/local/bin/careloop-notifications"], where)
+            self.assertEqual(migrate["args"], ["--config", "/etc/careloop/config.toml", "--migrate-only"], where)
+            self.assertEqual(container["command"], ["/usr/local/bin/careloop-notifications"], where)
+            self.assertNotIn("--migrate-only", container["args"], where)
+            init_env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in migrate["env"]}
+            self.assertEqual(init_env["CARELOOP__DATABASE__MIGRATION_URL"],
+                             {"name": "careloop-db-notifications", "key": "migration-url", "optional": True}, where)
+            env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+            self.assertEqual(env["CARELOOP__DATABASE__URL"],
+                             {"name": "careloop-db-notifications", "key": "database-url"}, where)
+            self.assertEqual(env["CARELOOP__EVENTS__PASSWORD"],
+                             {"name": settings.get("natsSecret", "careloop-nats-notifications"), "key": "password"},
+                             where)
+            plans_labels = deployments["plans"]["spec"]["template"]["metadata"]["labels"]
+            own_labels = deployments["notifications"]["spec"]["template"]["metadata"]["labels"]
+            port = grpc_port(services["plans"])
+            self.assertTrue(allows_to(policies["notifications"], plans_labels, port), f"{where} may dial plans")
+            self.assertTrue(admits_from(policies["plans"], own_labels, port), f"{label}: plans admits notifications")
 
     def test_network_policies_open_a_path_for_each_configured_call_and_no_other(self):
         cases = dict(self.cases)
@@ -636,6 +693,21 @@ def k8s_docs(name):
     return [d for d in yaml.safe_load_all((K8S / name).read_text()) if d]
 
 
+def nats_matches(pattern, subject):
+    """Whether a NATS subject pattern (`*` one token, `>` the rest) covers a subject."""
+    want, got = pattern.split("."), subject.split(".")
+    for i, token in enumerate(want):
+        if token == ">":
+            return len(got) > i
+        if i >= len(got) or (token != "*" and token != got[i]):
+            return False
+    return len(want) == len(got)
+
+
+def nats_allows(user, direction, subject):
+    return any(nats_matches(p, subject) for p in user["permissions"][direction]["allow"])
+
+
 class ClusterFilesTest(unittest.TestCase):
     def test_every_file_parses_and_plain_kubernetes_objects_validate(self):
         for path in sorted(K8S.glob("*.yaml")):
@@ -718,6 +790,33 @@ class ClusterFilesTest(unittest.TestCase):
             self.assertTrue(publish - events <= js_api | {"careloop_dlq.>"}, name)
             self.assertFalse({">", "careloop.>", "$JS.>", "$JS.API.>"} & publish, name)
             self.assertEqual(user["permissions"]["subscribe"]["allow"], ["_INBOX.>"], name)
+
+    def test_nats_lets_each_durable_consumer_pull_ack_and_dead_letter(self):
+        """The durable consumers the services run on the whole stream: referrals' pathway rules and
+        the notifications router, each on `careloop.>`, dead letters to careloop_dlq.<consumer>."""
+        (values,) = k8s_docs("nats-values.yaml")
+        users = {u["user"]: u for u in values["config"]["merge"]["authorization"]["users"]}
+        consumers = {"referrals": "referrals-pathways", "notifications": "notifications-router"}
+        for name, consumer in consumers.items():
+            user = users[name]
+            for subject in (
+                f"$JS.API.CONSUMER.CREATE.CARELOOP.{consumer}.careloop.>",
+                f"$JS.API.CONSUMER.DURABLE.CREATE.CARELOOP.{consumer}",
+                f"$JS.API.CONSUMER.INFO.CARELOOP.{consumer}",
+                f"$JS.API.CONSUMER.MSG.NEXT.CARELOOP.{consumer}",
+                f"$JS.ACK.CARELOOP.{consumer}.1.2.3.1700000000000000000.0",
+                "$JS.API.STREAM.CREATE.CARELOOP_DLQ",
+                f"careloop_dlq.{consumer}",
+            ):
+                self.assertTrue(nats_allows(user, "publish", subject), f"{name} publishes {subject}")
+            self.assertTrue(nats_allows(user, "subscribe", "_INBOX.abc.def"), f"{name} receives pulled messages")
+        notifications = users["notifications"]
+        self.assertTrue(nats_allows(notifications, "publish", "careloop.notifications.item.raised"))
+        for forged in ("careloop.plans.loop.overdue", "careloop.referrals.referral.created",
+                       "careloop.priorauth.request.pended", "careloop.notifications"):
+            self.assertFalse(nats_allows(notifications, "publish", forged), forged)
+        self.assertEqual(values["container"]["env"]["CARELOOP_NOTIFICATIONS_PASSWORD"]["valueFrom"]["secretKeyRef"],
+                         {"name": "careloop-nats-notifications", "key": "password"})
 
     def test_cert_manager_bootstraps_the_careloop_ca_and_the_dependency_certificates(self):
         docs = k8s_docs("cert-manager-ca.yaml")

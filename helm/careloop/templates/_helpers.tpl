@@ -65,6 +65,8 @@ referrals:
   - { section: referrals, key: plans_addr, service: plans }
 prior-auth:
   - { section: prior_auth, key: plans_addr, service: plans }
+notifications:
+  - { section: notifications, key: plans_addr, service: plans }
 {{- end -}}
 
 {{/*
