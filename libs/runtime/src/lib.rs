@@ -12,6 +12,7 @@ pub mod conn;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod http;
 pub mod idempotency;
 pub mod limits;
 pub mod metrics;

@@ -61,6 +61,7 @@ pub async fn sweep(pool: &PgPool, now: DateTime<Utc>, batch: i64) -> anyhow::Res
                 }),
             })
             .await?;
+        crate::webhooks::enqueue(&mut tx, &item, "notifications.item.escalated", now).await?;
         escalated += 1;
     }
     tx.commit().await?;

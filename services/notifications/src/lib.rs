@@ -9,6 +9,7 @@ pub mod feed;
 pub mod router;
 pub mod settings;
 pub mod store;
+pub mod webhooks;
 
 use careloop_proto::notifications::v1::notifications_service_server::NotificationsServiceServer;
 use careloop_runtime::config::Settings;
@@ -39,7 +40,15 @@ impl Application {
             host.background.signal(),
         );
         host.background.push(listener);
-        let api = api::NotificationsApi::new(host.pool.clone(), waker, host.background.signal());
+        let api = api::NotificationsApi::new(
+            host.pool.clone(),
+            waker,
+            host.background.signal(),
+            api::WebhookRules {
+                allow_http: own.webhooks.allow_http,
+                max_attempts: own.webhooks.max_attempts,
+            },
+        );
         let auth = host.interceptor();
         host.server
             .routes()
@@ -78,11 +87,31 @@ impl Application {
         } else {
             None
         };
+        let dispatcher = Arc::new(webhooks::Dispatcher {
+            pool: host.pool.clone(),
+            client: careloop_runtime::http::HttpClient::with_ca_file(
+                &own.webhooks.ca_file,
+                Duration::from_millis(own.webhooks.timeout_ms),
+                64 * 1024,
+            )?,
+            policy: webhooks::Policy {
+                max_attempts: own.webhooks.max_attempts,
+                disable_after: own.webhooks.disable_after,
+                first_backoff: Duration::from_millis(own.webhooks.first_backoff_ms),
+                max_backoff: Duration::from_millis(own.webhooks.max_backoff_ms),
+            },
+            allow_http: own.webhooks.allow_http,
+        });
         host.start_publishing(&settings).await?;
         if let Some(consumer) = router {
             let task = consumer.spawn(host.background.signal());
             host.background.push(task);
         }
+        webhooks::schedule(
+            &mut host.background,
+            dispatcher,
+            Duration::from_millis(own.webhooks.dispatch_interval_ms),
+        );
         escalation::schedule(
             &mut host.background,
             host.pool.clone(),

@@ -82,6 +82,7 @@ async fn resolve(conn: &mut PgConnection, moved: &Moved, now: DateTime<Utc>) -> 
                 }),
             })
             .await?;
+        crate::webhooks::enqueue(conn, &item, "notifications.item.resolved", now).await?;
     }
     Ok(())
 }
@@ -148,6 +149,7 @@ async fn raise(
             closed_at: None,
             created_at: now,
             version: 1,
+            channels: rule.channels.clone(),
         };
         if !store::insert_item(conn, &item).await? {
             continue;
@@ -171,6 +173,7 @@ async fn raise(
                 }),
             })
             .await?;
+        crate::webhooks::enqueue(conn, &item, "notifications.item.raised", now).await?;
     }
     Ok(())
 }

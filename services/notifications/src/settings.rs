@@ -12,6 +12,25 @@ pub struct NotificationSettings {
     pub router_enabled: bool,
     /// Watchers re-read the feed at least this often, should a wake-up be lost.
     pub watch_poll_ms: u64,
+    pub webhooks: WebhookSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookSettings {
+    /// How often due deliveries are sent.
+    pub dispatch_interval_ms: u64,
+    /// Tries per delivery before it is failed (a resend grants as many again).
+    pub max_attempts: i32,
+    /// Consecutive failures after which an endpoint is disabled until re-enabled.
+    pub disable_after: i32,
+    pub first_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// One POST, connection to answer.
+    pub timeout_ms: u64,
+    /// CA bundle for endpoints' certificates (empty: the system's roots).
+    pub ca_file: String,
+    /// Plain http endpoints (local tests only; never in production).
+    pub allow_http: bool,
 }
 
 pub const DEFAULTS: &str = r#"
@@ -20,6 +39,16 @@ plans_addr = "http://127.0.0.1:50051"
 sweep_interval_ms = 15000
 router_enabled = true
 watch_poll_ms = 1000
+
+[notifications.webhooks]
+dispatch_interval_ms = 1000
+max_attempts = 8
+disable_after = 10
+first_backoff_ms = 5000
+max_backoff_ms = 3600000
+timeout_ms = 10000
+ca_file = ""
+allow_http = false
 "#;
 
 impl NotificationSettings {

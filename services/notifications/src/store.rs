@@ -48,6 +48,8 @@ pub struct ItemRow {
     pub closed_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub version: i64,
+    /// The rule's channels when the item was raised ("inbox", "webhook").
+    pub channels: Vec<String>,
 }
 
 careloop_runtime::versioned!(RuleRow, ItemRow);
@@ -128,8 +130,8 @@ pub async fn insert_item(conn: &mut PgConnection, i: &ItemRow) -> sqlx::Result<b
     let inserted = sqlx::query(
         "INSERT INTO items (id, org_id, patient_id, rule_id, source_event_id, source_event_type, first_role,
                             loop_kind, loop_id, stage, title, priority, ladder, rung, role, escalates_at,
-                            status, note, created_at, version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+                            status, note, created_at, version, channels)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
          ON CONFLICT (source_event_id, rule_id, first_role) DO NOTHING",
     )
     .bind(i.id)
@@ -152,6 +154,7 @@ pub async fn insert_item(conn: &mut PgConnection, i: &ItemRow) -> sqlx::Result<b
     .bind(&i.note)
     .bind(i.created_at)
     .bind(i.version)
+    .bind(&i.channels)
     .execute(conn)
     .await?
     .rows_affected();
@@ -305,4 +308,143 @@ pub async fn last_position(conn: &mut PgConnection) -> sqlx::Result<i64> {
     sqlx::query_scalar("SELECT position FROM feed_position")
         .fetch_one(conn)
         .await
+}
+
+// ---------- webhooks ----------
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EndpointRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub url: String,
+    pub secret: String,
+    pub event_types: Vec<String>,
+    pub enabled: bool,
+    pub consecutive_failures: i32,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub version: i64,
+}
+
+careloop_runtime::versioned!(EndpointRow);
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeliveryRow {
+    pub id: Uuid,
+    pub endpoint_id: Uuid,
+    pub item_id: Uuid,
+    pub patient_id: Uuid,
+    pub event_type: String,
+    pub payload: String,
+    pub status: String,
+    pub attempt_count: i32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AttemptRow {
+    pub delivery_id: Uuid,
+    pub attempt: i32,
+    pub at: DateTime<Utc>,
+    pub status_code: i32,
+    pub error: String,
+}
+
+pub async fn insert_endpoint(conn: &mut PgConnection, e: &EndpointRow) -> ApiResult<()> {
+    sqlx::query(
+        "INSERT INTO webhook_endpoints (id, org_id, url, secret, event_types, enabled, version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(e.id)
+    .bind(e.org_id)
+    .bind(&e.url)
+    .bind(&e.secret)
+    .bind(&e.event_types)
+    .bind(e.enabled)
+    .bind(e.version)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn endpoints(conn: &mut PgConnection, org: Uuid) -> ApiResult<Vec<EndpointRow>> {
+    Ok(
+        sqlx::query_as("SELECT * FROM webhook_endpoints WHERE org_id = $1 ORDER BY created_at, id")
+            .bind(org)
+            .fetch_all(conn)
+            .await?,
+    )
+}
+
+pub async fn get_endpoint(conn: &mut PgConnection, id: Uuid) -> ApiResult<EndpointRow> {
+    sqlx::query_as("SELECT * FROM webhook_endpoints WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(careloop_runtime::error::ApiError::NotFound(
+            "webhook endpoint",
+        ))
+}
+
+pub async fn lock_endpoint(conn: &mut PgConnection, id: Uuid) -> ApiResult<EndpointRow> {
+    careloop_runtime::db::lock_versioned(conn, "webhook_endpoints", "webhook endpoint", id, None)
+        .await
+}
+
+pub async fn save_endpoint_enabled(conn: &mut PgConnection, e: &EndpointRow) -> ApiResult<()> {
+    sqlx::query(
+        "UPDATE webhook_endpoints SET enabled = $2, consecutive_failures = $3, disabled_at = $4, version = $5
+         WHERE id = $1",
+    )
+    .bind(e.id)
+    .bind(e.enabled)
+    .bind(e.consecutive_failures)
+    .bind(e.disabled_at)
+    .bind(e.version)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A page of an endpoint's deliveries, newest first.
+pub async fn deliveries(
+    conn: &mut PgConnection,
+    endpoint: Uuid,
+    after: Option<careloop_runtime::paging::Cursor>,
+    limit: i64,
+) -> ApiResult<Vec<DeliveryRow>> {
+    let (before_at, before_id) = match after {
+        Some(c) => (c.at, c.id),
+        None => (careloop_runtime::paging::far_future(), Uuid::max()),
+    };
+    Ok(sqlx::query_as(
+        "SELECT * FROM webhook_deliveries WHERE endpoint_id = $1 AND (created_at, id) < ($2, $3)
+          ORDER BY created_at DESC, id DESC LIMIT $4",
+    )
+    .bind(endpoint)
+    .bind(before_at)
+    .bind(before_id)
+    .bind(limit + 1)
+    .fetch_all(conn)
+    .await?)
+}
+
+pub async fn attempts(conn: &mut PgConnection, deliveries: &[Uuid]) -> ApiResult<Vec<AttemptRow>> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM webhook_attempts WHERE delivery_id = ANY($1) ORDER BY delivery_id, attempt",
+    )
+    .bind(deliveries)
+    .fetch_all(conn)
+    .await?)
+}
+
+pub async fn get_delivery(conn: &mut PgConnection, id: Uuid) -> ApiResult<DeliveryRow> {
+    sqlx::query_as("SELECT * FROM webhook_deliveries WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(careloop_runtime::error::ApiError::NotFound(
+            "webhook delivery",
+        ))
 }

@@ -7,9 +7,6 @@
 use crate::config::IssuerSettings;
 use crate::error::ApiError;
 use anyhow::Context as _;
-use http_body_util::BodyExt as _;
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use std::path::PathBuf;
@@ -53,7 +50,7 @@ enum Origin {
     Url {
         url: String,
         discovery: bool,
-        tls: tokio_rustls::TlsConnector,
+        client: crate::http::HttpClient,
     },
 }
 
@@ -85,20 +82,15 @@ impl KeySource {
                 );
             };
             check_url(&url)?;
-            let roots = if settings.ca_file.is_empty() {
-                crate::tls::system_roots()
-            } else {
-                crate::tls::read_roots(std::path::Path::new(&settings.ca_file))?
-            };
-            let config = crate::tls::client_config_with_roots(
-                &crate::config::TlsSettings::ca_only(String::new()),
-                roots,
-                false,
+            let client = crate::http::HttpClient::with_ca_file(
+                &settings.ca_file,
+                FETCH_TIMEOUT,
+                MAX_DOCUMENT_BYTES,
             )?;
             Origin::Url {
                 url,
                 discovery,
-                tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+                client,
             }
         };
         let source = Arc::new(Self {
@@ -166,11 +158,12 @@ impl KeySource {
             Origin::Url {
                 url,
                 discovery,
-                tls,
+                client,
             } => {
                 let url = if *discovery {
-                    let document: serde_json::Value = serde_json::from_slice(&get(url, tls).await?)
-                        .context("discovery document is not json")?;
+                    let document: serde_json::Value =
+                        serde_json::from_slice(&get(url, client).await?)
+                            .context("discovery document is not json")?;
                     let jwks_uri = document
                         .get("jwks_uri")
                         .and_then(serde_json::Value::as_str)
@@ -181,7 +174,7 @@ impl KeySource {
                 } else {
                     url.clone()
                 };
-                get(&url, tls).await
+                get(&url, client).await
             }
         }
     }
@@ -301,54 +294,17 @@ fn check_url(url: &str) -> anyhow::Result<()> {
 }
 
 /// A GET of a small JSON document over HTTP/1.1, TLS for https.
-async fn get(url: &str, tls: &tokio_rustls::TlsConnector) -> anyhow::Result<Vec<u8>> {
-    tokio::time::timeout(FETCH_TIMEOUT, get_inner(url, tls))
-        .await
-        .context("timed out")?
-}
-
-async fn get_inner(url: &str, tls: &tokio_rustls::TlsConnector) -> anyhow::Result<Vec<u8>> {
-    let uri: http::Uri = url.parse()?;
-    let host = uri.host().context("URL has no host")?.to_owned();
-    let https = uri.scheme_str() == Some("https");
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let tcp = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port)).await?;
-    if https {
-        let name =
-            rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())?;
-        let stream = tls.connect(name, tcp).await?;
-        send(TokioIo::new(stream), &uri).await
-    } else {
-        send(TokioIo::new(tcp), &uri).await
+async fn get(url: &str, client: &crate::http::HttpClient) -> anyhow::Result<Vec<u8>> {
+    let answer = client
+        .send(
+            http::Method::GET,
+            url,
+            &[("accept", "application/json")],
+            Vec::new(),
+        )
+        .await?;
+    if !(200..300).contains(&answer.status) {
+        anyhow::bail!("answered {}", answer.status);
     }
-}
-
-async fn send<IO>(io: IO, uri: &http::Uri) -> anyhow::Result<Vec<u8>>
-where
-    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    let authority = uri
-        .authority()
-        .context("URL has no host")?
-        .as_str()
-        .to_owned();
-    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-    let request = http::Request::get(path)
-        .header(http::header::HOST, authority)
-        .header(http::header::ACCEPT, "application/json")
-        .body(http_body_util::Empty::<Bytes>::new())?;
-    let response = sender.send_request(request).await?;
-    if !response.status().is_success() {
-        anyhow::bail!("answered {}", response.status());
-    }
-    let body = http_body_util::Limited::new(response.into_body(), MAX_DOCUMENT_BYTES)
-        .collect()
-        .await
-        .map_err(|e| anyhow::anyhow!("failed to read the document: {e}"))?
-        .to_bytes();
-    Ok(body.to_vec())
+    Ok(answer.body)
 }

@@ -191,6 +191,7 @@ impl NotificationsApi {
             }),
         )
         .await?;
+        crate::webhooks::enqueue(w.conn(), &item, "notifications.item.acknowledged", now).await?;
         let (patient_id, item_id) = (item.patient_id, item.id);
         w.finish(
             patient_id,

@@ -5,6 +5,9 @@
 pub mod convert;
 mod inbox;
 mod rules;
+mod webhooks;
+
+pub use webhooks::WebhookRules;
 
 use crate::feed::FeedWaker;
 use careloop_proto::notifications::v1::notifications_service_server::NotificationsService;
@@ -24,6 +27,7 @@ pub struct NotificationsApi {
     waker: FeedWaker,
     /// Turns true when the service stops: open watch streams end, so shutdown does not wait on them.
     shutdown: tokio::sync::watch::Receiver<bool>,
+    webhooks: WebhookRules,
 }
 
 impl NotificationsApi {
@@ -31,11 +35,13 @@ impl NotificationsApi {
         pool: PgPool,
         waker: FeedWaker,
         shutdown: tokio::sync::watch::Receiver<bool>,
+        webhooks: WebhookRules,
     ) -> Self {
         Self {
             pool,
             waker,
             shutdown,
+            webhooks,
         }
     }
 
@@ -51,6 +57,11 @@ careloop_runtime::grpc_service!(NotificationsService, NotificationsApi, {
     list_inbox / "ListInbox": ListInboxRequest => ListInboxResponse;
     get_item / "GetItem": GetItemRequest => GetItemResponse;
     acknowledge_item / "AcknowledgeItem": AcknowledgeItemRequest => AcknowledgeItemResponse;
+    create_webhook_endpoint / "CreateWebhookEndpoint": CreateWebhookEndpointRequest => CreateWebhookEndpointResponse;
+    list_webhook_endpoints / "ListWebhookEndpoints": ListWebhookEndpointsRequest => ListWebhookEndpointsResponse;
+    set_webhook_endpoint_enabled / "SetWebhookEndpointEnabled": SetWebhookEndpointEnabledRequest => SetWebhookEndpointEnabledResponse;
+    list_webhook_deliveries / "ListWebhookDeliveries": ListWebhookDeliveriesRequest => ListWebhookDeliveriesResponse;
+    resend_webhook_delivery / "ResendWebhookDelivery": ResendWebhookDeliveryRequest => ResendWebhookDeliveryResponse;
 } streams {
     watch_inbox / "WatchInbox": WatchInboxRequest => WatchInboxStream = EntryStream;
 });

@@ -259,5 +259,83 @@ async fn every_rpc_names_the_bad_field_and_writes_nothing() {
     );
     refused!(service.watch_inbox(watch.clone()), "org_id");
 
+    let endpoint = CreateWebhookEndpointRequest {
+        idempotency_key: key(),
+        url: "https://partner.example/hook".into(),
+        event_types: vec![],
+        org_id: String::new(),
+    };
+    refused!(
+        admin.create_webhook_endpoint(CreateWebhookEndpointRequest {
+            url: "ftp://partner.example/hook".into(),
+            ..endpoint.clone()
+        }),
+        "url"
+    );
+    refused!(
+        admin.create_webhook_endpoint(CreateWebhookEndpointRequest {
+            url: "not a url at all".into(),
+            ..endpoint.clone()
+        }),
+        "url"
+    );
+    refused!(
+        admin.create_webhook_endpoint(CreateWebhookEndpointRequest {
+            url: String::new(),
+            ..endpoint.clone()
+        }),
+        "url"
+    );
+    refused!(
+        admin.create_webhook_endpoint(CreateWebhookEndpointRequest {
+            event_types: vec!["plans.task.created".into()],
+            ..endpoint.clone()
+        }),
+        "event_types[0]"
+    );
+    refused!(
+        admin.create_webhook_endpoint(CreateWebhookEndpointRequest {
+            idempotency_key: String::new(),
+            ..endpoint.clone()
+        }),
+        "idempotency_key"
+    );
+    refused!(service.create_webhook_endpoint(endpoint.clone()), "org_id");
+    refused!(
+        admin.list_webhook_endpoints(ListWebhookEndpointsRequest { org_id: "o".into() }),
+        "org_id"
+    );
+    refused!(
+        admin.set_webhook_endpoint_enabled(SetWebhookEndpointEnabledRequest {
+            idempotency_key: key(),
+            endpoint_id: "e".into(),
+            expected_version: 1,
+            enabled: true,
+        }),
+        "endpoint_id"
+    );
+    refused!(
+        admin.list_webhook_deliveries(ListWebhookDeliveriesRequest {
+            endpoint_id: "e".into(),
+            ..Default::default()
+        }),
+        "endpoint_id"
+    );
+    refused!(
+        admin.list_webhook_deliveries(ListWebhookDeliveriesRequest {
+            endpoint_id: Uuid::now_v7().to_string(),
+            page_size: -2,
+            ..Default::default()
+        }),
+        "page_size"
+    );
+    refused!(
+        admin.resend_webhook_delivery(ResendWebhookDeliveryRequest {
+            idempotency_key: key(),
+            delivery_id: "d".into(),
+        }),
+        "delivery_id"
+    );
+
     assert_eq!(app.footprint().await, before, "nothing was written");
 }

@@ -80,6 +80,9 @@ async fn spawn(events: Option<EventSettings>) -> TestApp {
     // Tests step the escalation clock themselves.
     own.sweep_interval_ms = 3_600_000;
     own.watch_poll_ms = 200;
+    // Tests dispatch webhooks themselves, to endpoints they serve on loopback.
+    own.webhooks.dispatch_interval_ms = 3_600_000;
+    own.webhooks.allow_http = true;
     let app = careloop_notifications::Application::build(settings, own)
         .await
         .expect("notifications builds");
@@ -160,7 +163,8 @@ impl TestApp {
         self.count(
             "SELECT (SELECT count(*) FROM routing_rules) + (SELECT count(*) FROM items)
                   + coalesce((SELECT sum(version) FROM items), 0)::bigint
-                  + (SELECT count(*) FROM outbox) + (SELECT count(*) FROM idempotency_keys)",
+                  + (SELECT count(*) FROM outbox) + (SELECT count(*) FROM idempotency_keys)
+                  + (SELECT count(*) FROM webhook_endpoints) + (SELECT count(*) FROM webhook_deliveries)",
         )
         .await
     }

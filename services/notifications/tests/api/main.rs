@@ -6,3 +6,4 @@ mod escalation;
 mod helpers;
 mod inbox;
 mod rules;
+mod webhooks;
