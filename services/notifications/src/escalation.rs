@@ -15,9 +15,26 @@ use std::time::Duration;
 /// Who the escalations are audited as.
 pub const ACTOR: &str = "notifications-escalation";
 
-/// One sweep as of `now`: escalates up to `batch` items; returns how many.
+/// One sweep as of `now`: releases up to `batch` held items whose hold ended and escalates up to
+/// `batch` items; returns how many moved.
 pub async fn sweep(pool: &PgPool, now: DateTime<Utc>, batch: i64) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await?;
+    // Held routine items whose role came on duty reach the inbox first.
+    let held: Vec<ItemRow> = sqlx::query_as(
+        "SELECT * FROM items WHERE status = 'held' AND deliver_at <= $1
+          ORDER BY deliver_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(now)
+    .bind(batch)
+    .fetch_all(&mut *tx)
+    .await?;
+    let released = held.len();
+    for mut item in held {
+        item.status = "open".into();
+        item.version += 1;
+        store::save_item(&mut tx, &item).await?;
+        crate::router::reach_inbox(&mut tx, &item, ACTOR, now).await?;
+    }
     let due: Vec<ItemRow> = sqlx::query_as(
         "SELECT * FROM items WHERE status = 'open' AND escalates_at <= $1
           ORDER BY escalates_at LIMIT $2 FOR UPDATE SKIP LOCKED",
@@ -65,7 +82,7 @@ pub async fn sweep(pool: &PgPool, now: DateTime<Utc>, batch: i64) -> anyhow::Res
         escalated += 1;
     }
     tx.commit().await?;
-    Ok(escalated)
+    Ok(released + escalated)
 }
 
 /// Sweeps every `interval` until the service stops.

@@ -81,7 +81,7 @@ impl Application {
                 host.pool.clone(),
                 bus,
                 config,
-                router::Router,
+                router::Router::default(),
                 Arc::clone(&host.metrics),
             ))
         } else {

@@ -3,8 +3,8 @@
 //! resolves to. All in the consumer's transaction, which also records the event as handled; items
 //! are unique on (event, rule, first role), so a redelivered event raises nothing twice.
 
-use crate::domain::ladder;
 use crate::domain::loops::{self, LoopAt, Moved};
+use crate::domain::{ladder, roster};
 use crate::store::{self, ItemRow};
 use careloop_proto::events::v1::{Event, NotificationRaised, NotificationResolved, event::Payload};
 use careloop_runtime::events::Handler;
@@ -18,7 +18,24 @@ use uuid::Uuid;
 /// Who the router's changes are audited as.
 pub const ACTOR: &str = "notifications-router";
 
-pub struct Router;
+/// What time it is: the system clock in service, a stepped one in tests.
+pub type Clock = std::sync::Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    std::sync::Arc::new(careloop_runtime::time::now)
+}
+
+pub struct Router {
+    pub clock: Clock,
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Self {
+            clock: system_clock(),
+        }
+    }
+}
 
 impl Handler for Router {
     fn handle<'a>(
@@ -34,7 +51,7 @@ impl Handler for Router {
                 return Ok(());
             }
             let fields = careloop_runtime::events::fields::event_fields(event);
-            let now = careloop_runtime::time::now();
+            let now = (self.clock)();
             if let Some(moved) = loops::moved(payload, &fields) {
                 resolve(conn, &moved, now).await?;
             }
@@ -123,6 +140,21 @@ async fn raise(
         let Some(first) = rungs.first().copied() else {
             continue;
         };
+        // Who holds the role now: a routine item raised off hours waits for the next shift; an
+        // urgent one goes at once, to the roster's backup role when nobody is on duty.
+        let mut role = first.role;
+        let mut deliver_at = None;
+        if let Some(roster) = store::roster(conn, org_id, first.role).await? {
+            let zone: chrono_tz::Tz = roster.time_zone.parse().unwrap_or(chrono_tz::UTC);
+            if !roster::on_duty(&roster.members.0, zone, now) {
+                if rule.priority == "routine" {
+                    deliver_at = roster::next_on_duty(&roster.members.0, zone, now);
+                } else if let Some(backup) = roster.backup_role {
+                    role = backup;
+                }
+            }
+        }
+        let reaches_inbox = deliver_at.unwrap_or(now);
         let item = ItemRow {
             id: Uuid::now_v7(),
             org_id,
@@ -138,10 +170,11 @@ async fn raise(
             priority: rule.priority.clone(),
             ladder: Json(rungs.clone()),
             rung: 0,
-            role: first.role,
-            escalates_at: (rungs.len() > 1)
-                .then(|| now + chrono::Duration::minutes(i64::from(first.window_minutes))),
-            status: "open".into(),
+            role,
+            escalates_at: (rungs.len() > 1).then(|| {
+                reaches_inbox + chrono::Duration::minutes(i64::from(first.window_minutes))
+            }),
+            status: if deliver_at.is_some() { "held" } else { "open" }.into(),
             acknowledged_at: None,
             acknowledged_by: None,
             note: String::new(),
@@ -150,30 +183,45 @@ async fn raise(
             created_at: now,
             version: 1,
             channels: rule.channels.clone(),
+            deliver_at,
         };
         if !store::insert_item(conn, &item).await? {
             continue;
         }
-        store::feed(conn, &item, "raised", now).await?;
-        Acting::new(conn, crate::api::SOURCE, ACTOR)
-            .emit(Change {
-                org_id,
-                patient_id,
-                aggregate_id: item.id,
-                aggregate_version: 1,
-                payload: Payload::NotificationRaised(NotificationRaised {
-                    item_id: item.id.to_string(),
-                    rule_id: rule.id.to_string(),
-                    source_event_id: event.id.clone(),
-                    loop_kind: item.loop_kind,
-                    loop_id: item.loop_id.to_string(),
-                    stage: item.stage.clone(),
-                    role: item.role,
-                    priority: crate::api::convert::priority_value(&item.priority),
-                }),
-            })
-            .await?;
-        crate::webhooks::enqueue(conn, &item, "notifications.item.raised", now).await?;
+        if item.status == "open" {
+            reach_inbox(conn, &item, ACTOR, now).await?;
+        }
     }
+    Ok(())
+}
+
+/// The item reaches its role's inbox (when raised, or when its hold ends): the feed entry that
+/// watchers get, `notifications.item.raised`, and its webhook deliveries.
+pub async fn reach_inbox(
+    conn: &mut PgConnection,
+    item: &ItemRow,
+    actor: &'static str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    store::feed(conn, item, "raised", now).await?;
+    Acting::new(conn, crate::api::SOURCE, actor)
+        .emit(Change {
+            org_id: item.org_id,
+            patient_id: item.patient_id,
+            aggregate_id: item.id,
+            aggregate_version: item.version,
+            payload: Payload::NotificationRaised(NotificationRaised {
+                item_id: item.id.to_string(),
+                rule_id: item.rule_id.to_string(),
+                source_event_id: item.source_event_id.to_string(),
+                loop_kind: item.loop_kind,
+                loop_id: item.loop_id.to_string(),
+                stage: item.stage.clone(),
+                role: item.role,
+                priority: crate::api::convert::priority_value(&item.priority),
+            }),
+        })
+        .await?;
+    crate::webhooks::enqueue(conn, item, "notifications.item.raised", now).await?;
     Ok(())
 }

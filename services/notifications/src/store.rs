@@ -50,6 +50,8 @@ pub struct ItemRow {
     pub version: i64,
     /// The rule's channels when the item was raised ("inbox", "webhook").
     pub channels: Vec<String>,
+    /// For a held item: when it reaches the inbox.
+    pub deliver_at: Option<DateTime<Utc>>,
 }
 
 careloop_runtime::versioned!(RuleRow, ItemRow);
@@ -130,8 +132,8 @@ pub async fn insert_item(conn: &mut PgConnection, i: &ItemRow) -> sqlx::Result<b
     let inserted = sqlx::query(
         "INSERT INTO items (id, org_id, patient_id, rule_id, source_event_id, source_event_type, first_role,
                             loop_kind, loop_id, stage, title, priority, ladder, rung, role, escalates_at,
-                            status, note, created_at, version, channels)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+                            status, note, created_at, version, channels, deliver_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
          ON CONFLICT (source_event_id, rule_id, first_role) DO NOTHING",
     )
     .bind(i.id)
@@ -155,6 +157,7 @@ pub async fn insert_item(conn: &mut PgConnection, i: &ItemRow) -> sqlx::Result<b
     .bind(i.created_at)
     .bind(i.version)
     .bind(&i.channels)
+    .bind(i.deliver_at)
     .execute(conn)
     .await?
     .rows_affected();
@@ -183,14 +186,15 @@ pub async fn feed(
     .await
 }
 
-/// Open items about a loop, locked for the transaction.
+/// Open and held items about a loop, locked for the transaction.
 pub async fn open_items_of_loop(
     conn: &mut PgConnection,
     loop_kind: i32,
     loop_id: Uuid,
 ) -> sqlx::Result<Vec<ItemRow>> {
     sqlx::query_as(
-        "SELECT * FROM items WHERE loop_id = $1 AND loop_kind = $2 AND status = 'open' ORDER BY id FOR UPDATE",
+        "SELECT * FROM items WHERE loop_id = $1 AND loop_kind = $2 AND status IN ('open', 'held')
+          ORDER BY id FOR UPDATE",
     )
     .bind(loop_id)
     .bind(loop_kind)
@@ -202,7 +206,8 @@ pub async fn open_items_of_loop(
 pub async fn save_item(conn: &mut PgConnection, i: &ItemRow) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE items SET status = $2, rung = $3, role = $4, escalates_at = $5, acknowledged_at = $6,
-                acknowledged_by = $7, note = $8, resolved_by_stage = $9, closed_at = $10, version = $11
+                acknowledged_by = $7, note = $8, resolved_by_stage = $9, closed_at = $10, version = $11,
+                deliver_at = $12
          WHERE id = $1",
     )
     .bind(i.id)
@@ -216,6 +221,7 @@ pub async fn save_item(conn: &mut PgConnection, i: &ItemRow) -> sqlx::Result<()>
     .bind(&i.resolved_by_stage)
     .bind(i.closed_at)
     .bind(i.version)
+    .bind(i.deliver_at)
     .execute(conn)
     .await?;
     Ok(())
@@ -447,4 +453,64 @@ pub async fn get_delivery(conn: &mut PgConnection, id: Uuid) -> ApiResult<Delive
         .ok_or(careloop_runtime::error::ApiError::NotFound(
             "webhook delivery",
         ))
+}
+
+// ---------- rosters ----------
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RosterRow {
+    pub org_id: Uuid,
+    pub role: i32,
+    pub time_zone: String,
+    pub members: Json<Vec<crate::domain::roster::Member>>,
+    pub backup_role: Option<i32>,
+    pub version: i64,
+}
+
+pub async fn roster(
+    conn: &mut PgConnection,
+    org: Uuid,
+    role: i32,
+) -> sqlx::Result<Option<RosterRow>> {
+    sqlx::query_as("SELECT * FROM rosters WHERE org_id = $1 AND role = $2")
+        .bind(org)
+        .bind(role)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Locks the role's roster row, if there is one.
+pub async fn lock_roster(
+    conn: &mut PgConnection,
+    org: Uuid,
+    role: i32,
+) -> sqlx::Result<Option<RosterRow>> {
+    sqlx::query_as("SELECT * FROM rosters WHERE org_id = $1 AND role = $2 FOR UPDATE")
+        .bind(org)
+        .bind(role)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Creates or replaces the roster; `false` when a concurrent create won (the caller's version is
+/// then stale).
+pub async fn save_roster(conn: &mut PgConnection, r: &RosterRow) -> ApiResult<bool> {
+    let written = sqlx::query(
+        "INSERT INTO rosters (org_id, role, time_zone, members, backup_role, version, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, now())
+         ON CONFLICT (org_id, role) DO UPDATE
+            SET time_zone = EXCLUDED.time_zone, members = EXCLUDED.members,
+                backup_role = EXCLUDED.backup_role, version = EXCLUDED.version, updated_at = now()
+          WHERE rosters.version = EXCLUDED.version - 1",
+    )
+    .bind(r.org_id)
+    .bind(r.role)
+    .bind(&r.time_zone)
+    .bind(&r.members)
+    .bind(r.backup_role)
+    .bind(r.version)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(written == 1)
 }

@@ -45,6 +45,7 @@ fn status_value(name: &str) -> i32 {
         "open" => ItemStatus::Open as i32,
         "acknowledged" => ItemStatus::Acknowledged as i32,
         "resolved" => ItemStatus::Resolved as i32,
+        "held" => ItemStatus::Held as i32,
         _ => ItemStatus::Unspecified as i32,
     }
 }
@@ -109,5 +110,6 @@ pub fn item(i: ItemRow) -> InboxItem {
         rule_id: i.rule_id.to_string(),
         source_event_type: i.source_event_type,
         version: i.version,
+        deliver_at: opt_timestamp(i.deliver_at),
     }
 }

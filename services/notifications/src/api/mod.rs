@@ -4,6 +4,7 @@
 
 pub mod convert;
 mod inbox;
+mod rosters;
 mod rules;
 mod webhooks;
 
@@ -50,6 +51,31 @@ impl NotificationsApi {
     }
 }
 
+/// The organization whose configuration (webhook endpoints, rosters) `who` manages: an
+/// administrator's own; an internal service names it.
+fn admin_org(
+    who: &careloop_runtime::auth::Principal,
+    requested: &str,
+) -> careloop_runtime::error::ApiResult<uuid::Uuid> {
+    use careloop_runtime::auth::PrincipalKind;
+    use careloop_runtime::error::ApiError;
+    use careloop_runtime::validate as v;
+    match who.kind {
+        PrincipalKind::Service => v::uuid("org_id", requested),
+        PrincipalKind::Staff if who.roles.iter().any(|r| r == "admin") => {
+            match v::optional_uuid("org_id", requested)? {
+                Some(org) if org != who.org_id => Err(ApiError::PermissionDenied(
+                    "administrators manage their own organization",
+                )),
+                _ => Ok(who.org_id),
+            }
+        }
+        _ => Err(ApiError::PermissionDenied(
+            "this is managed by the organization's administrators",
+        )),
+    }
+}
+
 careloop_runtime::grpc_service!(NotificationsService, NotificationsApi, {
     create_routing_rule / "CreateRoutingRule": CreateRoutingRuleRequest => CreateRoutingRuleResponse;
     list_routing_rules / "ListRoutingRules": ListRoutingRulesRequest => ListRoutingRulesResponse;
@@ -62,6 +88,8 @@ careloop_runtime::grpc_service!(NotificationsService, NotificationsApi, {
     set_webhook_endpoint_enabled / "SetWebhookEndpointEnabled": SetWebhookEndpointEnabledRequest => SetWebhookEndpointEnabledResponse;
     list_webhook_deliveries / "ListWebhookDeliveries": ListWebhookDeliveriesRequest => ListWebhookDeliveriesResponse;
     resend_webhook_delivery / "ResendWebhookDelivery": ResendWebhookDeliveryRequest => ResendWebhookDeliveryResponse;
+    set_roster / "SetRoster": SetRosterRequest => SetRosterResponse;
+    get_roster / "GetRoster": GetRosterRequest => GetRosterResponse;
 } streams {
     watch_inbox / "WatchInbox": WatchInboxRequest => WatchInboxStream = EntryStream;
 });

@@ -26,24 +26,6 @@ pub struct WebhookRules {
     pub max_attempts: i32,
 }
 
-/// The organization whose endpoints `who` manages: an administrator's own; a service names it.
-fn endpoint_org(who: &Principal, requested: &str) -> ApiResult<Uuid> {
-    match who.kind {
-        PrincipalKind::Service => v::uuid("org_id", requested),
-        PrincipalKind::Staff if who.roles.iter().any(|r| r == "admin") => {
-            match v::optional_uuid("org_id", requested)? {
-                Some(org) if org != who.org_id => Err(ApiError::PermissionDenied(
-                    "administrators manage their own organization's webhooks",
-                )),
-                _ => Ok(who.org_id),
-            }
-        }
-        _ => Err(ApiError::PermissionDenied(
-            "webhook endpoints are managed by administrators",
-        )),
-    }
-}
-
 /// An endpoint exists for a service and for its organization's administrators only.
 fn may_manage(who: &Principal, endpoint: &EndpointRow) -> ApiResult<()> {
     let admin = who.kind == PrincipalKind::Staff
@@ -138,7 +120,7 @@ impl NotificationsApi {
                 event_types.push(t.clone());
             }
         }
-        let org = endpoint_org(who, &req.org_id)?;
+        let org = super::admin_org(who, &req.org_id)?;
         let mut w =
             careloop_runtime::begin_write!(self.pool, SOURCE, "CreateWebhookEndpoint", who, req);
         let secret = crate::webhooks::new_secret().map_err(ApiError::Internal)?;
@@ -171,7 +153,7 @@ impl NotificationsApi {
         who: &Principal,
         req: ListWebhookEndpointsRequest,
     ) -> ApiResult<ListWebhookEndpointsResponse> {
-        let org = endpoint_org(who, &req.org_id)?;
+        let org = super::admin_org(who, &req.org_id)?;
         let rows = store::endpoints(&mut *self.pool.acquire().await?, org).await?;
         Ok(ListWebhookEndpointsResponse {
             endpoints: rows.into_iter().map(endpoint).collect(),

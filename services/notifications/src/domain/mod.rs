@@ -3,3 +3,4 @@
 
 pub mod ladder;
 pub mod loops;
+pub mod roster;

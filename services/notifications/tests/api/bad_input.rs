@@ -337,5 +337,76 @@ async fn every_rpc_names_the_bad_field_and_writes_nothing() {
         "delivery_id"
     );
 
+    let roster = SetRosterRequest {
+        idempotency_key: key(),
+        org_id: String::new(),
+        role: CareRole::Rn as i32,
+        time_zone: "America/New_York".into(),
+        members: vec![RosterMember {
+            subject: "rn-1".into(),
+            shifts: vec![Shift {
+                weekdays: vec![1, 2, 3],
+                start: "07:00".into(),
+                end: "19:00".into(),
+            }],
+        }],
+        backup_role: 0,
+        expected_version: 0,
+    };
+    let with_roster = |f: &dyn Fn(&mut SetRosterRequest)| {
+        let mut r = roster.clone();
+        f(&mut r);
+        r
+    };
+    refused!(admin.set_roster(with_roster(&|r| r.role = 0)), "role");
+    refused!(
+        admin.set_roster(with_roster(&|r| r.time_zone = "Mars/Olympus".into())),
+        "time_zone"
+    );
+    refused!(
+        admin.set_roster(with_roster(&|r| r.members[0].subject.clear())),
+        "members[0].subject"
+    );
+    refused!(
+        admin.set_roster(with_roster(&|r| r.members[0].shifts[0].weekdays = vec![8])),
+        "members[0].shifts[0].weekdays"
+    );
+    refused!(
+        admin.set_roster(with_roster(&|r| r.members[0].shifts[0].weekdays.clear())),
+        "members[0].shifts[0].weekdays"
+    );
+    refused!(
+        admin.set_roster(with_roster(&|r| r.members[0].shifts[0].start = "7am".into())),
+        "members[0].shifts[0].start"
+    );
+    refused!(
+        admin.set_roster(with_roster(&|r| r.members[0].shifts[0].end = "25:00".into())),
+        "members[0].shifts[0].end"
+    );
+    refused!(
+        admin.set_roster(with_roster(&|r| r.backup_role = CareRole::Rn as i32)),
+        "backup_role"
+    );
+    refused!(
+        admin.set_roster(with_roster(&|r| r.backup_role = 99)),
+        "backup_role"
+    );
+    refused!(
+        admin.set_roster(with_roster(&|r| r.expected_version = -1)),
+        "expected_version"
+    );
+    refused!(
+        admin.set_roster(with_roster(&|r| r.idempotency_key.clear())),
+        "idempotency_key"
+    );
+    refused!(service.set_roster(roster.clone()), "org_id");
+    refused!(
+        pcp.get_roster(GetRosterRequest {
+            org_id: String::new(),
+            role: 0
+        }),
+        "role"
+    );
+
     assert_eq!(app.footprint().await, before, "nothing was written");
 }

@@ -164,7 +164,8 @@ impl TestApp {
             "SELECT (SELECT count(*) FROM routing_rules) + (SELECT count(*) FROM items)
                   + coalesce((SELECT sum(version) FROM items), 0)::bigint
                   + (SELECT count(*) FROM outbox) + (SELECT count(*) FROM idempotency_keys)
-                  + (SELECT count(*) FROM webhook_endpoints) + (SELECT count(*) FROM webhook_deliveries)",
+                  + (SELECT count(*) FROM webhook_endpoints) + (SELECT count(*) FROM webhook_deliveries)
+                  + (SELECT count(*) FROM rosters)",
         )
         .await
     }

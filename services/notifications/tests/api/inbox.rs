@@ -118,7 +118,7 @@ async fn an_event_delivered_twice_raises_one_item() {
     };
     for _ in 0..2 {
         let mut tx = app.db.begin().await.unwrap();
-        careloop_notifications::router::Router
+        careloop_notifications::router::Router::default()
             .handle(&mut tx, &event)
             .await
             .unwrap();

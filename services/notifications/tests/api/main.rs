@@ -5,5 +5,6 @@ mod bad_input;
 mod escalation;
 mod helpers;
 mod inbox;
+mod rosters;
 mod rules;
 mod webhooks;

@@ -72,7 +72,7 @@ async fn an_organizations_rule_routes_only_its_own_events_and_others_do_not_see_
     let theirs = transport_placed(Uuid::now_v7());
     for event in [&ours, &theirs] {
         let mut tx = app.db.begin().await.unwrap();
-        careloop_notifications::router::Router
+        careloop_notifications::router::Router::default()
             .handle(&mut tx, event)
             .await
             .unwrap();
@@ -145,7 +145,7 @@ async fn an_organizations_rule_routes_only_its_own_events_and_others_do_not_see_
         .await
         .unwrap();
     let mut tx = app.db.begin().await.unwrap();
-    careloop_notifications::router::Router
+    careloop_notifications::router::Router::default()
         .handle(&mut tx, &transport_placed(app.org_id))
         .await
         .unwrap();

@@ -122,7 +122,7 @@ async fn transport_booked(app: &TestApp) -> Uuid {
         ..Default::default()
     };
     let mut tx = app.db.begin().await.unwrap();
-    careloop_notifications::router::Router
+    careloop_notifications::router::Router::default()
         .handle(&mut tx, &event)
         .await
         .unwrap();
