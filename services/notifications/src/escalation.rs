@@ -79,6 +79,7 @@ pub async fn sweep(pool: &PgPool, now: DateTime<Utc>, batch: i64) -> anyhow::Res
             })
             .await?;
         crate::webhooks::enqueue(&mut tx, &item, "notifications.item.escalated", now).await?;
+        crate::messages::enqueue(&mut tx, &item, "Escalated", now).await?;
         escalated += 1;
     }
     tx.commit().await?;

@@ -3,9 +3,11 @@
 //! item pushed as it arrives. `Application` is what main and the tests both run.
 
 pub mod api;
+pub mod channels;
 pub mod domain;
 pub mod escalation;
 pub mod feed;
+pub mod messages;
 pub mod router;
 pub mod settings;
 pub mod store;
@@ -26,6 +28,49 @@ pub const SCHEMA: &str = "notifications";
 pub const SERVICE_NAME: &str = "notifications";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The email and SMS senders the settings turn on, and how notices are retried.
+pub fn messages_dispatcher(
+    pool: PgPool,
+    own: &NotificationSettings,
+) -> anyhow::Result<messages::MessageDispatcher> {
+    let email: Option<Arc<dyn channels::Sender>> = if own.email.enabled {
+        Some(Arc::new(channels::smtp::SmtpSender {
+            host: own.email.host.clone(),
+            port: own.email.port,
+            from: own.email.from.clone(),
+            starttls: own.email.starttls,
+            username: own.email.username.clone(),
+            password: own.email.password.clone(),
+            timeout: Duration::from_millis(own.email.timeout_ms),
+            helo: own.email.helo.clone(),
+            tls: channels::smtp::SmtpSender::tls_for(&own.email.ca_file)?,
+        }))
+    } else {
+        None
+    };
+    let sms: Option<Arc<dyn channels::Sender>> = if own.sms.enabled {
+        Some(Arc::new(channels::sms::HttpSms {
+            url: own.sms.url.clone(),
+            token: own.sms.token.clone(),
+            client: careloop_runtime::http::HttpClient::with_ca_file(
+                &own.sms.ca_file,
+                Duration::from_millis(own.sms.timeout_ms),
+                16 * 1024,
+            )?,
+        }))
+    } else {
+        None
+    };
+    Ok(messages::MessageDispatcher {
+        pool,
+        email,
+        sms,
+        max_attempts: own.message_max_attempts,
+        first_backoff: Duration::from_millis(own.message_first_backoff_ms),
+        max_backoff: Duration::from_secs(900),
+    })
+}
 
 pub struct Application {
     host: Host,
@@ -102,6 +147,7 @@ impl Application {
             },
             allow_http: own.webhooks.allow_http,
         });
+        let messages = Arc::new(messages_dispatcher(host.pool.clone(), &own)?);
         host.start_publishing(&settings).await?;
         if let Some(consumer) = router {
             let task = consumer.spawn(host.background.signal());
@@ -111,6 +157,11 @@ impl Application {
             &mut host.background,
             dispatcher,
             Duration::from_millis(own.webhooks.dispatch_interval_ms),
+        );
+        messages::schedule(
+            &mut host.background,
+            messages,
+            Duration::from_millis(own.message_dispatch_interval_ms),
         );
         escalation::schedule(
             &mut host.background,

@@ -223,5 +223,6 @@ pub async fn reach_inbox(
         })
         .await?;
     crate::webhooks::enqueue(conn, item, "notifications.item.raised", now).await?;
+    crate::messages::enqueue(conn, item, "Raised", now).await?;
     Ok(())
 }

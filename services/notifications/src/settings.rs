@@ -13,6 +13,40 @@ pub struct NotificationSettings {
     /// Watchers re-read the feed at least this often, should a wake-up be lost.
     pub watch_poll_ms: u64,
     pub webhooks: WebhookSettings,
+    pub email: EmailSettings,
+    pub sms: SmsSettings,
+    /// How often queued email and SMS notices are sent, tries per notice, and the first wait.
+    pub message_dispatch_interval_ms: u64,
+    pub message_max_attempts: i32,
+    pub message_first_backoff_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EmailSettings {
+    /// Off: email notices are recorded as failed ("not configured").
+    pub enabled: bool,
+    pub host: String,
+    pub port: u16,
+    pub from: String,
+    /// STARTTLS before anything else (required when on; never falls back to plain text).
+    pub starttls: bool,
+    pub username: String,
+    pub password: careloop_runtime::secret::Secret,
+    /// CA bundle for the SMTP server's certificate (empty: the system's roots).
+    pub ca_file: String,
+    pub timeout_ms: u64,
+    /// The name given in EHLO.
+    pub helo: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SmsSettings {
+    pub enabled: bool,
+    /// The provider's send endpoint (JSON POST {"to", "text"}, bearer token).
+    pub url: String,
+    pub token: careloop_runtime::secret::Secret,
+    pub ca_file: String,
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -39,6 +73,29 @@ plans_addr = "http://127.0.0.1:50051"
 sweep_interval_ms = 15000
 router_enabled = true
 watch_poll_ms = 1000
+
+message_dispatch_interval_ms = 1000
+message_max_attempts = 5
+message_first_backoff_ms = 10000
+
+[notifications.email]
+enabled = false
+host = "127.0.0.1"
+port = 587
+from = "careloop@localhost"
+starttls = true
+username = ""
+password = ""
+ca_file = ""
+timeout_ms = 15000
+helo = "careloop"
+
+[notifications.sms]
+enabled = false
+url = ""
+token = ""
+ca_file = ""
+timeout_ms = 10000
 
 [notifications.webhooks]
 dispatch_interval_ms = 1000

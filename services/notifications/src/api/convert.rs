@@ -28,6 +28,8 @@ pub fn channel_name(c: Channel) -> Option<&'static str> {
     match c {
         Channel::Inbox => Some("inbox"),
         Channel::Webhook => Some("webhook"),
+        Channel::Email => Some("email"),
+        Channel::Sms => Some("sms"),
         Channel::Unspecified => None,
     }
 }
@@ -36,6 +38,8 @@ fn channel_value(name: &str) -> i32 {
     match name {
         "inbox" => Channel::Inbox as i32,
         "webhook" => Channel::Webhook as i32,
+        "email" => Channel::Email as i32,
+        "sms" => Channel::Sms as i32,
         _ => Channel::Unspecified as i32,
     }
 }

@@ -22,6 +22,27 @@ fn clock_time(field: String, value: &str) -> ApiResult<NaiveTime> {
         .map_err(|_| ApiError::invalid(field, "must be a local time HH:MM"))
 }
 
+/// One "@" with text on both sides, a dot in the domain, no spaces or angle brackets (which would
+/// break an SMTP envelope).
+fn valid_email(value: &str) -> bool {
+    let Some((local, domain)) = value.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !value
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>@,;\"".contains(c) && c != '@')
+        && !domain.contains('@')
+}
+
+fn valid_phone(value: &str) -> bool {
+    let digits = value.strip_prefix('+').unwrap_or("");
+    (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
 fn members(members: &[pb::RosterMember]) -> ApiResult<Vec<Member>> {
     if members.len() > MAX_MEMBERS {
         return Err(ApiError::invalid(
@@ -56,7 +77,26 @@ fn members(members: &[pb::RosterMember]) -> ApiResult<Vec<Member>> {
                 end: clock_time(format!("{at}.end"), &s.end)?,
             });
         }
-        out.push(Member { subject, shifts });
+        let email = v::optional_text(&format!("members[{i}].email"), &m.email, 254)?;
+        if !email.is_empty() && !valid_email(&email) {
+            return Err(ApiError::invalid(
+                format!("members[{i}].email"),
+                "is not an email address",
+            ));
+        }
+        let phone = v::optional_text(&format!("members[{i}].phone"), &m.phone, 16)?;
+        if !phone.is_empty() && !valid_phone(&phone) {
+            return Err(ApiError::invalid(
+                format!("members[{i}].phone"),
+                "must be E.164, e.g. +15551234567",
+            ));
+        }
+        out.push(Member {
+            subject,
+            shifts,
+            email,
+            phone,
+        });
     }
     Ok(out)
 }
@@ -81,6 +121,8 @@ fn roster(r: RosterRow) -> pb::Roster {
                         end: s.end.format("%H:%M").to_string(),
                     })
                     .collect(),
+                email: m.email,
+                phone: m.phone,
             })
             .collect(),
         backup_role: r.backup_role.unwrap_or_default(),

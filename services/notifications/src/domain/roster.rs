@@ -20,6 +20,10 @@ pub struct Shift {
 pub struct Member {
     pub subject: String,
     pub shifts: Vec<Shift>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub email: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub phone: String,
 }
 
 /// The local date and time as an instant: a time in the spring gap moves past it, an ambiguous one
@@ -111,6 +115,8 @@ mod tests {
                 start: t(7, 0),
                 end: t(19, 0),
             }],
+            email: String::new(),
+            phone: String::new(),
         }]
     }
 
@@ -149,6 +155,8 @@ mod tests {
                 start: t(19, 0),
                 end: t(7, 0),
             }],
+            email: String::new(),
+            phone: String::new(),
         }];
         assert!(on_duty(&roster, New_York, ny(2026, 12, 2, 3, 0)));
         assert!(!on_duty(&roster, New_York, ny(2026, 12, 2, 12, 0)));

@@ -349,6 +349,8 @@ async fn every_rpc_names_the_bad_field_and_writes_nothing() {
                 start: "07:00".into(),
                 end: "19:00".into(),
             }],
+            email: "rn-1@hospital.example".into(),
+            phone: "+15551230000".into(),
         }],
         backup_role: 0,
         expected_version: 0,
@@ -382,6 +384,22 @@ async fn every_rpc_names_the_bad_field_and_writes_nothing() {
     refused!(
         admin.set_roster(with_roster(&|r| r.members[0].shifts[0].end = "25:00".into())),
         "members[0].shifts[0].end"
+    );
+    refused!(
+        admin.set_roster(with_roster(
+            &|r| r.members[0].email = "rn at hospital".into()
+        )),
+        "members[0].email"
+    );
+    refused!(
+        admin.set_roster(with_roster(
+            &|r| r.members[0].email = "rn@hospital.example\r\nBcc: x@y.z".into()
+        )),
+        "members[0].email"
+    );
+    refused!(
+        admin.set_roster(with_roster(&|r| r.members[0].phone = "555-1234".into())),
+        "members[0].phone"
     );
     refused!(
         admin.set_roster(with_roster(&|r| r.backup_role = CareRole::Rn as i32)),

@@ -5,6 +5,7 @@ mod bad_input;
 mod escalation;
 mod helpers;
 mod inbox;
+mod notices;
 mod rosters;
 mod rules;
 mod webhooks;

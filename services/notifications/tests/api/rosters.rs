@@ -31,6 +31,8 @@ fn day_shift(subject: &str) -> RosterMember {
             start: "07:00".into(),
             end: "19:00".into(),
         }],
+        email: String::new(),
+        phone: String::new(),
     }
 }
 

@@ -1,0 +1,208 @@
+//! Email and SMS notices: when an item from a rule with those channels reaches a role's inbox
+//! (raised, released from hold, or escalated), each on-duty member of the role's roster with an
+//! address gets one notice per channel, queued in the item's transaction. The dispatcher sends
+//! them through the channel's `Sender`, retrying with backoff, and keeps the provider's receipt.
+//! The text says where to look, never what about: no patient or clinical detail leaves CareLoop.
+
+use crate::channels::{Notice, Sender};
+use crate::domain::{ladder, roster};
+use crate::store::{self, ItemRow};
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+fn role_name(role: i32) -> String {
+    careloop_proto::common::v1::CareRole::try_from(role)
+        .map(ladder::role_name)
+        .unwrap_or_default()
+}
+
+/// The notice for an item reaching `role`'s inbox: subject, email body, SMS text.
+fn texts(item: &ItemRow, how: &str) -> (String, String, String) {
+    let role = role_name(item.role);
+    let subject = format!("CareLoop: {} item waiting for {role}", item.priority);
+    let body = format!(
+        "{}.\n{how} to the {role} inbox (stage {}).\nItem {}: open CareLoop to acknowledge it.\n\
+         This notice carries no patient information.",
+        item.title, item.stage, item.id
+    );
+    let sms = format!(
+        "CareLoop {}: {} ({role}). Item {}",
+        item.priority, item.title, item.id
+    );
+    (subject, body, sms)
+}
+
+/// Queues the notices for the item as it now stands (its role, version); returns how many.
+pub async fn enqueue(
+    conn: &mut PgConnection,
+    item: &ItemRow,
+    how: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<u64> {
+    let email = item.channels.iter().any(|c| c == "email");
+    let sms = item.channels.iter().any(|c| c == "sms");
+    if !email && !sms {
+        return Ok(0);
+    }
+    let Some(roster) = store::roster(conn, item.org_id, item.role).await? else {
+        return Ok(0);
+    };
+    let zone: chrono_tz::Tz = roster.time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let (subject, body, text) = texts(item, how);
+    let mut queued = 0;
+    for member in &roster.members.0 {
+        if !roster::on_duty(std::slice::from_ref(member), zone, now) {
+            continue;
+        }
+        let mut targets = Vec::new();
+        if email && !member.email.is_empty() {
+            targets.push(("email", member.email.as_str(), body.as_str()));
+        }
+        if sms && !member.phone.is_empty() {
+            targets.push(("sms", member.phone.as_str(), text.as_str()));
+        }
+        for (channel, address, content) in targets {
+            queued += sqlx::query(
+                "INSERT INTO outbound_messages (id, item_id, item_version, channel, member, address, subject, body,
+                                                status, next_attempt_at, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $9)
+                 ON CONFLICT (item_id, item_version, channel, address) DO NOTHING",
+            )
+            .bind(Uuid::now_v7())
+            .bind(item.id)
+            .bind(item.version)
+            .bind(channel)
+            .bind(&member.subject)
+            .bind(address)
+            .bind(&subject)
+            .bind(content)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        }
+    }
+    Ok(queued)
+}
+
+#[derive(sqlx::FromRow)]
+struct Due {
+    id: Uuid,
+    channel: String,
+    address: String,
+    subject: String,
+    body: String,
+    attempt_count: i32,
+}
+
+pub struct MessageDispatcher {
+    pub pool: PgPool,
+    pub email: Option<Arc<dyn Sender>>,
+    pub sms: Option<Arc<dyn Sender>>,
+    pub max_attempts: i32,
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl MessageDispatcher {
+    fn backoff(&self, attempt: i32) -> chrono::Duration {
+        let doubled = self
+            .first_backoff
+            .saturating_mul(1u32 << attempt.clamp(1, 20).saturating_sub(1));
+        chrono::Duration::from_std(doubled.min(self.max_backoff))
+            .unwrap_or(chrono::Duration::hours(1))
+    }
+
+    /// Sends the notices due at `now` (up to `batch`), each claimed under a lease first; returns how
+    /// many were tried.
+    pub async fn dispatch_due(&self, now: DateTime<Utc>, batch: i64) -> anyhow::Result<usize> {
+        let due: Vec<Due> = sqlx::query_as(
+            "UPDATE outbound_messages m SET next_attempt_at = $2, attempt_count = m.attempt_count + 1
+              WHERE m.id IN (SELECT id FROM outbound_messages WHERE status = 'pending' AND next_attempt_at <= $1
+                              ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+              RETURNING m.id, m.channel, m.address, m.subject, m.body, m.attempt_count",
+        )
+        .bind(now)
+        .bind(now + chrono::Duration::seconds(120))
+        .bind(batch)
+        .fetch_all(&self.pool)
+        .await?;
+        let tried = due.len();
+        let sends = due.into_iter().map(|m| async move {
+            let sender = match m.channel.as_str() {
+                "email" => self.email.as_ref(),
+                _ => self.sms.as_ref(),
+            };
+            let outcome = match sender {
+                Some(sender) => {
+                    let notice = Notice {
+                        to: m.address.clone(),
+                        subject: m.subject.clone(),
+                        body: m.body.clone(),
+                    };
+                    sender
+                        .send(&notice)
+                        .await
+                        .map_err(|e| format!("{e:#}").chars().take(300).collect::<String>())
+                }
+                None => Err(format!("the {} channel is not configured", m.channel)),
+            };
+            if let Err(error) = self.record(&m, outcome, sender.is_some()).await {
+                tracing::warn!(message_id = %m.id, error = %careloop_runtime::error::redacted(&error), "notice outcome not recorded; the lease will retry it");
+            }
+        });
+        futures::future::join_all(sends).await;
+        Ok(tried)
+    }
+
+    async fn record(
+        &self,
+        m: &Due,
+        outcome: Result<String, String>,
+        configured: bool,
+    ) -> anyhow::Result<()> {
+        let now = Utc::now();
+        match outcome {
+            Ok(receipt) => {
+                sqlx::query(
+                    "UPDATE outbound_messages SET status = 'sent', sent_at = $2, receipt = $3, last_error = '',
+                            next_attempt_at = NULL WHERE id = $1",
+                )
+                .bind(m.id)
+                .bind(now)
+                .bind(receipt)
+                .execute(&self.pool)
+                .await?;
+            }
+            Err(error) => {
+                let last = !configured || m.attempt_count >= self.max_attempts;
+                tracing::warn!(message_id = %m.id, channel = %m.channel, attempt = m.attempt_count, "notice not sent");
+                sqlx::query(
+                    "UPDATE outbound_messages SET status = $2, next_attempt_at = $3, last_error = $4 WHERE id = $1",
+                )
+                .bind(m.id)
+                .bind(if last { "failed" } else { "pending" })
+                .bind((!last).then(|| now + self.backoff(m.attempt_count)))
+                .bind(error)
+                .execute(&self.pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Dispatches every `interval` until the service stops.
+pub fn schedule(
+    background: &mut careloop_runtime::events::Background,
+    dispatcher: Arc<MessageDispatcher>,
+    interval: Duration,
+) {
+    background.sweep_every(interval, "email and SMS notices", move || {
+        let dispatcher = Arc::clone(&dispatcher);
+        async move { dispatcher.dispatch_due(Utc::now(), 50).await }
+    });
+}
