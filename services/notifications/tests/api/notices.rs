@@ -79,13 +79,14 @@ async fn smtp_server(refuse_first: usize) -> (u16, Mailbox) {
     (port, mailbox)
 }
 
+/// What the test SMS provider received: (authorization header, JSON body).
+type Texts = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
+
 /// A minimal SMS provider: keeps each JSON body with its authorization header, answers an id.
-async fn sms_provider() -> (String, Arc<Mutex<Vec<(String, serde_json::Value)>>>) {
-    let sent: Arc<Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
+async fn sms_provider() -> (String, Texts) {
+    let sent: Texts = Arc::default();
     async fn send(
-        axum::extract::State(sent): axum::extract::State<
-            Arc<Mutex<Vec<(String, serde_json::Value)>>>,
-        >,
+        axum::extract::State(sent): axum::extract::State<Texts>,
         headers: http::HeaderMap,
         body: String,
     ) -> String {
