@@ -514,3 +514,77 @@ pub async fn save_roster(conn: &mut PgConnection, r: &RosterRow) -> ApiResult<bo
     .rows_affected();
     Ok(written == 1)
 }
+
+// ---------- digests ----------
+
+/// Counts for a role's shift digest.
+#[derive(Debug, sqlx::FromRow)]
+pub struct DigestCounts {
+    pub opened: i64,
+    pub escalated_in: i64,
+    pub acknowledged: i64,
+    pub resolved: i64,
+    pub escalated_away: i64,
+}
+
+/// Whether an item is about an overdue loop (raised by an overdue or missed-update event).
+pub const OVERDUE_SOURCE: &str = "(source_event_type LIKE '%.overdue' OR source_event_type LIKE '%.decision_overdue' OR source_event_type LIKE '%.update_missed')";
+
+pub async fn digest_counts(
+    conn: &mut PgConnection,
+    org: Uuid,
+    role: i32,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> ApiResult<DigestCounts> {
+    // Escalations away from the role: an escalated entry for another role whose item's previous
+    // rung was this role.
+    Ok(sqlx::query_as(
+        "SELECT
+           (SELECT count(*) FROM inbox_feed WHERE org_id = $1 AND role = $2 AND kind = 'raised' AND at >= $3 AND at < $4) AS opened,
+           (SELECT count(*) FROM inbox_feed WHERE org_id = $1 AND role = $2 AND kind = 'escalated' AND at >= $3 AND at < $4) AS escalated_in,
+           (SELECT count(*) FROM items WHERE org_id = $1 AND role = $2 AND status = 'acknowledged'
+                                         AND closed_at >= $3 AND closed_at < $4) AS acknowledged,
+           (SELECT count(*) FROM items WHERE org_id = $1 AND role = $2 AND status = 'resolved'
+                                         AND closed_at >= $3 AND closed_at < $4) AS resolved,
+           (SELECT count(*) FROM inbox_feed f JOIN items i ON i.id = f.item_id
+             WHERE f.org_id = $1 AND f.kind = 'escalated' AND f.at >= $3 AND f.at < $4 AND f.role <> $2
+               AND EXISTS (SELECT 1 FROM inbox_feed p WHERE p.item_id = f.item_id AND p.position < f.position
+                              AND p.role = $2
+                              AND p.position = (SELECT max(q.position) FROM inbox_feed q
+                                                 WHERE q.item_id = f.item_id AND q.position < f.position))
+           ) AS escalated_away",
+    )
+    .bind(org)
+    .bind(role)
+    .bind(from)
+    .bind(to)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Open items of the role: how many, how many about overdue loops, and the first 50 (overdue
+/// first, then oldest).
+pub async fn still_open(
+    conn: &mut PgConnection,
+    org: Uuid,
+    role: i32,
+) -> ApiResult<(i64, i64, Vec<ItemRow>)> {
+    let (open, overdue): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*), count(*) FILTER (WHERE {OVERDUE_SOURCE})
+           FROM items WHERE org_id = $1 AND role = $2 AND status = 'open'"
+    )))
+    .bind(org)
+    .bind(role)
+    .fetch_one(&mut *conn)
+    .await?;
+    let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT * FROM items WHERE org_id = $1 AND role = $2 AND status = 'open'
+          ORDER BY {OVERDUE_SOURCE} DESC, created_at, id LIMIT 50"
+    )))
+    .bind(org)
+    .bind(role)
+    .fetch_all(conn)
+    .await?;
+    Ok((open, overdue, rows))
+}

@@ -3,6 +3,7 @@
 //! key, audit, outbox event, one transaction); reads of items are audited per patient.
 
 pub mod convert;
+mod digest;
 mod inbox;
 mod rosters;
 mod rules;
@@ -90,6 +91,7 @@ careloop_runtime::grpc_service!(NotificationsService, NotificationsApi, {
     resend_webhook_delivery / "ResendWebhookDelivery": ResendWebhookDeliveryRequest => ResendWebhookDeliveryResponse;
     set_roster / "SetRoster": SetRosterRequest => SetRosterResponse;
     get_roster / "GetRoster": GetRosterRequest => GetRosterResponse;
+    get_shift_digest / "GetShiftDigest": GetShiftDigestRequest => GetShiftDigestResponse;
 } streams {
     watch_inbox / "WatchInbox": WatchInboxRequest => WatchInboxStream = EntryStream;
 });

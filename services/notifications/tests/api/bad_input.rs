@@ -426,5 +426,40 @@ async fn every_rpc_names_the_bad_field_and_writes_nothing() {
         "role"
     );
 
+    let digest = GetShiftDigestRequest {
+        role: CareRole::Pcp as i32,
+        org_id: String::new(),
+        from: in_hours(-8),
+        to: in_hours(0),
+    };
+    refused!(
+        pcp.get_shift_digest(GetShiftDigestRequest {
+            role: 0,
+            ..digest.clone()
+        }),
+        "role"
+    );
+    refused!(
+        pcp.get_shift_digest(GetShiftDigestRequest {
+            from: None,
+            ..digest.clone()
+        }),
+        "from"
+    );
+    refused!(
+        pcp.get_shift_digest(GetShiftDigestRequest {
+            to: in_hours(-9),
+            ..digest.clone()
+        }),
+        "to"
+    );
+    refused!(
+        pcp.get_shift_digest(GetShiftDigestRequest {
+            to: in_hours(24 * 8),
+            ..digest.clone()
+        }),
+        "to"
+    );
+
     assert_eq!(app.footprint().await, before, "nothing was written");
 }

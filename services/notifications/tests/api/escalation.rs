@@ -81,6 +81,43 @@ async fn a_critical_result_climbs_rung_by_rung_and_stops_when_the_result_is_ackn
         0,
         "a resolved item never climbs"
     );
+
+    // The shift digests tell the story per role.
+    let digest = |role: &'static str, r: CareRole| {
+        let mut c = app.staff(role);
+        let req = GetShiftDigestRequest {
+            role: r as i32,
+            org_id: String::new(),
+            from: Some(careloop_runtime::time::to_timestamp(
+                raised - Duration::hours(1),
+            )),
+            to: Some(careloop_runtime::time::to_timestamp(
+                raised + Duration::days(1),
+            )),
+        };
+        async move {
+            c.get_shift_digest(req)
+                .await
+                .unwrap()
+                .into_inner()
+                .digest
+                .unwrap()
+        }
+    };
+    let pcp = digest("pcp", CareRole::Pcp).await;
+    assert_eq!((pcp.opened, pcp.escalated_away, pcp.still_open), (1, 1, 0));
+    let rn = digest("rn", CareRole::Rn).await;
+    assert_eq!((rn.escalated_in, rn.escalated_away), (1, 1));
+    let top = digest("hospitalist", CareRole::Hospitalist).await;
+    assert_eq!(
+        (
+            top.escalated_in,
+            top.resolved,
+            top.acknowledged,
+            top.still_open
+        ),
+        (1, 1, 0, 0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
