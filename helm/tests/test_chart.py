@@ -4,6 +4,7 @@ between services (addresses, NetworkPolicy paths, caller allow-lists), TLS on ev
 identities each workload gets."""
 
 import copy
+import ipaddress
 import pathlib
 import tomllib
 import unittest
@@ -181,6 +182,46 @@ def allows_to(policy, target_labels, port):
     return False
 
 
+def reaches_ip(policy, ip, port):
+    """Whether the policy's egress lets the pod open a TCP connection to an address outside the
+    cluster: a rule on that port whose `to` is absent (everywhere) or holds an ipBlock covering the
+    address and not excepting it. Pod and namespace selectors never match an outside address."""
+    address = ipaddress.ip_address(ip)
+    for rule in policy["spec"].get("egress", []):
+        if not rule_ports_include(rule, port):
+            continue
+        peers = rule.get("to")
+        if not peers:
+            return True
+        for peer in peers:
+            block = peer.get("ipBlock")
+            if not block:
+                continue
+            net = ipaddress.ip_network(block["cidr"])
+            if address.version != net.version or address not in net:
+                continue
+            if not any(address in ipaddress.ip_network(e) for e in block.get("except", [])
+                       if ipaddress.ip_network(e).version == address.version):
+                return True
+    return False
+
+
+# Where a cluster's pods, services and nodes live, and the cloud metadata endpoint: never a webhook.
+PRIVATE_RANGES = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"}
+INSIDE = ["10.0.0.10", "10.96.0.1", "172.20.3.4", "192.168.1.20", "100.64.0.5", "169.254.169.254"]
+# Public addresses (documentation ranges) that no default or production rule names.
+OUTSIDE = ["198.51.100.7", "203.0.113.99"]
+
+
+def outbound(**channels):
+    """Values turning on notifications' outbound channels, e.g. email={...}."""
+    return {"services": {"notifications": {"outbound": channels}}}
+
+
+SMTP = {"enabled": True, "host": "smtp.hospital.example.org", "from": "careloop@hospital.example.org",
+        "username": "careloop", "passwordSecret": "careloop-smtp"}
+
+
 def configured_calls(values):
     """(caller, callee) pairs the values configure: the callee's `callers` plus the gateway, enabled."""
     services = merged(values)["services"]
@@ -300,9 +341,14 @@ class ChartTest(unittest.TestCase):
             for rule in policy["spec"]["egress"]:
                 self.assertTrue(rule.get("to"), f"{name}: egress never goes to the whole world")
                 for peer in rule["to"]:
-                    wide = peer.get("ipBlock", {}).get("cidr") in ("0.0.0.0/0", "::/0")
-                    self.assertTrue(("podSelector" in peer or "namespaceSelector" in peer or "ipBlock" in peer)
-                                    and not wide, f"{name}: egress never goes to the whole world")
+                    self.assertTrue("podSelector" in peer or "namespaceSelector" in peer or "ipBlock" in peer,
+                                    f"{name}: egress never goes to the whole world")
+                    if peer.get("ipBlock", {}).get("cidr") in ("0.0.0.0/0", "::/0"):
+                        # Only notifications goes beyond the cluster (webhooks), only on HTTPS (email
+                        # is off here), never into the private ranges.
+                        self.assertEqual(name, "careloop-notifications", f"{name}: egress never goes to the whole world")
+                        self.assertEqual([p["port"] for p in rule["ports"]], [443], name)
+                        self.assertTrue(PRIVATE_RANGES <= set(peer["ipBlock"].get("except", [])), name)
 
     def test_a_config_change_changes_the_pod_checksum(self):
         first = render(production_values())
@@ -405,10 +451,12 @@ class ChartTest(unittest.TestCase):
             policies = {component(p): p for p in by_kind(docs, "NetworkPolicy").values()}
             self.assertIn("notifications", deployments, where)
             cfg = configs(docs)
-            # Only the address comes from the chart; sweep_interval_ms, router_enabled and
-            # watch_poll_ms keep the binary's defaults.
+            # The address and the webhook limits come from the chart; sweep_interval_ms,
+            # router_enabled and watch_poll_ms keep the binary's defaults, and email and SMS are off
+            # (their sections left out).
             self.assertEqual(cfg["notifications"]["notifications"],
-                             {"plans_addr": f"https://{FULLNAME}-plans.{NAMESPACE}.svc:{grpc_port(services['plans'])}"},
+                             {"plans_addr": f"https://{FULLNAME}-plans.{NAMESPACE}.svc:{grpc_port(services['plans'])}",
+                              "webhooks": {"max_attempts": 8, "disable_after": 5, "allow_http": False}},
                              where)
             self.assertEqual(cfg["notifications"]["events"]["user"], "notifications", where)
             self.assertEqual(cfg["notifications"]["auth"]["audience"], "careloop-notifications", where)
@@ -501,6 +549,178 @@ class ChartTest(unittest.TestCase):
                 expected = {caller for (caller, callee) in configured_calls(values) if callee == name}
                 self.assertEqual(set(cfg[name]["auth"]["callers"]), expected, f"{label}: {name}")
                 self.assertEqual(len(cfg[name]["auth"]["callers"]), len(expected), f"{label}: {name} no duplicates")
+
+    # --- notifications' outbound channels ------------------------------------------------------
+
+    def test_by_default_only_notifications_reaches_https_beyond_the_cluster(self):
+        for label, values in self.cases.items():
+            docs = render(values)
+            policies = {component(p): p for p in by_kind(docs, "NetworkPolicy").values()}
+            notifications = policies.pop("notifications")
+            for ip in OUTSIDE:
+                self.assertTrue(reaches_ip(notifications, ip, 443), f"{label}: notifications reaches {ip}:443")
+                for port in (25, 80, 465, 587, 8443):
+                    self.assertFalse(reaches_ip(notifications, ip, port), f"{label}: notifications {ip}:{port}")
+                for name, policy in policies.items():
+                    self.assertFalse(reaches_ip(policy, ip, 443), f"{label}: {name} reaches {ip}:443")
+            for ip in INSIDE:
+                self.assertFalse(reaches_ip(notifications, ip, 443), f"{label}: notifications reaches {ip}:443")
+            if values is None:
+                self.assertEqual(set(policies), {"plans", "referrals", "prior-auth"})
+            cfg = configs(docs)
+            self.assertNotIn("email", cfg["notifications"]["notifications"], label)
+            self.assertNotIn("sms", cfg["notifications"]["notifications"], label)
+            for dep in by_kind(docs, "Deployment").values():
+                env = {e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+                self.assertFalse({e for e in env if e.startswith("CARELOOP__NOTIFICATIONS__")}, label)
+
+    def test_email_opens_the_smtp_port_and_takes_its_password_from_the_secret(self):
+        for label, email in (("submission", SMTP), ("own port", dict(SMTP, port=2525))):
+            port = email.get("port", 587)
+            values = outbound(email=email)
+            docs = render(values)
+            policies = {component(p): p for p in by_kind(docs, "NetworkPolicy").values()}
+            deployments = {component(d): d for d in by_kind(docs, "Deployment").values()}
+            for doc in (policies["notifications"], deployments["notifications"]):
+                kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+            for ip in OUTSIDE:
+                self.assertTrue(reaches_ip(policies["notifications"], ip, port), f"{label}: SMTP {ip}:{port}")
+                self.assertTrue(reaches_ip(policies["notifications"], ip, 443), label)
+                for name in ("plans", "referrals", "prior-auth"):
+                    self.assertFalse(reaches_ip(policies[name], ip, port), f"{label}: {name} {ip}:{port}")
+                    self.assertFalse(reaches_ip(policies[name], ip, 443), f"{label}: {name} {ip}:443")
+            for ip in INSIDE:
+                self.assertFalse(reaches_ip(policies["notifications"], ip, port), f"{label}: SMTP {ip}:{port}")
+            cfg = configs(docs)
+            self.assertEqual(cfg["notifications"]["notifications"]["email"], {
+                "enabled": True, "host": "smtp.hospital.example.org", "port": port,
+                "from": "careloop@hospital.example.org", "starttls": True, "username": "careloop",
+            }, label)
+            self.assertNotIn("sms", cfg["notifications"]["notifications"], label)
+            for name, conf in cfg.items():
+                if name != "notifications":
+                    self.assertNotIn("email", conf.get(name.replace("-", "_"), {}), name)
+            for cm in by_kind(docs, "ConfigMap").values():
+                text = cm["data"]["config.toml"].lower()
+                self.assertNotIn("password", text, component(cm))
+                self.assertNotIn("careloop-smtp", text, component(cm))
+            pod = deployments["notifications"]["spec"]["template"]["spec"]
+            env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in pod["containers"][0]["env"]}
+            self.assertEqual(env["CARELOOP__NOTIFICATIONS__EMAIL__PASSWORD"],
+                             {"name": "careloop-smtp", "key": "password"}, label)
+            self.assertNotIn("CARELOOP__NOTIFICATIONS__SMS__TOKEN", env, label)
+            (migrate,) = pod["initContainers"]
+            self.assertNotIn("CARELOOP__NOTIFICATIONS__EMAIL__PASSWORD", {e["name"] for e in migrate["env"]},
+                             f"{label}: the migrations never hold it")
+            for name, dep in deployments.items():
+                if name != "notifications":
+                    names = {e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+                    self.assertEqual(names, {"CARELOOP__DATABASE__URL", "CARELOOP__EVENTS__PASSWORD"}, name)
+
+        # A relay inside the private ranges: SMTP to it alone, webhooks still to the internet only.
+        relay = outbound(email=SMTP, egress={"smtpTo": [{"ipBlock": {"cidr": "10.20.0.25/32"}}]})
+        policy = by_kind(render(relay), "NetworkPolicy")["careloop-notifications"]
+        self.assertTrue(reaches_ip(policy, "10.20.0.25", 587))
+        self.assertFalse(reaches_ip(policy, "10.20.0.25", 443))
+        self.assertFalse(reaches_ip(policy, OUTSIDE[0], 587))
+        self.assertTrue(reaches_ip(policy, OUTSIDE[0], 443))
+
+        # No destinations: no rule at all (a rule without `to` would reach everywhere).
+        policy = by_kind(render(outbound(email=SMTP, egress={"to": []})), "NetworkPolicy")["careloop-notifications"]
+        self.assertTrue(all(rule.get("to") for rule in policy["spec"]["egress"]))
+        self.assertFalse(reaches_ip(policy, OUTSIDE[0], 443) or reaches_ip(policy, OUTSIDE[0], 587))
+
+        # Off again: no SMTP rule, no section and no Secret, whatever else is set.
+        docs = render(outbound(email=dict(SMTP, enabled=False)))
+        policy = by_kind(docs, "NetworkPolicy")["careloop-notifications"]
+        self.assertFalse(reaches_ip(policy, OUTSIDE[0], 587))
+        self.assertNotIn("email", configs(docs)["notifications"]["notifications"])
+        env = by_kind(docs, "Deployment")["careloop-notifications"]["spec"]["template"]["spec"]["containers"][0]["env"]
+        self.assertNotIn("CARELOOP__NOTIFICATIONS__EMAIL__PASSWORD", {e["name"] for e in env})
+
+    def test_sms_takes_its_token_from_the_secret_and_reaches_its_providers_port(self):
+        sms = {"enabled": True, "url": "https://sms.example.net:8443/v1/send", "tokenSecret": "careloop-sms"}
+        docs = render(outbound(sms=sms))
+        conf = configs(docs)["notifications"]["notifications"]
+        self.assertEqual(conf["sms"], {"enabled": True, "url": "https://sms.example.net:8443/v1/send"})
+        self.assertNotIn("email", conf)
+        for cm in by_kind(docs, "ConfigMap").values():
+            self.assertNotIn("careloop-sms", cm["data"]["config.toml"])
+            self.assertNotIn("token =", cm["data"]["config.toml"].lower())
+        dep = by_kind(docs, "Deployment")["careloop-notifications"]
+        env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+        self.assertEqual(env["CARELOOP__NOTIFICATIONS__SMS__TOKEN"], {"name": "careloop-sms", "key": "token"})
+        self.assertNotIn("CARELOOP__NOTIFICATIONS__EMAIL__PASSWORD", env)
+        policy = by_kind(docs, "NetworkPolicy")["careloop-notifications"]
+        kubernetes_validate.validate(policy, KUBE_VERSION, strict=True)
+        self.assertTrue(reaches_ip(policy, OUTSIDE[0], 8443))
+        self.assertTrue(reaches_ip(policy, OUTSIDE[0], 443))
+        self.assertFalse(reaches_ip(policy, INSIDE[0], 8443))
+
+    def test_plain_http_webhooks_are_never_rendered_or_accepted(self):
+        cases = dict(self.cases)
+        cases["email and sms"] = outbound(
+            email=SMTP, sms={"enabled": True, "url": "https://sms.example.net/send", "tokenSecret": "careloop-sms"},
+            webhooks={"maxAttempts": 3, "disableAfter": 2})
+        for label, values in cases.items():
+            docs = render(values)
+            cfg = configs(docs)
+            webhooks = cfg["notifications"]["notifications"]["webhooks"]
+            self.assertIs(webhooks["allow_http"], False, label)
+            if label == "email and sms":
+                self.assertEqual((webhooks["max_attempts"], webhooks["disable_after"]), (3, 2))
+            for name, conf in cfg.items():
+                found = []
+
+                def walk(table):
+                    for key, value in table.items():
+                        if isinstance(value, dict):
+                            walk(value)
+                        elif key == "allow_http":
+                            found.append(value)
+                walk(conf)
+                self.assertTrue(all(v is False for v in found), f"{label}: {name} allow_http {found}")
+                self.assertEqual(len(found), 1 if name == "notifications" else 0, f"{label}: {name}")
+            for dep in by_kind(docs, "Deployment").values():
+                for container in dep["spec"]["template"]["spec"]["containers"] + \
+                        dep["spec"]["template"]["spec"]["initContainers"]:
+                    self.assertFalse(any("ALLOW_HTTP" in e["name"] for e in container.get("env", [])), label)
+        chart = helm.Chart.load(str(CHART))
+        for values in (outbound(webhooks={"allowHttp": True}), outbound(webhooks={"allow_http": True}),
+                       outbound(sms={"enabled": True, "url": "http://sms.example.net/send", "tokenSecret": "s"})):
+            with self.subTest(values=values), self.assertRaises(helm.HelmValuesError):
+                chart.validate_schema(chart.merge_values(copy.deepcopy(values)))
+
+    def test_the_schema_keeps_outbound_channels_complete_and_to_notifications(self):
+        chart = helm.Chart.load(str(CHART))
+        complete = merged()["services"]["notifications"]["outbound"]
+        bad = [
+            {"services": {"plans": {"enabled": True, "databaseSecret": "x", "outbound": complete}}},
+            {"services": {"gateway": {"enabled": True, "databaseSecret": "x", "outbound": complete}}},
+            outbound(email=dict(SMTP, host="")),
+            outbound(email=dict(SMTP, **{"from": ""})),
+            outbound(email=dict(SMTP, passwordSecret="")),  # a username without its password
+            outbound(email=dict(SMTP, username="")),  # a password without its username
+            outbound(email=dict(SMTP, starttls=False)),  # credentials in plain text
+            outbound(email=dict(SMTP, password="hunter2")),  # secrets are never values
+            outbound(email=dict(SMTP, port=0)),
+            outbound(sms={"enabled": True, "url": "https://sms.example.net/send", "tokenSecret": ""}),
+            outbound(sms={"enabled": True, "url": "", "tokenSecret": "careloop-sms"}),
+            outbound(sms={"token": "abc"}),
+            outbound(webhooks={"maxAttempts": 0}),
+            outbound(egress={"ports": []}),
+            outbound(egress={"to": [{}]}),
+            outbound(egress={"to": [{"ipBlock": {"except": ["10.0.0.0/8"]}}]}),
+        ]
+        for values in bad:
+            with self.subTest(values=values), self.assertRaises(helm.HelmValuesError):
+                chart.validate_schema(chart.merge_values(copy.deepcopy(values)))
+        good = outbound(email=dict(SMTP, starttls=False, username="", passwordSecret=""),
+                        sms={"enabled": True, "url": "https://sms.example.net/send", "tokenSecret": "careloop-sms"})
+        chart.validate_schema(chart.merge_values(copy.deepcopy(good)))
+        report = helm.lint(str(CHART), good, strict=True)
+        self.assertEqual(report["errors"], [])
+        self.assertEqual([m for m in report["messages"] if m["severity"] >= 2], [])
 
     # --- TLS and identities --------------------------------------------------------------------
 

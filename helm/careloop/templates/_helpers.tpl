@@ -247,4 +247,57 @@ log_level = {{ $v.telemetry.logLevel | toJson }}
 otlp_endpoint = {{ $v.telemetry.otlpEndpoint | toJson }}
 otlp_ca_file = {{ ternary (printf "%s/ca.crt" (include "careloop.otlpCaDir" $root)) "" (not (empty $v.telemetry.caSecret)) | toJson }}
 {{- include "careloop.downstreamToml" (dict "root" $root "name" .name) }}
+{{- if and (eq .name "notifications") .cfg.outbound }}
+{{- include "careloop.outboundToml" .cfg.outbound }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Notifications' outbound channels (services.notifications.outbound), as TOML sections below
+[notifications]. Webhooks always, with plain-http endpoints pinned off (the binary's `allow_http`
+is for its local tests, never a chart option); email and SMS only when enabled, so a disabled
+channel keeps the binary's defaults. The SMTP credential and the SMS token are never written here:
+the Deployment passes them through env from their Secrets. Args: the outbound block
+*/}}
+{{- define "careloop.outboundToml" -}}
+{{- $webhooks := .webhooks | default dict }}
+{{- $email := .email | default dict }}
+{{- $sms := .sms | default dict }}
+
+[notifications.webhooks]
+max_attempts = {{ $webhooks.maxAttempts | default 8 | int }}
+disable_after = {{ $webhooks.disableAfter | default 5 | int }}
+# Endpoints are https only.
+allow_http = false
+{{- if $email.enabled }}
+
+[notifications.email]
+enabled = true
+host = {{ $email.host | toJson }}
+port = {{ $email.port | default 587 | int }}
+from = {{ $email.from | toJson }}
+starttls = {{ ternary $email.starttls true (kindIs "bool" $email.starttls) }}
+username = {{ $email.username | default "" | toJson }}
+{{- end }}
+{{- if $sms.enabled }}
+
+[notifications.sms]
+enabled = true
+url = {{ $sms.url | toJson }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The ports notifications reaches at services.notifications.outbound.egress.to, as a JSON list:
+egress.ports, plus the port written in sms.url while SMS is on. Args: the outbound block
+*/}}
+{{- define "careloop.outboundPorts" -}}
+{{- $ports := list -}}
+{{- range (.egress | default dict).ports }}{{ $ports = append $ports (int .) }}{{ end -}}
+{{- $sms := .sms | default dict -}}
+{{- if and $sms.enabled $sms.url -}}
+{{- $port := regexFind ":[0-9]+$" (urlParse $sms.url).host | trimPrefix ":" -}}
+{{- if $port }}{{ $ports = append $ports (int $port) }}{{ end -}}
+{{- end -}}
+{{- toJson ($ports | uniq) -}}
 {{- end -}}

@@ -22,6 +22,9 @@ pub struct Write {
     source: &'static str,
     /// For a replay: the patient and record the first call touched.
     replay_of: Option<(Option<Uuid>, Option<Uuid>)>,
+    /// The organization the change's events belong to, when not the caller's (a loop is owned by
+    /// the organization that opened it, whoever moves it).
+    owner_org: Option<Uuid>,
 }
 
 pub enum Begun<Resp> {
@@ -52,6 +55,7 @@ pub async fn begin<Req: Message, Resp: Message + Default>(
         rpc,
         source,
         replay_of: None,
+        owner_org: None,
     });
     match previous {
         Some(remembered) => {
@@ -75,6 +79,13 @@ impl Write {
         self.rpc
     }
 
+    /// Names the organization that owns what this write changes (an order's, a referral's sender,
+    /// a prior authorization's requester): its events carry it, so escalation and measures reach
+    /// the owner, not whoever made the move. `None` leaves the caller's.
+    pub fn belongs_to(&mut self, org: Option<Uuid>) {
+        self.owner_org = org.filter(|o| !o.is_nil());
+    }
+
     /// Appends the event for this change to the outbox, in the same transaction.
     pub async fn emit(
         &mut self,
@@ -83,7 +94,7 @@ impl Write {
         aggregate_version: i64,
         payload: Payload,
     ) -> ApiResult<()> {
-        let org_id = self.principal.org_id;
+        let org_id = self.owner_org.unwrap_or(self.principal.org_id);
         outbox::enqueue(
             &mut self.tx,
             NewEvent {
@@ -230,6 +241,31 @@ impl<'c> Acting<'c> {
         )
         .await?;
         Ok(id)
+    }
+
+    /// Audits a change that emits no event (one nobody was told of), as the service actor.
+    pub async fn audit(
+        &mut self,
+        action: &'static str,
+        org_id: Uuid,
+        patient_id: Uuid,
+        target_id: Uuid,
+    ) -> Result<(), sqlx::Error> {
+        let principal = Principal {
+            org_id,
+            ..Principal::service(self.actor)
+        };
+        audit::record(
+            self.conn,
+            AuditEntry {
+                principal: &principal,
+                action,
+                patient_id: Some(patient_id),
+                target_id: Some(target_id),
+                outcome: Outcome::Ok,
+            },
+        )
+        .await
     }
 }
 

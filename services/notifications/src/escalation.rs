@@ -19,6 +19,11 @@ pub const ACTOR: &str = "notifications-escalation";
 /// `batch` items; returns how many moved.
 pub async fn sweep(pool: &PgPool, now: DateTime<Utc>, batch: i64) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await?;
+    // The feed's lock first, as every router transaction takes it before any item's: one order,
+    // no deadlock.
+    sqlx::query("SELECT position FROM feed_position FOR UPDATE")
+        .execute(&mut *tx)
+        .await?;
     // Held routine items whose role came on duty reach the inbox first.
     let held: Vec<ItemRow> = sqlx::query_as(
         "SELECT * FROM items WHERE status = 'held' AND deliver_at <= $1

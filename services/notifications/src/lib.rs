@@ -29,11 +29,31 @@ pub const SERVICE_NAME: &str = "notifications";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// https, or plain http to a provider gateway on this host (a sidecar).
+fn https_or_loopback(url: &str) -> bool {
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return false;
+    };
+    match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => matches!(uri.host(), Some("127.0.0.1" | "localhost" | "[::1]")),
+        _ => false,
+    }
+}
+
 /// The email and SMS senders the settings turn on, and how notices are retried.
 pub fn messages_dispatcher(
     pool: PgPool,
     own: &NotificationSettings,
 ) -> anyhow::Result<messages::MessageDispatcher> {
+    if own.email.enabled && !own.email.username.is_empty() && !own.email.starttls {
+        anyhow::bail!(
+            "notifications.email: a username needs starttls = true (the password never crosses in plain text)"
+        );
+    }
+    if own.sms.enabled && !https_or_loopback(&own.sms.url) {
+        anyhow::bail!("notifications.sms.url must be https (plain http only to this host)");
+    }
     let email: Option<Arc<dyn channels::Sender>> = if own.email.enabled {
         Some(Arc::new(channels::smtp::SmtpSender {
             host: own.email.host.clone(),

@@ -2,7 +2,8 @@
 //! (raised, released from hold, or escalated), each on-duty member of the role's roster with an
 //! address gets one notice per channel, queued in the item's transaction. The dispatcher sends
 //! them through the channel's `Sender`, retrying with backoff, and keeps the provider's receipt.
-//! The text says where to look, never what about: no patient or clinical detail leaves CareLoop.
+//! A notice still queued when its item is taken or its loop moves is cancelled, not sent. The text
+//! says where to look, never what about: no patient or clinical detail leaves CareLoop.
 
 use crate::channels::{Notice, Sender};
 use crate::domain::{ladder, roster};
@@ -119,6 +120,14 @@ impl MessageDispatcher {
     /// Sends the notices due at `now` (up to `batch`), each claimed under a lease first; returns how
     /// many were tried.
     pub async fn dispatch_due(&self, now: DateTime<Utc>, batch: i64) -> anyhow::Result<usize> {
+        // Someone took the item (or its loop moved) before its notice went: nothing to say.
+        sqlx::query(
+            "UPDATE outbound_messages m SET status = 'cancelled', next_attempt_at = NULL
+               FROM items i
+              WHERE i.id = m.item_id AND m.status = 'pending' AND i.status NOT IN ('open', 'held')",
+        )
+        .execute(&self.pool)
+        .await?;
         let due: Vec<Due> = sqlx::query_as(
             "UPDATE outbound_messages m SET next_attempt_at = $2, attempt_count = m.attempt_count + 1
               WHERE m.id IN (SELECT id FROM outbound_messages WHERE status = 'pending' AND next_attempt_at <= $1

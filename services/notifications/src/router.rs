@@ -52,10 +52,20 @@ impl Handler for Router {
             }
             let fields = careloop_runtime::events::fields::event_fields(event);
             let now = (self.clock)();
-            if let Some(moved) = loops::moved(payload, &fields) {
+            let moved = loops::moved(payload, &fields);
+            let about = loops::about(payload, &fields);
+            if moved.is_none() && about.is_none() {
+                return Ok(());
+            }
+            // The feed's lock before any item's, as the escalation sweeper and every other router
+            // transaction take them: one order, no deadlock.
+            sqlx::query("SELECT position FROM feed_position FOR UPDATE")
+                .execute(&mut *conn)
+                .await?;
+            if let Some(moved) = moved {
                 resolve(conn, &moved, now).await?;
             }
-            if let Some(about) = loops::about(payload, &fields) {
+            if let Some(about) = about {
                 raise(conn, event, &fields, &about, now).await?;
             }
             Ok(())
@@ -77,12 +87,21 @@ async fn resolve(conn: &mut PgConnection, moved: &Moved, now: DateTime<Utc>) -> 
         if !stops {
             continue;
         }
+        let reached_inbox = item.status == "open";
         item.status = "resolved".into();
         item.resolved_by_stage = Some(moved.stage.clone());
         item.escalates_at = None;
         item.closed_at = Some(now);
         item.version += 1;
         store::save_item(conn, &item).await?;
+        if !reached_inbox {
+            // A held item nobody saw yet stops quietly: nothing was raised, nothing resolves; the
+            // change is audited all the same.
+            Acting::new(conn, crate::api::SOURCE, ACTOR)
+                .audit("WithdrawHeldItem", item.org_id, item.patient_id, item.id)
+                .await?;
+            continue;
+        }
         Acting::new(conn, crate::api::SOURCE, ACTOR)
             .emit(Change {
                 org_id: item.org_id,
@@ -154,6 +173,20 @@ async fn raise(
                 }
             }
         }
+        // With the backup standing in: when the ladder reaches the backup role anyway, the item
+        // starts at that rung (it never climbs back down); otherwise the backup takes the first
+        // rung's place.
+        let mut rungs = rungs;
+        if role != first.role {
+            match rungs.iter().position(|r| r.role == role) {
+                Some(k) => {
+                    rungs.drain(..k);
+                }
+                None => rungs[0].role = role,
+            }
+        }
+        let rule_first_role = first.role;
+        let first = rungs[0];
         let reaches_inbox = deliver_at.unwrap_or(now);
         let item = ItemRow {
             id: Uuid::now_v7(),
@@ -162,7 +195,8 @@ async fn raise(
             rule_id: rule.id,
             source_event_id: event_id,
             source_event_type: event.r#type.clone(),
-            first_role: first.role,
+            // The rule's first role, not a stand-in: what keeps one item per (event, rule, role).
+            first_role: rule_first_role,
             loop_kind: about.kind as i32,
             loop_id,
             stage: about.stage.clone(),

@@ -55,7 +55,8 @@ pub struct WebhookSettings {
     pub dispatch_interval_ms: u64,
     /// Tries per delivery before it is failed (a resend grants as many again).
     pub max_attempts: i32,
-    /// Consecutive failures after which an endpoint is disabled until re-enabled.
+    /// Failed deliveries in a row (each having used up its tries) after which an endpoint is
+    /// disabled until re-enabled.
     pub disable_after: i32,
     pub first_backoff_ms: u64,
     pub max_backoff_ms: u64,
@@ -100,7 +101,7 @@ timeout_ms = 10000
 [notifications.webhooks]
 dispatch_interval_ms = 1000
 max_attempts = 8
-disable_after = 10
+disable_after = 5
 first_backoff_ms = 5000
 max_backoff_ms = 3600000
 timeout_ms = 10000

@@ -102,14 +102,14 @@ pub async fn enabled_rules_for(
 pub async fn lock_rule(
     conn: &mut PgConnection,
     id: Uuid,
-    expected_version: i64,
+    expected_version: Option<i64>,
 ) -> ApiResult<RuleRow> {
     careloop_runtime::db::lock_versioned(
         conn,
         "routing_rules",
         "routing rule",
         id,
-        Some(expected_version),
+        expected_version,
     )
     .await
 }
@@ -546,7 +546,8 @@ pub async fn digest_counts(
            (SELECT count(*) FROM items WHERE org_id = $1 AND role = $2 AND status = 'acknowledged'
                                          AND closed_at >= $3 AND closed_at < $4) AS acknowledged,
            (SELECT count(*) FROM items WHERE org_id = $1 AND role = $2 AND status = 'resolved'
-                                         AND closed_at >= $3 AND closed_at < $4) AS resolved,
+                                         AND closed_at >= $3 AND closed_at < $4
+                                         AND EXISTS (SELECT 1 FROM inbox_feed f WHERE f.item_id = items.id)) AS resolved,
            (SELECT count(*) FROM inbox_feed f JOIN items i ON i.id = f.item_id
              WHERE f.org_id = $1 AND f.kind = 'escalated' AND f.at >= $3 AND f.at < $4 AND f.role <> $2
                AND EXISTS (SELECT 1 FROM inbox_feed p WHERE p.item_id = f.item_id AND p.position < f.position

@@ -4,8 +4,8 @@
 //! `webhook-id`, `webhook-timestamp` and `webhook-signature` headers (HMAC-SHA256 over
 //! "id.timestamp.body" with the endpoint's secret). A failed try is retried with exponential
 //! backoff and jitter; after the last try the delivery is failed (a resend tries again); an
-//! endpoint failing `disable_after` times in a row is disabled until re-enabled. Bodies carry ids,
-//! roles and states only.
+//! endpoint with `disable_after` failed deliveries in a row (each having used up its tries) is
+//! disabled until re-enabled. Bodies carry ids, roles and states only.
 
 use crate::store::ItemRow;
 use base64::Engine as _;
@@ -254,20 +254,25 @@ impl Dispatcher {
             .bind((!last).then(|| now + self.backoff(d.attempt_count)))
             .execute(&mut *tx)
             .await?;
-            let disabled: Option<bool> = sqlx::query_scalar(
-                "UPDATE webhook_endpoints
-                    SET consecutive_failures = consecutive_failures + 1,
-                        enabled = enabled AND consecutive_failures + 1 < $2,
-                        disabled_at = CASE WHEN enabled AND consecutive_failures + 1 >= $2 THEN $3 ELSE disabled_at END,
-                        version = version + CASE WHEN enabled AND consecutive_failures + 1 >= $2 THEN 1 ELSE 0 END
-                  WHERE id = $1
-                  RETURNING NOT enabled",
-            )
-            .bind(d.endpoint_id)
-            .bind(self.policy.disable_after)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
+            // A delivery that used up its tries counts against the endpoint; a success clears it.
+            let disabled: Option<bool> = if last {
+                sqlx::query_scalar(
+                    "UPDATE webhook_endpoints
+                        SET consecutive_failures = consecutive_failures + 1,
+                            enabled = enabled AND consecutive_failures + 1 < $2,
+                            disabled_at = CASE WHEN enabled AND consecutive_failures + 1 >= $2 THEN $3 ELSE disabled_at END,
+                            version = version + CASE WHEN enabled AND consecutive_failures + 1 >= $2 THEN 1 ELSE 0 END
+                      WHERE id = $1
+                      RETURNING NOT enabled",
+                )
+                .bind(d.endpoint_id)
+                .bind(self.policy.disable_after)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?
+            } else {
+                None
+            };
             if disabled == Some(true) {
                 tracing::warn!(endpoint_id = %d.endpoint_id, "webhook endpoint disabled after consecutive failures");
             }

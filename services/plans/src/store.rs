@@ -71,6 +71,15 @@ pub async fn patient_by_mrn(
         .ok_or(ApiError::NotFound("patient"))
 }
 
+/// The organization that manages the patient.
+pub async fn managing_org(conn: &mut PgConnection, patient_id: Uuid) -> ApiResult<Uuid> {
+    sqlx::query_scalar("SELECT managing_org_id FROM patients WHERE id = $1")
+        .bind(patient_id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(ApiError::NotFound("patient"))
+}
+
 /// Everything the access decision needs about one patient.
 pub async fn access_facts(conn: &mut PgConnection, patient_id: Uuid) -> ApiResult<Facts> {
     let (managing_org_id,): (Uuid,) =

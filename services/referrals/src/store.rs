@@ -547,11 +547,8 @@ pub async fn enabled_rules_for(
     .await?)
 }
 
-pub async fn lock_rule(
-    conn: &mut PgConnection,
-    id: Uuid,
-    expected_version: i64,
-) -> ApiResult<RuleRow> {
+/// Locks a rule (its version is checked by the caller, after access).
+pub async fn lock_rule(conn: &mut PgConnection, id: Uuid) -> ApiResult<RuleRow> {
     let row: RuleRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {RULE_COLUMNS} FROM pathway_rules WHERE id = $1 FOR UPDATE"
     )))
@@ -559,7 +556,6 @@ pub async fn lock_rule(
     .fetch_optional(&mut *conn)
     .await?
     .ok_or(ApiError::NotFound("pathway rule"))?;
-    ApiError::ensure_version(row.version, expected_version)?;
     Ok(row)
 }
 

@@ -147,21 +147,21 @@ pub const CATALOGUE: &[Entry] = &[
         payload: "transition_started",
         event_type: "plans.transition.started",
         producer: "plans",
-        consumers: "referrals (pathway triggers), metrics",
+        consumers: "referrals (pathway triggers), notifications (the care manager's inbox), metrics",
         meaning: "a care transition began",
     },
     Entry {
         payload: "transition_checklist_updated",
         event_type: "plans.transition.checklist_updated",
         producer: "plans",
-        consumers: "metrics",
+        consumers: "notifications (a done follow-up call stops its ladder), metrics",
         meaning: "a checklist item was done, waived or reopened",
     },
     Entry {
         payload: "transition_completed",
         event_type: "plans.transition.completed",
         producer: "plans",
-        consumers: "metrics",
+        consumers: "notifications (stops the transition's items), metrics",
         meaning: "every required checklist item was done or waived",
     },
     Entry {
@@ -203,7 +203,7 @@ pub const CATALOGUE: &[Entry] = &[
         payload: "result_routed",
         event_type: "referrals.result.routed",
         producer: "referrals",
-        consumers: "notifications",
+        consumers: "notifications (the responsible role's inbox), metrics",
         meaning: "a result was routed to the responsible role and its backup",
     },
     Entry {
@@ -280,7 +280,7 @@ pub const CATALOGUE: &[Entry] = &[
         payload: "prior_auth_expiring",
         event_type: "priorauth.request.expiring",
         producer: "prior-auth",
-        consumers: "notifications",
+        consumers: "notifications (the owner role's inbox)",
         meaning: "an approval's validity ends within the configured days (once)",
     },
     Entry {

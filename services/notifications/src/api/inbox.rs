@@ -177,6 +177,7 @@ impl NotificationsApi {
         item.closed_at = Some(now);
         item.version += 1;
         store::save_item(w.conn(), &item).await?;
+        w.belongs_to(Some(item.org_id));
         w.emit(
             item.patient_id,
             item.id,

@@ -103,9 +103,13 @@ impl SmtpSender {
         message.push_str(".\r\n");
         s.get_mut().write_all(message.as_bytes()).await?;
         s.get_mut().flush().await?;
-        expect(s, 250).await?;
+        let (code, accepted) = read_reply(s).await?;
+        if code != 250 {
+            anyhow::bail!("SMTP server answered {code} to the message");
+        }
         let _ = command_reply(s, "QUIT").await;
-        Ok(id)
+        // The receipt: the server's acceptance (usually its queue id), then our Message-ID.
+        Ok(format!("{} {id}", accepted.trim()).trim().to_owned())
     }
 }
 

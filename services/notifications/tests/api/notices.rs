@@ -249,9 +249,45 @@ async fn on_duty_members_get_an_email_and_a_text_that_carry_no_patient_data() {
             .unwrap();
     assert_eq!(receipts[0].0, "email");
     assert_eq!(receipts[0].1, "sent");
-    assert!(receipts[0].2.starts_with('<'), "the Message-ID");
+    assert!(
+        receipts[0].2.starts_with("queued <"),
+        "the server's acceptance and the Message-ID: {}",
+        receipts[0].2
+    );
     assert_eq!(
         receipts[1],
         ("sms".to_string(), "sent".to_string(), "sms-42".to_string())
     );
+
+    // An item taken before its notices go out: they are cancelled, not sent.
+    let second = Event {
+        id: Uuid::now_v7().to_string(),
+        aggregate_id: Uuid::now_v7().to_string(),
+        ..event.clone()
+    };
+    let mut tx = app.db.begin().await.unwrap();
+    router.handle(&mut tx, &second).await.unwrap();
+    tx.commit().await.unwrap();
+    let (id, version): (Uuid, i64) =
+        sqlx::query_as("SELECT id, version FROM items WHERE source_event_id = $1::uuid")
+            .bind(&second.id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    app.staff("discharge_planner")
+        .acknowledge_item(AcknowledgeItemRequest {
+            idempotency_key: key(),
+            item_id: id.to_string(),
+            expected_version: version,
+            note: "booked already".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(dispatcher.dispatch_due(later, 10).await.unwrap(), 0);
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbound_messages WHERE status = 'cancelled'")
+            .await,
+        2
+    );
+    assert_eq!(mailbox.lock().unwrap().len(), 1, "nothing more was sent");
 }

@@ -88,7 +88,7 @@ async fn an_organizations_rule_routes_only_its_own_events_and_others_do_not_see_
         "only our organization's event, to the role the event names"
     );
 
-    let defaults = 10;
+    let defaults = 11;
     let mine = app
         .admin()
         .list_routing_rules(ListRoutingRulesRequest {})

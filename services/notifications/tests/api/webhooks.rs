@@ -42,6 +42,10 @@ async fn serve(endpoint: Endpoint) -> String {
 }
 
 fn dispatcher(app: &TestApp) -> Dispatcher {
+    dispatcher_with(app, 5)
+}
+
+fn dispatcher_with(app: &TestApp, max_attempts: i32) -> Dispatcher {
     Dispatcher {
         pool: app.db.clone(),
         client: careloop_runtime::http::HttpClient::with_ca_file(
@@ -51,7 +55,7 @@ fn dispatcher(app: &TestApp) -> Dispatcher {
         )
         .unwrap(),
         policy: Policy {
-            max_attempts: 5,
+            max_attempts,
             disable_after: 3,
             first_backoff: std::time::Duration::from_secs(5),
             max_backoff: std::time::Duration::from_secs(60),
@@ -263,7 +267,8 @@ async fn an_endpoint_that_keeps_failing_is_disabled_until_re_enabled() {
     for _ in 0..3 {
         transport_booked(&app).await;
     }
-    let dispatch = dispatcher(&app);
+    // One try per delivery: each failure is a failed delivery.
+    let dispatch = dispatcher_with(&app, 1);
     assert_eq!(dispatch.dispatch_due(Utc::now(), 10).await.unwrap(), 3);
     let mut admin = app.admin();
     let listed = admin
@@ -274,7 +279,10 @@ async fn an_endpoint_that_keeps_failing_is_disabled_until_re_enabled() {
         .endpoints;
     assert_eq!(listed.len(), 1);
     let disabled = &listed[0];
-    assert!(!disabled.enabled, "three failures in a row disable it");
+    assert!(
+        !disabled.enabled,
+        "three failed deliveries in a row disable it"
+    );
     assert_eq!(disabled.consecutive_failures, 3);
     assert!(disabled.disabled_at.is_some());
 
@@ -287,7 +295,8 @@ async fn an_endpoint_that_keeps_failing_is_disabled_until_re_enabled() {
         3
     );
 
-    // Re-enabled by its administrator, the waiting deliveries go out (the server now answers 200).
+    // Re-enabled by its administrator; a resend of the failed deliveries goes out (the server now
+    // answers 200).
     let enabled = admin
         .set_webhook_endpoint_enabled(SetWebhookEndpointEnabledRequest {
             idempotency_key: key(),
@@ -301,6 +310,26 @@ async fn an_endpoint_that_keeps_failing_is_disabled_until_re_enabled() {
         .endpoint
         .unwrap();
     assert_eq!((enabled.enabled, enabled.consecutive_failures), (true, 0));
+    let failed = admin
+        .list_webhook_deliveries(ListWebhookDeliveriesRequest {
+            endpoint_id: created.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .deliveries;
+    assert_eq!(failed.len(), 3);
+    for d in &failed {
+        assert_eq!(d.status, DeliveryStatus::Failed as i32);
+        admin
+            .resend_webhook_delivery(ResendWebhookDeliveryRequest {
+                idempotency_key: key(),
+                delivery_id: d.id.clone(),
+            })
+            .await
+            .unwrap();
+    }
     assert_eq!(dispatch.dispatch_due(later, 10).await.unwrap(), 3);
     assert_eq!(
         app.count("SELECT count(*) FROM webhook_deliveries WHERE status = 'delivered'")

@@ -21,6 +21,15 @@ use uuid::Uuid;
 
 pub const SOURCE: &str = "plans";
 
+/// Plans' events belong to the organization that manages the patient, whoever made the change
+/// (a partner moving a task, a specialist acknowledging a handoff): escalation and measures reach
+/// the patient's owner.
+async fn managed_by_owner(w: &mut Write, patient_id: Uuid) -> ApiResult<()> {
+    let org = store::managing_org(w.conn(), patient_id).await?;
+    w.belongs_to(Some(org));
+    Ok(())
+}
+
 #[derive(Clone)]
 pub struct PlansApi {
     pool: PgPool,

@@ -155,6 +155,7 @@ impl PlansApi {
             purpose: purpose as i32,
             scope: scope as i32,
         });
+        super::managed_by_owner(&mut w, patient_id).await?;
         w.emit(patient_id, row.id, 1, payload).await?;
         let id = row.id;
         w.finish(
@@ -202,6 +203,7 @@ impl PlansApi {
             consent_id: id.to_string(),
         });
         let patient_id = row.patient_id;
+        super::managed_by_owner(&mut w, patient_id).await?;
         w.emit(patient_id, id, row.version, payload).await?;
         w.finish(
             patient_id,

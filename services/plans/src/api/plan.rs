@@ -97,6 +97,7 @@ impl PlansApi {
             plan_id: plan.id.to_string(),
             lead_member_id: lead.id.to_string(),
         });
+        super::managed_by_owner(&mut w, patient_id).await?;
         w.emit(patient_id, plan.id, 1, payload).await?;
         let plan_id = plan.id;
         let response = CreateCarePlanResponse {
@@ -146,6 +147,7 @@ impl PlansApi {
             medication_count: content.medications.len() as i32,
             red_flag_count: content.red_flags.len() as i32,
         });
+        super::managed_by_owner(&mut w, patient_id).await?;
         w.emit(patient_id, plan.id, plan.version, payload).await?;
         let plan_id = plan.id;
         let response = UpdateCarePlanResponse {
@@ -192,6 +194,7 @@ impl PlansApi {
             reconciled_by_role: role as i32,
             medication_count: count,
         });
+        super::managed_by_owner(&mut w, patient_id).await?;
         w.emit(patient_id, plan.id, plan.version, payload).await?;
         let plan_id = plan.id;
         let response = ReconcileMedicationsResponse {
@@ -228,6 +231,7 @@ impl PlansApi {
         plan.updated_by = who.subject.clone();
         store::save_plan(w.conn(), &plan).await?;
         let payload = team_event(&plan, &member, CareTeamChange::Added);
+        super::managed_by_owner(&mut w, patient_id).await?;
         w.emit(patient_id, plan.id, plan.version, payload).await?;
         let plan_id = plan.id;
         let response = AddCareTeamMemberResponse {
@@ -284,6 +288,7 @@ impl PlansApi {
         plan.updated_by = who.subject.clone();
         store::save_plan(w.conn(), &plan).await?;
         let payload = team_event(&plan, &member, CareTeamChange::Updated);
+        super::managed_by_owner(&mut w, patient_id).await?;
         w.emit(patient_id, plan.id, plan.version, payload).await?;
         let plan_id = plan.id;
         let response = UpdateCareTeamMemberResponse {
@@ -321,6 +326,7 @@ impl PlansApi {
         plan.updated_by = who.subject.clone();
         store::save_plan(w.conn(), &plan).await?;
         let payload = team_event(&plan, &member, CareTeamChange::Removed);
+        super::managed_by_owner(&mut w, patient_id).await?;
         w.emit(patient_id, plan.id, plan.version, payload).await?;
         let plan_id = plan.id;
         let response = RemoveCareTeamMemberResponse {

@@ -117,6 +117,7 @@ impl PlansApi {
             priority: row.priority,
             linked_loop: req.linked_loop.clone(),
         });
+        super::managed_by_owner(&mut w, patient_id).await?;
         w.emit(patient_id, row.id, 1, payload).await?;
         let id = row.id;
         w.finish(
@@ -203,6 +204,7 @@ impl PlansApi {
             due_at: Some(careloop_runtime::time::to_timestamp(row.due_at)),
         });
         let patient_id = row.patient_id;
+        super::managed_by_owner(&mut w, patient_id).await?;
         w.emit(patient_id, id, row.version, payload).await?;
         w.finish(
             patient_id,
@@ -258,6 +260,7 @@ impl PlansApi {
             due_at: Some(careloop_runtime::time::to_timestamp(row.due_at)),
         });
         let patient_id = row.patient_id;
+        super::managed_by_owner(&mut w, patient_id).await?;
         w.emit(patient_id, id, row.version, payload).await?;
         w.finish(
             patient_id,
@@ -386,6 +389,7 @@ impl PlansApi {
             red_flag_count: row.red_flags.len() as i32,
             acknowledge_by: Some(careloop_runtime::time::to_timestamp(row.acknowledge_by)),
         });
+        super::managed_by_owner(&mut w, patient_id).await?;
         w.emit(patient_id, row.id, 1, payload).await?;
         let id = row.id;
         w.finish(
@@ -435,6 +439,7 @@ impl PlansApi {
             to_role: row.to_role,
         });
         let patient_id = row.patient_id;
+        super::managed_by_owner(&mut w, patient_id).await?;
         w.emit(patient_id, id, row.version, payload).await?;
         w.finish(
             patient_id,

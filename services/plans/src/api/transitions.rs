@@ -82,6 +82,7 @@ impl PlansApi {
             to_setting: row.to_setting,
             risk_level: row.risk_level,
         });
+        super::managed_by_owner(&mut w, patient_id).await?;
         w.emit(patient_id, row.id, 1, payload).await?;
         let id = row.id;
         w.finish(
@@ -165,6 +166,7 @@ impl PlansApi {
             state: convert::item_state(state) as i32,
         });
         let patient_id = row.patient_id;
+        super::managed_by_owner(&mut w, patient_id).await?;
         w.emit(patient_id, id, row.version, payload).await?;
         w.finish(
             patient_id,
@@ -206,6 +208,7 @@ impl PlansApi {
             transition_id: id.to_string(),
         });
         let patient_id = row.patient_id;
+        super::managed_by_owner(&mut w, patient_id).await?;
         w.emit(patient_id, id, row.version, payload).await?;
         w.finish(
             patient_id,

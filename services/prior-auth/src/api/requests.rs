@@ -120,6 +120,8 @@ impl PriorAuthApi {
         row.version += i64::try_from(events.len().max(1)).unwrap_or(1);
         row.updated_at = at;
         store::save(w.conn(), &row).await?;
+        // The request's events belong to the requesting organization, also when the payer moves it.
+        w.belongs_to(row.org_id);
         for (version, payload) in (before + 1..).zip(events) {
             w.emit(row.patient_id, row.id, version, payload).await?;
         }

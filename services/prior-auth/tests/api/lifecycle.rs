@@ -434,4 +434,19 @@ async fn only_the_payer_or_the_managing_coordinator_records_a_decision() {
         .await
         .expect("the request's payer pends it");
     assert_eq!(r.status, AuthStatus::Pended as i32);
+    // The pend's events belong to the requesting organization (its coordinator is told), not to
+    // the payer who moved the request.
+    let orgs: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT payload FROM outbox WHERE aggregate_id = $1::uuid AND aggregate_version = $2",
+    )
+    .bind(&r.id)
+    .bind(r.version)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(orgs.len(), 1);
+    let event =
+        <careloop_proto::events::v1::Event as prost::Message>::decode(orgs[0].as_slice()).unwrap();
+    assert_eq!(event.r#type, "priorauth.request.status_changed");
+    assert_eq!(event.org_id, app.org_id.to_string());
 }

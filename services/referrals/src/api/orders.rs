@@ -163,6 +163,7 @@ impl ReferralsApi {
             at,
         );
         store::insert_order(w.conn(), &row).await?;
+        w.belongs_to(row.org_id);
         w.emit(patient_id, row.id, 1, loops::order_placed(&row, kind))
             .await?;
         let id = row.id;
@@ -258,6 +259,7 @@ impl ReferralsApi {
             owner_role: row.owner_role,
             due_at: opt_timestamp(row.due_at),
         });
+        w.belongs_to(row.org_id);
         w.emit(patient_id, id, row.version, payload).await?;
         w.finish(
             patient_id,
@@ -343,7 +345,9 @@ impl ReferralsApi {
             order_id: order_id.to_string(),
             flag: req.flag,
         });
-        // Keyed by the result, not the order: two results of one order are two aggregates.
+        // Keyed by the result, not the order: two results of one order are two aggregates. They
+        // belong to the organization that placed the order, whoever reports the result.
+        w.belongs_to(row.org_id);
         w.emit(patient_id, row.id, 1, recorded).await?;
         let routed = Payload::ResultRouted(ResultRouted {
             result_id: row.id.to_string(),
@@ -403,6 +407,7 @@ impl ReferralsApi {
             result_id: id.to_string(),
             by_role,
         });
+        w.belongs_to(row.org_id);
         w.emit(patient_id, id, row.version, payload).await?;
         w.finish(
             patient_id,

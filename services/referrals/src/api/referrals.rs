@@ -170,6 +170,7 @@ impl ReferralsApi {
             at,
         )
         .await?;
+        w.belongs_to(Some(row.from_org_id));
         w.emit(patient_id, row.id, 1, loops::referral_placed(&row))
             .await?;
         let timeline = store::timeline(w.conn(), row.id).await?;
@@ -262,6 +263,7 @@ impl ReferralsApi {
             stage_due_at: opt_timestamp(row.stage_due_at),
             reschedule_count: row.reschedule_count,
         });
+        w.belongs_to(Some(row.from_org_id));
         w.emit(patient_id, id, row.version, payload).await?;
         let timeline = store::timeline(w.conn(), id).await?;
         w.finish(

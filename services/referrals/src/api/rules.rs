@@ -140,10 +140,16 @@ impl ReferralsApi {
         let id = v::uuid("rule_id", &req.rule_id)?;
         let version = v::expected_version(req.expected_version)?;
         may_manage(who)?;
-        let mut w =
-            careloop_runtime::begin_write!(self.pool, SOURCE, "SetPathwayRuleEnabled", who, req);
-        let mut row = store::lock_rule(w.conn(), id, version).await?;
-        may_change(who, &row)?;
+        let (mut w, mut row) = careloop_runtime::begin_write!(
+            self.pool, SOURCE, "SetPathwayRuleEnabled", who, req, w => {
+                // Who may see the rule first: another organization's caller learns nothing of it,
+                // not even its version.
+                let row = store::lock_rule(w.conn(), id).await?;
+                may_change(who, &row)?;
+                row
+            }
+        );
+        ApiError::ensure_version(row.version, version)?;
         row.enabled = req.enabled;
         row.version += 1;
         store::save_rule_enabled(w.conn(), id, row.enabled, row.version).await?;

@@ -318,6 +318,21 @@ async fn the_receiving_organization_runs_the_loop_and_the_sender_may_only_cancel
     )
     .await
     .expect("the receiver schedules");
+    // The receiver's moves are the sender's loop: their events carry the sending organization, so
+    // its escalation and measures see them.
+    let orgs: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT payload FROM outbox WHERE event_type = 'referrals.referral.status_changed'",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(orgs.len(), 2);
+    for payload in orgs {
+        let event =
+            <careloop_proto::events::v1::Event as prost::Message>::decode(payload.as_slice())
+                .unwrap();
+        assert_eq!(event.org_id, app.org_id.to_string());
+    }
     let seen = step(
         &mut sender,
         &r,
