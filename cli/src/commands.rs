@@ -134,6 +134,21 @@ pub enum Command {
     /// Routing rules that send loops to inboxes (notifications service).
     #[command(subcommand)]
     Routing(crate::notifications::RoutingCmd),
+    /// Who holds a role when (rosters and quiet hours).
+    #[command(subcommand)]
+    Roster(crate::notifications::RosterCmd),
+    /// Partner webhook endpoints, their delivery log and resends.
+    #[command(subcommand)]
+    Webhook(crate::notifications::WebhookCmd),
+    /// The end-of-shift digest of a role's inbox.
+    Digest {
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value_t = 12)]
+        hours: i64,
+        #[arg(long, default_value = "")]
+        org: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -505,6 +520,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Routing(cmd) => {
             crate::notifications::routing(&mut notifications(&cli).await?, cmd).await?
+        }
+        Command::Roster(cmd) => {
+            crate::notifications::roster(&mut notifications(&cli).await?, cmd).await?
+        }
+        Command::Webhook(cmd) => {
+            crate::notifications::webhook(&mut notifications(&cli).await?, cmd).await?
+        }
+        Command::Digest { role, hours, org } => {
+            crate::notifications::digest(&mut notifications(&cli).await?, role, *hours, org).await?
         }
     }
     Ok(())
