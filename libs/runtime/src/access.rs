@@ -122,6 +122,24 @@ impl PlansAccess {
         })
     }
 
+    /// The patient's family caregivers a notice may reach now (active consent, a contact), as
+    /// this service.
+    pub async fn consented_caregivers(
+        &self,
+        patient_id: uuid::Uuid,
+    ) -> ApiResult<Vec<careloop_proto::plans::v1::ConsentedCaregiver>> {
+        Ok(self
+            .client
+            .clone()
+            .list_consented_caregivers(careloop_proto::plans::v1::ListConsentedCaregiversRequest {
+                patient_id: patient_id.to_string(),
+            })
+            .await
+            .map_err(|status| plans_error("plans consented caregivers", status))?
+            .into_inner()
+            .caregivers)
+    }
+
     /// Plans' decision on `who` for a patient: rights and basis (ManagingOrganization, ...).
     pub async fn decision(
         &self,

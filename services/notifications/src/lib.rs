@@ -45,6 +45,7 @@ fn https_or_loopback(url: &str) -> bool {
 pub fn messages_dispatcher(
     pool: PgPool,
     own: &NotificationSettings,
+    plans: Option<careloop_runtime::access::PlansAccess>,
 ) -> anyhow::Result<messages::MessageDispatcher> {
     if own.email.enabled && !own.email.username.is_empty() && !own.email.starttls {
         anyhow::bail!(
@@ -84,6 +85,7 @@ pub fn messages_dispatcher(
     };
     Ok(messages::MessageDispatcher {
         pool,
+        plans,
         email,
         sms,
         max_attempts: own.message_max_attempts,
@@ -128,7 +130,7 @@ impl Application {
             Arc::clone(&host.auth),
             SERVICE_NAME,
         )?;
-        host.serve_audit(Arc::new(access));
+        host.serve_audit(Arc::new(access.clone()));
         host.server
             .mark_serving(&[
                 "careloop.notifications.v1.NotificationsService",
@@ -167,7 +169,11 @@ impl Application {
             },
             allow_http: own.webhooks.allow_http,
         });
-        let messages = Arc::new(messages_dispatcher(host.pool.clone(), &own)?);
+        let messages = Arc::new(messages_dispatcher(
+            host.pool.clone(),
+            &own,
+            Some(access.clone()),
+        )?);
         host.start_publishing(&settings).await?;
         if let Some(consumer) = router {
             let task = consumer.spawn(host.background.signal());

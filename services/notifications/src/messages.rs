@@ -43,6 +43,23 @@ pub async fn enqueue(
     how: &str,
     now: DateTime<Utc>,
 ) -> sqlx::Result<u64> {
+    if item.role == careloop_proto::common::v1::CareRole::FamilyCaregiver as i32 {
+        // Whom to tell is plans' answer at sending time (consent can change): a placeholder now.
+        return sqlx::query(
+            "INSERT INTO outbound_messages (id, item_id, item_version, channel, member, address, subject, body,
+                                            status, next_attempt_at, created_at, patient_id)
+             VALUES ($1, $2, $3, 'caregivers', '', '', '', '', 'pending', $4, $4, $5)
+             ON CONFLICT (item_id, item_version, channel, address) DO NOTHING",
+        )
+        .bind(Uuid::now_v7())
+        .bind(item.id)
+        .bind(item.version)
+        .bind(now)
+        .bind(item.patient_id)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected());
+    }
     let email = item.channels.iter().any(|c| c == "email");
     let sms = item.channels.iter().any(|c| c == "sms");
     if !email && !sms {
@@ -92,15 +109,38 @@ pub async fn enqueue(
 #[derive(sqlx::FromRow)]
 struct Due {
     id: Uuid,
+    item_id: Uuid,
+    item_version: i64,
     channel: String,
     address: String,
     subject: String,
     body: String,
     attempt_count: i32,
+    caregiver_member_id: Option<Uuid>,
+    patient_id: Option<Uuid>,
+    org_id: Uuid,
+}
+
+/// Who caregiver notices are audited as.
+pub const ACTOR: &str = "notifications-messages";
+
+/// The notice a family caregiver gets: that there is news and where to ask, nothing more (not
+/// even the rule's name, which can be clinical).
+fn caregiver_texts(item_id: Uuid) -> (String, String, String) {
+    (
+        "CareLoop: an update about your family member's care".to_owned(),
+        format!(
+            "The care team has an update for you. Please contact them, or open your CareLoop app.\n\
+             Reference {item_id}."
+        ),
+        format!("CareLoop: the care team has an update for you. Ref {item_id}"),
+    )
 }
 
 pub struct MessageDispatcher {
     pub pool: PgPool,
+    /// Plans, which says which caregivers may be told (none configured: caregiver notices fail).
+    pub plans: Option<careloop_runtime::access::PlansAccess>,
     pub email: Option<Arc<dyn Sender>>,
     pub sms: Option<Arc<dyn Sender>>,
     pub max_attempts: i32,
@@ -132,7 +172,9 @@ impl MessageDispatcher {
             "UPDATE outbound_messages m SET next_attempt_at = $2, attempt_count = m.attempt_count + 1
               WHERE m.id IN (SELECT id FROM outbound_messages WHERE status = 'pending' AND next_attempt_at <= $1
                               ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-              RETURNING m.id, m.channel, m.address, m.subject, m.body, m.attempt_count",
+              RETURNING m.id, m.item_id, m.item_version, m.channel, m.address, m.subject, m.body, m.attempt_count,
+                        m.caregiver_member_id, m.patient_id,
+                        (SELECT i.org_id FROM items i WHERE i.id = m.item_id) AS org_id",
         )
         .bind(now)
         .bind(now + chrono::Duration::seconds(120))
@@ -141,6 +183,25 @@ impl MessageDispatcher {
         .await?;
         let tried = due.len();
         let sends = due.into_iter().map(|m| async move {
+            if m.channel == "caregivers" {
+                if let Err(error) = self.expand(&m).await {
+                    let _ = self.record(&m, Err(format!("{error:#}")), true).await;
+                }
+                return;
+            }
+            if m.caregiver_member_id.is_some() {
+                match self.still_consented(&m).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        let _ = self.cancel(&m, "the caregiver's consent is no longer active").await;
+                        return;
+                    }
+                    Err(error) => {
+                        let _ = self.record(&m, Err(format!("{error:#}")), true).await;
+                        return;
+                    }
+                }
+            }
             let sender = match m.channel.as_str() {
                 "email" => self.email.as_ref(),
                 _ => self.sms.as_ref(),
@@ -167,6 +228,97 @@ impl MessageDispatcher {
         Ok(tried)
     }
 
+    fn plans(&self) -> anyhow::Result<&careloop_runtime::access::PlansAccess> {
+        self.plans.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("plans is not configured: caregivers cannot be asked for")
+        })
+    }
+
+    /// Turns a caregivers placeholder into one notice per caregiver plans allows now, by their
+    /// preferred contact (email or text; a phone call or the portal is not a channel here).
+    async fn expand(&self, m: &Due) -> anyhow::Result<()> {
+        let patient = m
+            .patient_id
+            .ok_or_else(|| anyhow::anyhow!("placeholder without patient"))?;
+        let caregivers = self.plans()?.consented_caregivers(patient).await?;
+        let (subject, body, text) = caregiver_texts(m.item_id);
+        let now = Utc::now();
+        let mut tx = self.pool.begin().await?;
+        let mut queued = 0;
+        for c in caregivers {
+            let Some(contact) = c.preferred_contact else {
+                continue;
+            };
+            let (channel, content) =
+                match careloop_proto::plans::v1::ContactChannel::try_from(contact.channel) {
+                    Ok(careloop_proto::plans::v1::ContactChannel::Email) => {
+                        ("email", body.as_str())
+                    }
+                    Ok(careloop_proto::plans::v1::ContactChannel::Sms) => ("sms", text.as_str()),
+                    _ => continue,
+                };
+            let Ok(member) = Uuid::parse_str(&c.member_id) else {
+                continue;
+            };
+            queued += sqlx::query(
+                "INSERT INTO outbound_messages (id, item_id, item_version, channel, member, address, subject, body,
+                                                status, next_attempt_at, created_at, caregiver_member_id, patient_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $9, $10, $11)
+                 ON CONFLICT (item_id, item_version, channel, address) DO NOTHING",
+            )
+            .bind(Uuid::now_v7())
+            .bind(m.item_id)
+            .bind(m.item_version)
+            .bind(channel)
+            .bind(member.to_string())
+            .bind(&contact.address)
+            .bind(&subject)
+            .bind(content)
+            .bind(now)
+            .bind(member)
+            .bind(patient)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        sqlx::query(
+            "UPDATE outbound_messages SET status = 'sent', sent_at = $2, receipt = $3, next_attempt_at = NULL
+              WHERE id = $1",
+        )
+        .bind(m.id)
+        .bind(now)
+        .bind(format!("{queued} caregiver notices"))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether the caregiver may still be told, asked right before sending.
+    async fn still_consented(&self, m: &Due) -> anyhow::Result<bool> {
+        let (Some(patient), Some(member)) = (m.patient_id, m.caregiver_member_id) else {
+            return Ok(false);
+        };
+        let member = member.to_string();
+        Ok(self
+            .plans()?
+            .consented_caregivers(patient)
+            .await?
+            .iter()
+            .any(|c| c.member_id == member))
+    }
+
+    async fn cancel(&self, m: &Due, why: &str) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE outbound_messages SET status = 'cancelled', next_attempt_at = NULL, last_error = $2 WHERE id = $1",
+        )
+        .bind(m.id)
+        .bind(why)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn record(
         &self,
         m: &Due,
@@ -176,6 +328,7 @@ impl MessageDispatcher {
         let now = Utc::now();
         match outcome {
             Ok(receipt) => {
+                let mut tx = self.pool.begin().await?;
                 sqlx::query(
                     "UPDATE outbound_messages SET status = 'sent', sent_at = $2, receipt = $3, last_error = '',
                             next_attempt_at = NULL WHERE id = $1",
@@ -183,8 +336,15 @@ impl MessageDispatcher {
                 .bind(m.id)
                 .bind(now)
                 .bind(receipt)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                if let (Some(patient), Some(_)) = (m.patient_id, m.caregiver_member_id) {
+                    // Every send to a family caregiver is on the patient's audit trail.
+                    careloop_runtime::write::Acting::new(&mut tx, crate::api::SOURCE, ACTOR)
+                        .audit("SendCaregiverNotice", m.org_id, patient, m.id)
+                        .await?;
+                }
+                tx.commit().await?;
             }
             Err(error) => {
                 let last = !configured || m.attempt_count >= self.max_attempts;

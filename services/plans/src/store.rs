@@ -71,6 +71,32 @@ pub async fn patient_by_mrn(
         .ok_or(ApiError::NotFound("patient"))
 }
 
+/// Family caregivers on the patient's active team with an active consent now (family involvement
+/// or treatment) and a contact address: (member, channel, address, consent).
+pub async fn consented_caregivers(
+    conn: &mut PgConnection,
+    patient_id: Uuid,
+    now: chrono::DateTime<chrono::Utc>,
+) -> ApiResult<Vec<(Uuid, i32, String, Uuid)>> {
+    Ok(sqlx::query_as(
+        "SELECT DISTINCT ON (m.id) m.id, m.contact_channel, m.contact_address, c.id
+           FROM care_team_members m
+           JOIN consents c ON c.grantee_member_id = m.id
+          WHERE m.patient_id = $1 AND m.removed_at IS NULL AND m.role = $2
+            AND m.contact_address <> ''
+            AND c.status = 'active' AND c.purpose IN ($3, $4)
+            AND c.period_start <= $5 AND (c.period_end IS NULL OR c.period_end > $5)
+          ORDER BY m.id, c.granted_at",
+    )
+    .bind(patient_id)
+    .bind(careloop_proto::common::v1::CareRole::FamilyCaregiver as i32)
+    .bind(careloop_proto::plans::v1::ConsentPurpose::FamilyInvolvement as i32)
+    .bind(careloop_proto::plans::v1::ConsentPurpose::Treatment as i32)
+    .bind(now)
+    .fetch_all(conn)
+    .await?)
+}
+
 /// The organization that manages the patient.
 pub async fn managing_org(conn: &mut PgConnection, patient_id: Uuid) -> ApiResult<Uuid> {
     sqlx::query_scalar("SELECT managing_org_id FROM patients WHERE id = $1")

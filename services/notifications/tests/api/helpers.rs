@@ -154,6 +154,38 @@ impl TestApp {
         self.plans.patient(self.org_id).await
     }
 
+    /// Plans, as staff of the managing organization.
+    pub fn plans_client(
+        &self,
+    ) -> careloop_proto::plans::v1::plans_service_client::PlansServiceClient<
+        InterceptedService<Channel, Bearer>,
+    > {
+        careloop_proto::plans::v1::plans_service_client::PlansServiceClient::with_interceptor(
+            self.plans.channel.clone(),
+            Bearer(services::token(
+                PrincipalKind::Staff,
+                self.org_id,
+                "nurse-1",
+            )),
+        )
+    }
+
+    /// Plans as this service reaches it (caregivers' contacts).
+    pub fn plans_access(&self) -> careloop_runtime::access::PlansAccess {
+        let auth = careloop_runtime::auth::Authenticator::new(
+            &careloop_testkit::dev_settings().auth,
+            "notifications",
+        )
+        .expect("auth");
+        careloop_runtime::access::PlansAccess::new(
+            &format!("http://{}", self.plans.addr),
+            &careloop_runtime::config::TlsSettings::ca_only(""),
+            std::sync::Arc::new(auth),
+            "notifications",
+        )
+        .expect("plans access")
+    }
+
     pub async fn count(&self, sql: &'static str) -> i64 {
         careloop_testkit::count(&self.db, sql).await
     }

@@ -212,7 +212,8 @@ async fn on_duty_members_get_an_email_and_a_text_that_carry_no_patient_data() {
     own.sms.enabled = true;
     own.sms.url = sms_url;
     own.sms.token = careloop_runtime::secret::Secret::new("provider-token");
-    let dispatcher = careloop_notifications::messages_dispatcher(app.db.clone(), &own).unwrap();
+    let dispatcher =
+        careloop_notifications::messages_dispatcher(app.db.clone(), &own, None).unwrap();
 
     // The SMTP server refuses the first try (451); the text goes through.
     assert_eq!(dispatcher.dispatch_due(noon, 10).await.unwrap(), 2);
@@ -290,4 +291,179 @@ async fn on_duty_members_get_an_email_and_a_text_that_carry_no_patient_data() {
         2
     );
     assert_eq!(mailbox.lock().unwrap().len(), 1, "nothing more was sent");
+}
+
+#[tokio::test]
+async fn a_caregiver_is_told_only_at_their_contact_while_consent_is_active_and_audited() {
+    use careloop_proto::events::v1::TransitionStarted;
+    use careloop_proto::plans::v1 as plans;
+    let app = spawn_app().await;
+    let patient = app.patient().await;
+    let mut p = app.plans_client();
+    let plan = p
+        .create_care_plan(plans::CreateCarePlanRequest {
+            idempotency_key: key(),
+            patient_id: patient.id.clone(),
+            content: Some(plans::CarePlanContent {
+                summary: "Home safely".into(),
+                ..Default::default()
+            }),
+            lead: Some(plans::NewCareTeamMember {
+                kind: plans::MemberKind::Person as i32,
+                display_name: "Dr. Lead".into(),
+                role: CareRole::Pcp as i32,
+                organization_id: app.org_id.to_string(),
+                subject: "dr-lead".into(),
+                is_lead: true,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .plan
+        .unwrap();
+    let caregiver = |name: &str, address: &str| plans::NewCareTeamMember {
+        kind: plans::MemberKind::Person as i32,
+        display_name: name.into(),
+        role: CareRole::FamilyCaregiver as i32,
+        preferred_contact: Some(plans::PreferredContact {
+            channel: plans::ContactChannel::Email as i32,
+            address: address.into(),
+        }),
+        ..Default::default()
+    };
+    let mut version = plan.version;
+    let mut members = Vec::new();
+    for (name, address) in [
+        ("Daughter", "daughter@family.example"),
+        ("Son", "son@family.example"),
+    ] {
+        let added = p
+            .add_care_team_member(plans::AddCareTeamMemberRequest {
+                idempotency_key: key(),
+                patient_id: patient.id.clone(),
+                expected_version: version,
+                member: Some(caregiver(name, address)),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        version = added.plan.unwrap().version;
+        members.push(added.member.unwrap());
+    }
+    // Only the daughter has the patient's consent.
+    let consent = p
+        .grant_consent(plans::GrantConsentRequest {
+            idempotency_key: key(),
+            patient_id: patient.id.clone(),
+            grantee_member_id: members[0].id.clone(),
+            purpose: plans::ConsentPurpose::FamilyInvolvement as i32,
+            scope: plans::ConsentScope::Read as i32,
+            period_start: in_hours(-1),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .consent
+        .unwrap();
+    app.admin()
+        .create_routing_rule(CreateRoutingRuleRequest {
+            idempotency_key: key(),
+            name: "Discharge: cardiology readmission risk".into(),
+            event_type: "plans.transition.started".into(),
+            conditions: Default::default(),
+            ladder: vec![Rung {
+                target: Some(RoleTarget {
+                    target: Some(role_target::Target::Role(CareRole::FamilyCaregiver as i32)),
+                }),
+                window_minutes: 60,
+            }],
+            priority: NotificationPriority::Routine as i32,
+            channels: vec![],
+        })
+        .await
+        .unwrap();
+    let started = || Event {
+        id: Uuid::now_v7().to_string(),
+        r#type: "plans.transition.started".into(),
+        source: "plans".into(),
+        patient_id: patient.id.clone(),
+        org_id: app.org_id.to_string(),
+        aggregate_id: Uuid::now_v7().to_string(),
+        aggregate_version: 1,
+        payload: Some(Payload::TransitionStarted(TransitionStarted {
+            transition_id: Uuid::now_v7().to_string(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let route = |event: Event| {
+        let db = app.db.clone();
+        async move {
+            let mut tx = db.begin().await.unwrap();
+            Router::default().handle(&mut tx, &event).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    route(started()).await;
+
+    let (smtp_port, mailbox) = smtp_server(0).await;
+    let mut own = NotificationSettings::defaults();
+    own.email.enabled = true;
+    own.email.host = "127.0.0.1".into();
+    own.email.port = smtp_port;
+    own.email.starttls = false;
+    let dispatcher =
+        careloop_notifications::messages_dispatcher(app.db.clone(), &own, Some(app.plans_access()))
+            .unwrap();
+    assert_eq!(
+        dispatcher.dispatch_due(Utc::now(), 10).await.unwrap(),
+        1,
+        "plans is asked whom"
+    );
+    assert_eq!(
+        dispatcher.dispatch_due(Utc::now(), 10).await.unwrap(),
+        1,
+        "one caregiver may be told"
+    );
+    let mails = mailbox.lock().unwrap().clone();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].0, "daughter@family.example");
+    assert!(
+        !mails[0].1.contains("cardiology") && !mails[0].1.contains(&patient.id),
+        "no clinical detail, not even the rule's name: {}",
+        mails[0].1
+    );
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM audit_log WHERE action = 'SendCaregiverNotice' \
+             AND subject = 'notifications-messages' AND patient_id IS NOT NULL"
+        )
+        .await,
+        1
+    );
+
+    // A notice queued, then the consent revoked before it goes: it is cancelled, not sent.
+    route(started()).await;
+    assert_eq!(dispatcher.dispatch_due(Utc::now(), 10).await.unwrap(), 1);
+    p.revoke_consent(plans::RevokeConsentRequest {
+        idempotency_key: key(),
+        consent_id: consent.id.clone(),
+        reason: "patient withdrew".into(),
+        expected_version: consent.version,
+    })
+    .await
+    .unwrap();
+    assert_eq!(dispatcher.dispatch_due(Utc::now(), 10).await.unwrap(), 1);
+    assert_eq!(mailbox.lock().unwrap().len(), 1, "nothing more was sent");
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM outbound_messages WHERE status = 'cancelled' \
+             AND last_error LIKE '%consent%'"
+        )
+        .await,
+        1
+    );
 }

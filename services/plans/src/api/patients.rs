@@ -241,6 +241,46 @@ impl PlansApi {
     /// for a user (on-behalf-of) gets the decision on that user; a service acting for itself may
     /// ask about the principal it names. Users may not ask for others. Each answer is audited with
     /// the user and the asking service.
+    /// For CareLoop services only: whom among the patient's family caregivers a notice may reach
+    /// now, and where. The read is audited (the caller, the patient).
+    pub(super) async fn list_consented_caregivers(
+        &self,
+        who: &Principal,
+        req: ListConsentedCaregiversRequest,
+    ) -> ApiResult<ListConsentedCaregiversResponse> {
+        let patient_id = v::uuid("patient_id", &req.patient_id)?;
+        if who.kind != PrincipalKind::Service || who.via.is_some() {
+            return Err(ApiError::PermissionDenied(
+                "caregivers' contacts are given to CareLoop services only",
+            ));
+        }
+        let mut conn = self.pool.acquire().await?;
+        let rows =
+            store::consented_caregivers(&mut conn, patient_id, careloop_runtime::time::now())
+                .await?;
+        careloop_runtime::audit::record(
+            &mut conn,
+            careloop_runtime::audit::AuditEntry {
+                principal: who,
+                action: "ListConsentedCaregivers",
+                patient_id: Some(patient_id),
+                target_id: None,
+                outcome: careloop_runtime::audit::Outcome::Ok,
+            },
+        )
+        .await?;
+        Ok(ListConsentedCaregiversResponse {
+            caregivers: rows
+                .into_iter()
+                .map(|(member, channel, address, consent)| ConsentedCaregiver {
+                    member_id: member.to_string(),
+                    preferred_contact: Some(PreferredContact { channel, address }),
+                    consent_id: consent.to_string(),
+                })
+                .collect(),
+        })
+    }
+
     pub(super) async fn check_access(
         &self,
         who: &Principal,

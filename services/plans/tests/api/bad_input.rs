@@ -412,6 +412,12 @@ async fn every_rpc_names_the_bad_field_and_writes_nothing() {
         }),
         "principal"
     );
+    refused!(
+        c.list_consented_caregivers(ListConsentedCaregiversRequest {
+            patient_id: "p".into()
+        }),
+        "patient_id"
+    );
 
     // tasks
     let good_task = CreateTaskRequest {

@@ -401,7 +401,7 @@ fn gate(rights: Rights, allowed: bool, ok: Code) -> Code {
     }
 }
 
-const RPCS: [&str; 28] = [
+const RPCS: [&str; 29] = [
     "CreatePatient",
     "GetPatient",
     "FindPatientByMrn",
@@ -416,6 +416,7 @@ const RPCS: [&str; 28] = [
     "RevokeConsent",
     "ListConsents",
     "CheckAccess",
+    "ListConsentedCaregivers",
     "CreateTask",
     "GetTask",
     "AssignTask",
@@ -483,6 +484,14 @@ fn expected(rpc: &str, r: Rights) -> Code {
         | "RevokeConsent" => gate(rights, r.change_team, Code::Ok),
         "CheckAccess" => {
             if r.asks_access {
+                Code::Ok
+            } else {
+                Code::PermissionDenied
+            }
+        }
+        // Caregivers' contacts go to CareLoop services acting for themselves (notifications).
+        "ListConsentedCaregivers" => {
+            if r.service {
                 Code::Ok
             } else {
                 Code::PermissionDenied
@@ -641,6 +650,10 @@ async fn call(app: &TestApp, c: &mut Matrix, carries_user: bool, rpc: &str, fx: 
                 patient_id: pid,
             })
             .await,
+        ),
+        "ListConsentedCaregivers" => code(
+            c.list_consented_caregivers(ListConsentedCaregiversRequest { patient_id: pid })
+                .await,
         ),
         "CreateTask" => code(
             c.create_task(CreateTaskRequest {
