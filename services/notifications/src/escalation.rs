@@ -15,9 +15,24 @@ use std::time::Duration;
 /// Who the escalations are audited as.
 pub const ACTOR: &str = "notifications-escalation";
 
-/// One sweep as of `now`: releases up to `batch` held items whose hold ended and escalates up to
-/// `batch` items; returns how many moved.
+/// One sweep as of `now`: releases up to `batch` held items whose hold ended, escalates up to
+/// `batch` items, and queues the fallback text for unread urgent ones; returns how many moved
+/// (released or escalated).
 pub async fn sweep(pool: &PgPool, now: DateTime<Utc>, batch: i64) -> anyhow::Result<usize> {
+    sweep_with(pool, now, batch, DEFAULT_FALLBACK_AFTER).await
+}
+
+/// How long an urgent or critical item may sit unread in an inbox before the fallback text.
+pub const DEFAULT_FALLBACK_AFTER: chrono::Duration = chrono::Duration::minutes(10);
+
+/// As `sweep`, also sending the fallback text for urgent and critical items nobody holding the
+/// role read within `fallback_after` of reaching the inbox.
+pub async fn sweep_with(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    batch: i64,
+    fallback_after: chrono::Duration,
+) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await?;
     // The feed's lock first, as every router transaction takes it before any item's: one order,
     // no deadlock.
@@ -36,6 +51,7 @@ pub async fn sweep(pool: &PgPool, now: DateTime<Utc>, batch: i64) -> anyhow::Res
     let released = held.len();
     for mut item in held {
         item.status = "open".into();
+        item.reached_at = Some(now);
         item.version += 1;
         store::save_item(&mut tx, &item).await?;
         crate::router::reach_inbox(&mut tx, &item, ACTOR, now).await?;
@@ -61,6 +77,11 @@ pub async fn sweep(pool: &PgPool, now: DateTime<Utc>, batch: i64) -> anyhow::Res
         let from_role = item.role;
         item.rung += 1;
         item.role = rung.role;
+        // A new inbox: not read there yet, and its own fallback if nobody there reads it.
+        item.reached_at = Some(now);
+        item.read_at = None;
+        item.read_by = None;
+        item.fallback_sent = false;
         item.escalates_at = (next + 1 < item.ladder.0.len())
             .then(|| now + chrono::Duration::minutes(i64::from(rung.window_minutes)));
         item.version += 1;
@@ -87,14 +108,38 @@ pub async fn sweep(pool: &PgPool, now: DateTime<Utc>, batch: i64) -> anyhow::Res
         crate::messages::enqueue(&mut tx, &item, "Escalated", now).await?;
         escalated += 1;
     }
+    // Urgent items nobody read: a text to the role's on-duty members, once per inbox.
+    let unread: Vec<ItemRow> = sqlx::query_as(
+        "SELECT * FROM items WHERE status = 'open' AND read_at IS NULL AND NOT fallback_sent
+            AND priority IN ('urgent', 'critical') AND reached_at <= $1
+          ORDER BY reached_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(now - fallback_after)
+    .bind(batch)
+    .fetch_all(&mut *tx)
+    .await?;
+    let fallbacks = unread.len();
+    for mut item in unread {
+        item.fallback_sent = true;
+        store::save_item(&mut tx, &item).await?;
+        crate::messages::enqueue_fallback(&mut tx, &item, now).await?;
+    }
     tx.commit().await?;
+    if fallbacks > 0 {
+        tracing::info!(fallbacks, "fallback texts queued for unread urgent items");
+    }
     Ok(released + escalated)
 }
 
 /// Sweeps every `interval` until the service stops.
-pub fn schedule(background: &mut Background, pool: PgPool, interval: Duration) {
+pub fn schedule(
+    background: &mut Background,
+    pool: PgPool,
+    interval: Duration,
+    fallback_after: chrono::Duration,
+) {
     background.sweep_every(interval, "escalations", move || {
         let pool = pool.clone();
-        async move { sweep(&pool, Utc::now(), 500).await }
+        async move { sweep_with(&pool, Utc::now(), 500, fallback_after).await }
     });
 }

@@ -8,6 +8,7 @@ pub mod domain;
 pub mod escalation;
 pub mod feed;
 pub mod messages;
+pub mod receipts;
 pub mod router;
 pub mod settings;
 pub mod store;
@@ -193,6 +194,7 @@ impl Application {
             &mut host.background,
             host.pool.clone(),
             Duration::from_millis(own.sweep_interval_ms),
+            chrono::Duration::minutes(i64::from(own.fallback_after_minutes)),
         );
         Ok(Self { host })
     }

@@ -49,7 +49,7 @@ pub async fn enqueue(
             "INSERT INTO outbound_messages (id, item_id, item_version, channel, member, address, subject, body,
                                             status, next_attempt_at, created_at, patient_id)
              VALUES ($1, $2, $3, 'caregivers', '', '', '', '', 'pending', $4, $4, $5)
-             ON CONFLICT (item_id, item_version, channel, address) DO NOTHING",
+             ON CONFLICT (item_id, item_version, channel, address, kind) DO NOTHING",
         )
         .bind(Uuid::now_v7())
         .bind(item.id)
@@ -87,7 +87,7 @@ pub async fn enqueue(
                 "INSERT INTO outbound_messages (id, item_id, item_version, channel, member, address, subject, body,
                                                 status, next_attempt_at, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $9)
-                 ON CONFLICT (item_id, item_version, channel, address) DO NOTHING",
+                 ON CONFLICT (item_id, item_version, channel, address, kind) DO NOTHING",
             )
             .bind(Uuid::now_v7())
             .bind(item.id)
@@ -102,6 +102,57 @@ pub async fn enqueue(
             .await?
             .rows_affected();
         }
+    }
+    Ok(queued)
+}
+
+/// The fallback for an urgent item nobody read: a text to each on-duty member of its role with a
+/// phone (an email where none has one).
+pub async fn enqueue_fallback(
+    conn: &mut PgConnection,
+    item: &ItemRow,
+    now: DateTime<Utc>,
+) -> sqlx::Result<u64> {
+    let Some(roster) = store::roster(conn, item.org_id, item.role).await? else {
+        return Ok(0);
+    };
+    let zone: chrono_tz::Tz = roster.time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let (subject, body, text) = texts(item, "Unread: raised");
+    let on_duty: Vec<_> = roster
+        .members
+        .0
+        .iter()
+        .filter(|m| roster::on_duty(std::slice::from_ref(*m), zone, now))
+        .collect();
+    let any_phone = on_duty.iter().any(|m| !m.phone.is_empty());
+    let mut queued = 0;
+    for member in on_duty {
+        let (channel, address, content) = if any_phone {
+            ("sms", member.phone.as_str(), text.as_str())
+        } else {
+            ("email", member.email.as_str(), body.as_str())
+        };
+        if address.is_empty() {
+            continue;
+        }
+        queued += sqlx::query(
+            "INSERT INTO outbound_messages (id, item_id, item_version, channel, member, address, subject, body,
+                                            status, next_attempt_at, created_at, kind)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $9, 'fallback')
+             ON CONFLICT (item_id, item_version, channel, address, kind) DO NOTHING",
+        )
+        .bind(Uuid::now_v7())
+        .bind(item.id)
+        .bind(item.version)
+        .bind(channel)
+        .bind(&member.subject)
+        .bind(address)
+        .bind(&subject)
+        .bind(content)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
     }
     Ok(queued)
 }
@@ -264,7 +315,7 @@ impl MessageDispatcher {
                 "INSERT INTO outbound_messages (id, item_id, item_version, channel, member, address, subject, body,
                                                 status, next_attempt_at, created_at, caregiver_member_id, patient_id)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $9, $10, $11)
-                 ON CONFLICT (item_id, item_version, channel, address) DO NOTHING",
+                 ON CONFLICT (item_id, item_version, channel, address, kind) DO NOTHING",
             )
             .bind(Uuid::now_v7())
             .bind(m.item_id)
@@ -338,6 +389,7 @@ impl MessageDispatcher {
                 .bind(receipt)
                 .execute(&mut *tx)
                 .await?;
+                crate::receipts::delivered(&mut tx, &[m.item_id], &m.channel).await?;
                 if let (Some(patient), Some(_)) = (m.patient_id, m.caregiver_member_id) {
                     // Every send to a family caregiver is on the patient's audit trail.
                     careloop_runtime::write::Acting::new(&mut tx, crate::api::SOURCE, ACTOR)

@@ -218,6 +218,11 @@ async fn raise(
             version: 1,
             channels: rule.channels.clone(),
             deliver_at,
+            reached_at: deliver_at.is_none().then_some(now),
+            delivered_at: None,
+            read_at: None,
+            read_by: None,
+            fallback_sent: false,
         };
         if !store::insert_item(conn, &item).await? {
             continue;

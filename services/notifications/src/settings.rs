@@ -15,6 +15,9 @@ pub struct NotificationSettings {
     pub webhooks: WebhookSettings,
     pub email: EmailSettings,
     pub sms: SmsSettings,
+    /// An urgent or critical item nobody holding its role opened within this long of reaching the
+    /// inbox gets the fallback text to the role's on-duty members.
+    pub fallback_after_minutes: u32,
     /// How often queued email and SMS notices are sent, tries per notice, and the first wait.
     pub message_dispatch_interval_ms: u64,
     pub message_max_attempts: i32,
@@ -75,6 +78,7 @@ sweep_interval_ms = 15000
 router_enabled = true
 watch_poll_ms = 1000
 
+fallback_after_minutes = 10
 message_dispatch_interval_ms = 1000
 message_max_attempts = 5
 message_first_backoff_ms = 10000

@@ -52,6 +52,13 @@ pub struct ItemRow {
     pub channels: Vec<String>,
     /// For a held item: when it reaches the inbox.
     pub deliver_at: Option<DateTime<Utc>>,
+    /// When it reached its current role's inbox (raised, released or escalated).
+    pub reached_at: Option<DateTime<Utc>>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// When someone holding its current role first opened it.
+    pub read_at: Option<DateTime<Utc>>,
+    pub read_by: Option<String>,
+    pub fallback_sent: bool,
 }
 
 careloop_runtime::versioned!(RuleRow, ItemRow);
@@ -132,8 +139,8 @@ pub async fn insert_item(conn: &mut PgConnection, i: &ItemRow) -> sqlx::Result<b
     let inserted = sqlx::query(
         "INSERT INTO items (id, org_id, patient_id, rule_id, source_event_id, source_event_type, first_role,
                             loop_kind, loop_id, stage, title, priority, ladder, rung, role, escalates_at,
-                            status, note, created_at, version, channels, deliver_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+                            status, note, created_at, version, channels, deliver_at, reached_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
          ON CONFLICT (source_event_id, rule_id, first_role) DO NOTHING",
     )
     .bind(i.id)
@@ -158,6 +165,7 @@ pub async fn insert_item(conn: &mut PgConnection, i: &ItemRow) -> sqlx::Result<b
     .bind(i.version)
     .bind(&i.channels)
     .bind(i.deliver_at)
+    .bind(i.reached_at)
     .execute(conn)
     .await?
     .rows_affected();
@@ -207,7 +215,7 @@ pub async fn save_item(conn: &mut PgConnection, i: &ItemRow) -> sqlx::Result<()>
     sqlx::query(
         "UPDATE items SET status = $2, rung = $3, role = $4, escalates_at = $5, acknowledged_at = $6,
                 acknowledged_by = $7, note = $8, resolved_by_stage = $9, closed_at = $10, version = $11,
-                deliver_at = $12
+                deliver_at = $12, reached_at = $13, read_at = $14, read_by = $15, fallback_sent = $16
          WHERE id = $1",
     )
     .bind(i.id)
@@ -222,6 +230,10 @@ pub async fn save_item(conn: &mut PgConnection, i: &ItemRow) -> sqlx::Result<()>
     .bind(i.closed_at)
     .bind(i.version)
     .bind(i.deliver_at)
+    .bind(i.reached_at)
+    .bind(i.read_at)
+    .bind(&i.read_by)
+    .bind(i.fallback_sent)
     .execute(conn)
     .await?;
     Ok(())

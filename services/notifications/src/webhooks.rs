@@ -123,6 +123,7 @@ pub async fn enqueue(
 #[derive(sqlx::FromRow)]
 struct Due {
     id: Uuid,
+    item_id: Uuid,
     endpoint_id: Uuid,
     payload: String,
     attempt_count: i32,
@@ -164,8 +165,8 @@ impl Dispatcher {
                   WHERE d.id IN (SELECT x.id FROM webhook_deliveries x JOIN webhook_endpoints e ON e.id = x.endpoint_id
                                   WHERE x.status = 'pending' AND x.next_attempt_at <= $1 AND e.enabled
                                   ORDER BY x.next_attempt_at LIMIT $3 FOR UPDATE OF x SKIP LOCKED)
-                 RETURNING d.id, d.endpoint_id, d.payload, d.attempt_count, d.attempt_budget)
-             SELECT c.id, c.endpoint_id, c.payload, c.attempt_count, c.attempt_budget, e.url, e.secret
+                 RETURNING d.id, d.item_id, d.endpoint_id, d.payload, d.attempt_count, d.attempt_budget)
+             SELECT c.id, c.item_id, c.endpoint_id, c.payload, c.attempt_count, c.attempt_budget, e.url, e.secret
                FROM claimed c JOIN webhook_endpoints e ON e.id = c.endpoint_id",
         )
         .bind(now)
@@ -244,6 +245,7 @@ impl Dispatcher {
                 .bind(d.endpoint_id)
                 .execute(&mut *tx)
                 .await?;
+            crate::receipts::delivered(&mut tx, &[d.item_id], "webhook").await?;
         } else {
             let last = d.attempt_count >= d.attempt_budget.unwrap_or(self.policy.max_attempts);
             sqlx::query(

@@ -55,6 +55,8 @@ pub fn event_type(payload: &Payload) -> &'static str {
         Payload::NotificationEscalated(_) => "notifications.item.escalated",
         Payload::NotificationAcknowledged(_) => "notifications.item.acknowledged",
         Payload::NotificationResolved(_) => "notifications.item.resolved",
+        Payload::NotificationDelivered(_) => "notifications.item.delivered",
+        Payload::NotificationRead(_) => "notifications.item.read",
     }
 }
 
@@ -325,6 +327,20 @@ pub const CATALOGUE: &[Entry] = &[
         consumers: "metrics",
         meaning: "the loop moved on (result acknowledged, referral scheduled, request decided), so the item and its ladder stopped",
     },
+    Entry {
+        payload: "notification_delivered",
+        event_type: "notifications.item.delivered",
+        producer: "notifications",
+        consumers: "metrics (time to reach someone)",
+        meaning: "an item first reached someone: pushed to a watcher or sent by email, text or webhook (once per item)",
+    },
+    Entry {
+        payload: "notification_read",
+        event_type: "notifications.item.read",
+        producer: "notifications",
+        consumers: "metrics (time to read)",
+        meaning: "someone holding the item's role first opened it (once per item)",
+    },
 ];
 
 /// docs/events.md, rendered from the catalogue.
@@ -526,6 +542,14 @@ mod tests {
             (
                 "notification_resolved",
                 Payload::NotificationResolved(Default::default()),
+            ),
+            (
+                "notification_delivered",
+                Payload::NotificationDelivered(Default::default()),
+            ),
+            (
+                "notification_read",
+                Payload::NotificationRead(Default::default()),
             ),
         ];
         assert_eq!(

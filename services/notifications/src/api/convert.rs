@@ -115,5 +115,8 @@ pub fn item(i: ItemRow) -> InboxItem {
         source_event_type: i.source_event_type,
         version: i.version,
         deliver_at: opt_timestamp(i.deliver_at),
+        delivered_at: opt_timestamp(i.delivered_at),
+        read_at: opt_timestamp(i.read_at),
+        read_by: i.read_by.unwrap_or_default(),
     }
 }

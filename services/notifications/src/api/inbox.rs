@@ -127,8 +127,16 @@ impl NotificationsApi {
     ) -> ApiResult<GetItemResponse> {
         let id = v::uuid("item_id", &req.item_id)?;
         let mut conn = self.pool.acquire().await?;
-        let item = store::get_item(&mut conn, id).await?;
+        let mut item = store::get_item(&mut conn, id).await?;
         may_see(who, &item, true)?;
+        if who.kind == PrincipalKind::Staff && item.status == "open" && holds(who, item.role) {
+            // Opened by someone holding its role: read (no fallback text will go).
+            let mut tx = self.pool.begin().await?;
+            if crate::receipts::read(&mut tx, item.id, &who.subject).await? {
+                tx.commit().await?;
+                item = store::get_item(&mut conn, id).await?;
+            }
+        }
         audit::record(
             &mut conn,
             AuditEntry {
@@ -284,6 +292,7 @@ impl NotificationsApi {
                     return;
                 };
                 let full = entries.len() as i64 == FEED_BATCH;
+                let pushed: Vec<Uuid> = entries.iter().map(|e| e.item.id).collect();
                 for entry in entries {
                     position = entry.position;
                     let message = InboxEntry {
@@ -293,6 +302,16 @@ impl NotificationsApi {
                     };
                     if tx.send(Ok(message)).await.is_err() {
                         return;
+                    }
+                }
+                if !pushed.is_empty() {
+                    let receipt = async {
+                        let mut tx = pool.begin().await?;
+                        crate::receipts::delivered(&mut tx, &pushed, "watch").await?;
+                        tx.commit().await
+                    };
+                    if let Err(error) = receipt.await {
+                        tracing::warn!(error = %careloop_runtime::error::redacted(&anyhow::Error::from(error)), "delivery receipts not recorded");
                     }
                 }
                 if full {

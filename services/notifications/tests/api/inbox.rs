@@ -51,6 +51,24 @@ async fn a_critical_result_reaches_the_pcp_inbox_once_and_a_resumed_watcher_miss
     assert_eq!(item.rung_count, 3, "pcp, then rn, then the hospitalist");
     assert!(item.escalates_at.is_some());
 
+    // Pushed to a watcher: delivered, once, with its own receipt event.
+    let mut delivered = 0;
+    for _ in 0..600 {
+        delivered = app
+            .count("SELECT count(*) FROM items WHERE delivered_at IS NOT NULL")
+            .await;
+        if delivered == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(delivered, 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE event_type = 'notifications.item.delivered'")
+            .await,
+        1
+    );
+
     // The watcher goes away; two more results arrive meanwhile (one abnormal, one normal).
     drop(watch);
     let abnormal = app.result(&patient.id, ResultFlag::Abnormal).await;

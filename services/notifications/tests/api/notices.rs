@@ -467,3 +467,108 @@ async fn a_caregiver_is_told_only_at_their_contact_while_consent_is_active_and_a
         1
     );
 }
+
+#[tokio::test]
+async fn an_urgent_item_nobody_opens_gets_the_fallback_text_and_an_opened_one_does_not() {
+    use careloop_proto::events::v1::ResultRouted;
+    use careloop_proto::referrals::v1::ResultFlag;
+    let app = spawn_app().await;
+    app.admin()
+        .set_roster(SetRosterRequest {
+            idempotency_key: key(),
+            org_id: String::new(),
+            role: CareRole::Rn as i32,
+            time_zone: "America/New_York".into(),
+            members: vec![RosterMember {
+                subject: "rn-day".into(),
+                shifts: vec![Shift {
+                    weekdays: vec![1, 2, 3, 4, 5],
+                    start: "07:00".into(),
+                    end: "19:00".into(),
+                }],
+                email: String::new(),
+                phone: "+15551230009".into(),
+            }],
+            backup_role: 0,
+            expected_version: 0,
+        })
+        .await
+        .unwrap();
+    let noon = noon_tuesday();
+    let router = Router {
+        clock: Arc::new(move || noon),
+    };
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let result = Uuid::now_v7();
+        let event = Event {
+            id: Uuid::now_v7().to_string(),
+            r#type: "referrals.result.routed".into(),
+            source: "referrals".into(),
+            patient_id: Uuid::now_v7().to_string(),
+            org_id: app.org_id.to_string(),
+            aggregate_id: result.to_string(),
+            aggregate_version: 2,
+            payload: Some(Payload::ResultRouted(ResultRouted {
+                result_id: result.to_string(),
+                to_role: CareRole::Rn as i32,
+                backup_role: CareRole::Hospitalist as i32,
+                due_at: None,
+                flag: ResultFlag::Critical as i32,
+            })),
+            ..Default::default()
+        };
+        let mut tx = app.db.begin().await.unwrap();
+        router.handle(&mut tx, &event).await.unwrap();
+        tx.commit().await.unwrap();
+        let id: Uuid = sqlx::query_scalar("SELECT id FROM items WHERE source_event_id = $1::uuid")
+            .bind(&event.id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    // The RN opens the first; a second look is no second reading.
+    let mut rn = app.staff("rn");
+    for _ in 0..2 {
+        let item = rn
+            .get_item(GetItemRequest {
+                item_id: ids[0].to_string(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .item
+            .unwrap();
+        assert_eq!(item.read_by, "rn-1");
+        assert!(item.read_at.is_some());
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE event_type = 'notifications.item.read'")
+            .await,
+        1
+    );
+    // Ten minutes on, nobody opened the second: a text goes to the on-duty RN, once.
+    let sweep = |at| {
+        careloop_notifications::escalation::sweep_with(
+            &app.db,
+            at,
+            10,
+            chrono::Duration::minutes(10),
+        )
+    };
+    sweep(noon + chrono::Duration::minutes(9)).await.unwrap();
+    assert_eq!(app.count("SELECT count(*) FROM outbound_messages").await, 0);
+    sweep(noon + chrono::Duration::minutes(11)).await.unwrap();
+    sweep(noon + chrono::Duration::minutes(12)).await.unwrap();
+    let fallbacks: Vec<(Uuid, String, String)> = sqlx::query_as(
+        "SELECT item_id, channel, address FROM outbound_messages WHERE kind = 'fallback'",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        fallbacks,
+        vec![(ids[1], "sms".to_string(), "+15551230009".to_string())]
+    );
+}
