@@ -12,10 +12,11 @@ pub type Notifications = NotificationsServiceClient<InterceptedService<Channel, 
 
 #[derive(Subcommand)]
 pub enum InboxCmd {
-    /// A role's inbox in your organization (your token must carry the role), oldest first.
+    /// A role's inbox in your organization (your token must carry the role), oldest first;
+    /// without --role, your own inbox (every role your token carries).
     List {
         #[arg(long)]
-        role: String,
+        role: Option<String>,
         /// Also acknowledged and resolved items.
         #[arg(long)]
         all: bool,
@@ -161,11 +162,12 @@ pub async fn inbox(c: &mut Notifications, cmd: &InboxCmd) -> anyhow::Result<()> 
             loop {
                 let page = c
                     .list_inbox(ListInboxRequest {
-                        role: role(r)?,
+                        role: r.as_deref().map(role).transpose()?.unwrap_or(0),
                         org_id: org.clone(),
                         include_closed: *all,
                         page_size: 100,
                         page_token: token,
+                        mine: r.is_none(),
                     })
                     .await?
                     .into_inner();

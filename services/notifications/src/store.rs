@@ -259,7 +259,7 @@ pub async fn lock_item(
 pub async fn inbox(
     conn: &mut PgConnection,
     org: Uuid,
-    role: i32,
+    roles: &[i32],
     include_closed: bool,
     after: Option<careloop_runtime::paging::Cursor>,
     limit: i64,
@@ -267,12 +267,12 @@ pub async fn inbox(
     let (after_at, after_id) = careloop_runtime::paging::after(after);
     Ok(sqlx::query_as(
         "SELECT * FROM items
-          WHERE org_id = $1 AND role = $2 AND ($3 OR status = 'open')
+          WHERE org_id = $1 AND role = ANY($2) AND ($3 OR status = 'open')
             AND (created_at, id) > ($4, $5)
           ORDER BY created_at, id LIMIT $6",
     )
     .bind(org)
-    .bind(role)
+    .bind(roles)
     .bind(include_closed)
     .bind(after_at)
     .bind(after_id)
@@ -281,12 +281,12 @@ pub async fn inbox(
     .await?)
 }
 
-pub async fn open_count(conn: &mut PgConnection, org: Uuid, role: i32) -> ApiResult<i64> {
+pub async fn open_count(conn: &mut PgConnection, org: Uuid, roles: &[i32]) -> ApiResult<i64> {
     Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM items WHERE org_id = $1 AND role = $2 AND status = 'open'",
+        "SELECT count(*) FROM items WHERE org_id = $1 AND role = ANY($2) AND status = 'open'",
     )
     .bind(org)
-    .bind(role)
+    .bind(roles)
     .fetch_one(conn)
     .await?)
 }

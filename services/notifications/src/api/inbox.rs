@@ -91,26 +91,44 @@ impl NotificationsApi {
         who: &Principal,
         req: ListInboxRequest,
     ) -> ApiResult<ListInboxResponse> {
-        let role = role("role", req.role)?;
+        let roles: Vec<i32> = if req.mine {
+            if req.role != 0 {
+                return Err(ApiError::invalid(
+                    "role",
+                    "is left unspecified for your own inbox (mine)",
+                ));
+            }
+            if who.kind != PrincipalKind::Staff {
+                return Err(ApiError::PermissionDenied(
+                    "a personal inbox belongs to staff",
+                ));
+            }
+            let held: Vec<i32> = who
+                .roles
+                .iter()
+                .filter_map(|r| crate::domain::ladder::role_named(r))
+                .map(|r| r as i32)
+                .collect();
+            held
+        } else {
+            vec![role("role", req.role)? as i32]
+        };
         let limit = paging::page_size(req.page_size)?;
         let after = paging::decode(&req.page_token)?;
         let org = inbox_org(who, &req.org_id)?;
-        may_hold(who, role)?;
+        if !req.mine {
+            may_hold(
+                who,
+                CareRole::try_from(roles[0]).unwrap_or(CareRole::Unspecified),
+            )?;
+        }
         let mut conn = self.pool.acquire().await?;
-        let rows = store::inbox(
-            &mut conn,
-            org,
-            role as i32,
-            req.include_closed,
-            after,
-            limit,
-        )
-        .await?;
+        let rows = store::inbox(&mut conn, org, &roles, req.include_closed, after, limit).await?;
         let (rows, next_page_token) = paging::cut(rows, limit, |r| Cursor {
             at: r.created_at,
             id: r.id,
         });
-        let open_count = store::open_count(&mut conn, org, role as i32).await?;
+        let open_count = store::open_count(&mut conn, org, &roles).await?;
         let seen: Vec<Uuid> = rows.iter().map(|r| r.patient_id).collect();
         audit::record_reads(&mut conn, who, "ListInbox", &seen).await?;
         Ok(ListInboxResponse {

@@ -164,6 +164,13 @@ async fn every_rpc_names_the_bad_field_and_writes_nothing() {
     );
     refused!(
         pcp.list_inbox(ListInboxRequest {
+            mine: true,
+            ..list.clone()
+        }),
+        "role"
+    );
+    refused!(
+        pcp.list_inbox(ListInboxRequest {
             page_size: -1,
             ..list.clone()
         }),

@@ -207,6 +207,28 @@ async fn an_inbox_is_read_by_those_holding_its_role_in_its_organization() {
         .unwrap_err();
     assert_eq!(partner.code(), tonic::Code::PermissionDenied);
 
+    // A person's own inbox holds the items of every role they hold.
+    let mine = app
+        .client_as(PrincipalKind::Staff, app.org_id, "dr-both", &["pcp", "rn"])
+        .list_inbox(ListInboxRequest {
+            mine: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((mine.items.len(), mine.open_count), (1, 1));
+    let none = app
+        .staff("pharmacist")
+        .list_inbox(ListInboxRequest {
+            mine: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(none.open_count, 0);
+
     // The PCP acknowledges with a note; a retry answers the same; the count drops.
     let mut pcp = app.staff("pcp");
     let ack = AcknowledgeItemRequest {
