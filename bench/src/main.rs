@@ -2,6 +2,8 @@
 //! latency at a steady 500 events/s, on the real Postgres and NATS of this machine. Printed, not
 //! asserted. Each event is committed in its own transaction, as a service write would be.
 
+mod inbox;
+
 use careloop_proto::events::v1::event::Payload;
 use careloop_proto::events::v1::{Event, TaskCreated};
 use careloop_runtime::events::{Consumer, ConsumerConfig, EventBus, Handler, Relay};
@@ -239,5 +241,20 @@ async fn main() -> anyhow::Result<()> {
     );
     throughput(total, 8).await?;
     latency_at(500, 10).await?;
+    let rate = 500;
+    let seconds = 10;
+    let latencies = inbox::commit_to_watch(rate, seconds).await?;
+    println!(
+        "W4 result to watcher: {} of {} critical results pushed to a WatchInbox watcher, offered at {rate}/s",
+        latencies.len(),
+        rate * seconds
+    );
+    println!(
+        "  commit-to-watcher: median {:?}, p90 {:?}, p99 {:?}, max {:?} (target p99 under 50 ms)",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.9),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or_default()
+    );
     Ok(())
 }
