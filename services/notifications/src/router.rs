@@ -50,6 +50,7 @@ impl Handler for Router {
             if event.r#type.starts_with("notifications.") {
                 return Ok(());
             }
+            remember_team(conn, event, payload).await?;
             let fields = careloop_runtime::events::fields::event_fields(event);
             let now = (self.clock)();
             let moved = loops::moved(payload, &fields);
@@ -71,6 +72,53 @@ impl Handler for Router {
             Ok(())
         })
     }
+}
+
+/// Keeps the patients' care teams as plans' events tell them (for plan-lead and team targets).
+async fn remember_team(
+    conn: &mut PgConnection,
+    event: &Event,
+    payload: &Payload,
+) -> anyhow::Result<()> {
+    let Ok(patient) = Uuid::parse_str(&event.patient_id) else {
+        return Ok(());
+    };
+    let org = |s: &str| Uuid::parse_str(s).ok();
+    match payload {
+        Payload::CarePlanCreated(p) => {
+            if let Ok(member) = Uuid::parse_str(&p.lead_member_id) {
+                store::upsert_member(
+                    conn,
+                    patient,
+                    member,
+                    p.lead_role,
+                    org(&p.lead_organization_id),
+                    true,
+                )
+                .await?;
+            }
+        }
+        Payload::CareTeamChanged(p) => {
+            let Ok(member) = Uuid::parse_str(&p.member_id) else {
+                return Ok(());
+            };
+            if p.change == careloop_proto::events::v1::CareTeamChange::Removed as i32 {
+                store::remove_member(conn, patient, member).await?;
+            } else {
+                store::upsert_member(
+                    conn,
+                    patient,
+                    member,
+                    p.role,
+                    org(&p.organization_id),
+                    p.is_lead,
+                )
+                .await?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Stops every open item about the loop's other stages (or only the named one).
@@ -150,12 +198,69 @@ async fn raise(
         tracing::warn!(event_id = %event.id, event_type = %event.r#type, "event without organization: no item raised");
         return Ok(());
     }
+    let mut team: Option<ladder::Team> = None;
     for rule in rules
         .iter()
         .filter(|r| r.org_id.is_none() || r.org_id == Some(org_id))
         .filter(|r| careloop_runtime::events::fields::matches(&r.conditions.0, fields))
     {
-        let rungs = ladder::resolve(&rule.ladder.0, fields);
+        let needs_team = rule
+            .ladder
+            .0
+            .iter()
+            .chain(rule.also.0.iter())
+            .any(|r| r.special.is_some());
+        if needs_team && team.is_none() {
+            team = Some(store::team(conn, patient_id).await?);
+        }
+        let known = team.clone().unwrap_or_default();
+        let rungs = ladder::resolve(&rule.ladder.0, fields, &known);
+        for (role, member_org) in ladder::resolve_also(&rule.also.0, fields, &known) {
+            if rungs.first().is_some_and(|f| f.role == role) {
+                continue;
+            }
+            // Told beside the ladder: one item in that role's inbox (in its member's organization
+            // for a team target), without a ladder of its own.
+            let item = ItemRow {
+                id: Uuid::now_v7(),
+                org_id: member_org.unwrap_or(org_id),
+                patient_id,
+                rule_id: rule.id,
+                source_event_id: event_id,
+                source_event_type: event.r#type.clone(),
+                first_role: role,
+                loop_kind: about.kind as i32,
+                loop_id,
+                stage: about.stage.clone(),
+                title: rule.name.clone(),
+                priority: rule.priority.clone(),
+                ladder: Json(vec![ladder::Rung {
+                    role,
+                    window_minutes: 0,
+                }]),
+                rung: 0,
+                role,
+                escalates_at: None,
+                status: "open".into(),
+                acknowledged_at: None,
+                acknowledged_by: None,
+                note: String::new(),
+                resolved_by_stage: None,
+                closed_at: None,
+                created_at: now,
+                version: 1,
+                channels: rule.channels.clone(),
+                deliver_at: None,
+                reached_at: Some(now),
+                delivered_at: None,
+                read_at: None,
+                read_by: None,
+                fallback_sent: false,
+            };
+            if store::insert_item(conn, &item).await? {
+                reach_inbox(conn, &item, ACTOR, now).await?;
+            }
+        }
         let Some(first) = rungs.first().copied() else {
             continue;
         };

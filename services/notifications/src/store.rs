@@ -20,6 +20,7 @@ pub struct RuleRow {
     pub channels: Vec<String>,
     pub enabled: bool,
     pub version: i64,
+    pub also: Json<Vec<RuleRung>>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -67,8 +68,8 @@ careloop_runtime::versioned!(RuleRow, ItemRow);
 
 pub async fn insert_rule(conn: &mut PgConnection, r: &RuleRow) -> ApiResult<()> {
     sqlx::query(
-        "INSERT INTO routing_rules (id, org_id, name, event_type, conditions, ladder, priority, channels, enabled, version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO routing_rules (id, org_id, name, event_type, conditions, ladder, priority, channels, enabled, version, also)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(r.id)
     .bind(r.org_id)
@@ -80,6 +81,7 @@ pub async fn insert_rule(conn: &mut PgConnection, r: &RuleRow) -> ApiResult<()> 
     .bind(&r.channels)
     .bind(r.enabled)
     .bind(r.version)
+    .bind(&r.also)
     .execute(conn)
     .await?;
     Ok(())
@@ -600,4 +602,68 @@ pub async fn still_open(
     .fetch_all(conn)
     .await?;
     Ok((open, overdue, rows))
+}
+
+// ---------- care teams ----------
+
+/// Records a team member as an event told it; a lead makes every other member not the lead.
+pub async fn upsert_member(
+    conn: &mut PgConnection,
+    patient: Uuid,
+    member: Uuid,
+    role: i32,
+    org: Option<Uuid>,
+    is_lead: bool,
+) -> sqlx::Result<()> {
+    if is_lead {
+        sqlx::query(
+            "UPDATE team_members SET is_lead = false WHERE patient_id = $1 AND member_id <> $2",
+        )
+        .bind(patient)
+        .bind(member)
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO team_members (patient_id, member_id, role, org_id, is_lead) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (patient_id, member_id) DO UPDATE
+            SET role = EXCLUDED.role, org_id = EXCLUDED.org_id, is_lead = EXCLUDED.is_lead",
+    )
+    .bind(patient)
+    .bind(member)
+    .bind(role)
+    .bind(org)
+    .bind(is_lead)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn remove_member(
+    conn: &mut PgConnection,
+    patient: Uuid,
+    member: Uuid,
+) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM team_members WHERE patient_id = $1 AND member_id = $2")
+        .bind(patient)
+        .bind(member)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn team(
+    conn: &mut PgConnection,
+    patient: Uuid,
+) -> sqlx::Result<crate::domain::ladder::Team> {
+    let rows: Vec<(i32, Option<Uuid>, bool)> = sqlx::query_as(
+        "SELECT role, org_id, is_lead FROM team_members WHERE patient_id = $1 ORDER BY is_lead DESC, member_id",
+    )
+    .bind(patient)
+    .fetch_all(conn)
+    .await?;
+    Ok(crate::domain::ladder::Team {
+        lead: rows.iter().find(|r| r.2).map(|r| (r.0, r.1)),
+        members: rows.iter().map(|r| (r.0, r.1)).collect(),
+    })
 }

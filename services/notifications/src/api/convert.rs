@@ -63,10 +63,12 @@ pub fn entry_kind(name: &str) -> i32 {
 }
 
 fn rung(r: &RuleRung) -> Rung {
-    let target = match (&r.role, &r.field) {
-        (Some(role), _) => Some(role_target::Target::Role(*role)),
-        (None, Some(field)) => Some(role_target::Target::EventField(field.clone())),
-        (None, None) => None,
+    let target = match (&r.role, &r.field, r.special.as_deref()) {
+        (Some(role), _, _) => Some(role_target::Target::Role(*role)),
+        (None, Some(field), _) => Some(role_target::Target::EventField(field.clone())),
+        (None, None, Some("plan_lead")) => Some(role_target::Target::PlanLead(true)),
+        (None, None, Some("care_team")) => Some(role_target::Target::CareTeam(true)),
+        _ => None,
     };
     Rung {
         target: Some(RoleTarget { target }),
@@ -86,6 +88,12 @@ pub fn rule(r: RuleRow) -> RoutingRule {
         channels: r.channels.iter().map(|c| channel_value(c)).collect(),
         enabled: r.enabled,
         version: r.version,
+        also: r
+            .also
+            .0
+            .iter()
+            .map(|t| rung(t).target.unwrap_or_default())
+            .collect(),
     }
 }
 

@@ -82,6 +82,13 @@ fn ladder(event_type: &str, rungs: &[Rung]) -> ApiResult<Vec<RuleRung>> {
                 }
                 (Some(role as i32), None)
             }
+            Some(role_target::Target::PlanLead(true)) => (None, None),
+            Some(role_target::Target::CareTeam(true)) => {
+                return Err(ApiError::invalid(
+                    format!("ladder[{i}].target"),
+                    "the whole team is told with `also`, not climbed as a rung",
+                ));
+            }
             Some(role_target::Target::EventField(field)) => {
                 let name = format!("ladder[{i}].target.event_field");
                 let field = v::text(&name, field, 64)?;
@@ -93,18 +100,84 @@ fn ladder(event_type: &str, rungs: &[Rung]) -> ApiResult<Vec<RuleRung>> {
                 }
                 (None, Some(field))
             }
-            None => {
+            None
+            | Some(role_target::Target::PlanLead(false) | role_target::Target::CareTeam(false)) => {
                 return Err(ApiError::invalid(
                     format!("ladder[{i}].target"),
-                    "names a role or an event field",
+                    "names a role, an event field or the plan lead",
                 ));
             }
         };
+        let special = matches!(target, Some(role_target::Target::PlanLead(true)))
+            .then(|| "plan_lead".to_owned());
         out.push(RuleRung {
             role,
             field,
+            special,
             window_minutes: rung.window_minutes,
         });
+    }
+    Ok(out)
+}
+
+/// The targets told beside the ladder: at most 10, each a role, a role field of the event, the
+/// plan lead or the whole care team.
+fn also(event_type: &str, targets: &[RoleTarget]) -> ApiResult<Vec<RuleRung>> {
+    if targets.len() > MAX_RUNGS {
+        return Err(ApiError::invalid("also", "must hold at most 10 targets"));
+    }
+    let known = fields::fields_for(event_type);
+    let mut out = Vec::with_capacity(targets.len());
+    for (i, t) in targets.iter().enumerate() {
+        let name = format!("also[{i}]");
+        let rung = match t.target.as_ref() {
+            Some(role_target::Target::Role(role)) => {
+                let role = v::enum_value::<CareRole>(&format!("{name}.role"), *role)?;
+                if role == CareRole::Unspecified {
+                    return Err(ApiError::invalid(format!("{name}.role"), "is required"));
+                }
+                RuleRung {
+                    role: Some(role as i32),
+                    field: None,
+                    special: None,
+                    window_minutes: 0,
+                }
+            }
+            Some(role_target::Target::EventField(field)) => {
+                let field = v::text(&format!("{name}.event_field"), field, 64)?;
+                if !field.ends_with("role") || !known.contains(&field) {
+                    return Err(ApiError::invalid(
+                        format!("{name}.event_field"),
+                        format!("{event_type} has no role field {field:?}"),
+                    ));
+                }
+                RuleRung {
+                    role: None,
+                    field: Some(field),
+                    special: None,
+                    window_minutes: 0,
+                }
+            }
+            Some(role_target::Target::PlanLead(true)) => RuleRung {
+                role: None,
+                field: None,
+                special: Some("plan_lead".into()),
+                window_minutes: 0,
+            },
+            Some(role_target::Target::CareTeam(true)) => RuleRung {
+                role: None,
+                field: None,
+                special: Some("care_team".into()),
+                window_minutes: 0,
+            },
+            _ => {
+                return Err(ApiError::invalid(
+                    name,
+                    "names a role, an event field, the plan lead or the care team",
+                ));
+            }
+        };
+        out.push(rung);
     }
     Ok(out)
 }
@@ -129,6 +202,7 @@ impl NotificationsApi {
             ));
         }
         let ladder = ladder(&event_type, &req.ladder)?;
+        let also = also(&event_type, &req.also)?;
         let priority = v::enum_value::<NotificationPriority>("priority", req.priority)?;
         let priority = convert::priority_name(priority)
             .ok_or_else(|| ApiError::invalid("priority", "is required"))?;
@@ -159,6 +233,7 @@ impl NotificationsApi {
             channels,
             enabled: true,
             version: 1,
+            also: Json(also),
         };
         store::insert_rule(w.conn(), &row).await?;
         let id = row.id;

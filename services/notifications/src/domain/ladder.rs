@@ -14,7 +14,44 @@ pub struct RuleRung {
     pub role: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// "plan_lead" or "care_team" (the latter for `also` targets only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub special: Option<String>,
     pub window_minutes: i32,
+}
+
+/// The patient's care team as the events told it: (role, the member's organization), and which is
+/// the lead.
+#[derive(Debug, Clone, Default)]
+pub struct Team {
+    pub lead: Option<(i32, Option<uuid::Uuid>)>,
+    pub members: Vec<(i32, Option<uuid::Uuid>)>,
+}
+
+/// A rule's `also` targets against an event and the team: (role, organization when not the
+/// event's), each role once.
+pub fn resolve_also(
+    targets: &[RuleRung],
+    fields: &BTreeMap<String, String>,
+    team: &Team,
+) -> Vec<(i32, Option<uuid::Uuid>)> {
+    let mut out: Vec<(i32, Option<uuid::Uuid>)> = Vec::new();
+    for t in targets {
+        let found: Vec<(i32, Option<uuid::Uuid>)> = match t.special.as_deref() {
+            Some("plan_lead") => team.lead.into_iter().collect(),
+            Some("care_team") => team.members.clone(),
+            _ => resolve(std::slice::from_ref(t), fields, team)
+                .into_iter()
+                .map(|r| (r.role, None))
+                .collect(),
+        };
+        for (role, org) in found {
+            if role != CareRole::Unspecified as i32 && !out.iter().any(|(r, _)| *r == role) {
+                out.push((role, org));
+            }
+        }
+    }
+    out
 }
 
 /// A rung as an item holds it: a concrete role.
@@ -38,15 +75,19 @@ pub fn role_name(role: CareRole) -> String {
 }
 
 /// The ladder against one event's fields.
-pub fn resolve(rule: &[RuleRung], fields: &BTreeMap<String, String>) -> Vec<Rung> {
+pub fn resolve(rule: &[RuleRung], fields: &BTreeMap<String, String>, team: &Team) -> Vec<Rung> {
     let mut rungs: Vec<Rung> = Vec::new();
     for rung in rule {
-        let role = match (&rung.role, &rung.field) {
-            (Some(role), _) => CareRole::try_from(*role)
+        let role = match (&rung.role, &rung.field, rung.special.as_deref()) {
+            (Some(role), _, _) => CareRole::try_from(*role)
                 .ok()
                 .filter(|r| *r != CareRole::Unspecified),
-            (None, Some(field)) => fields.get(field).and_then(|v| role_named(v)),
-            (None, None) => None,
+            (None, Some(field), _) => fields.get(field).and_then(|v| role_named(v)),
+            (None, None, Some("plan_lead")) => team
+                .lead
+                .and_then(|(r, _)| CareRole::try_from(r).ok())
+                .filter(|r| *r != CareRole::Unspecified),
+            _ => None,
         };
         let Some(role) = role else { continue };
         match rungs.last_mut() {
@@ -77,6 +118,7 @@ mod tests {
         RuleRung {
             role: None,
             field: Some(field.into()),
+            special: None,
             window_minutes,
         }
     }
@@ -90,10 +132,15 @@ mod tests {
             RuleRung {
                 role: Some(CareRole::Hospitalist as i32),
                 field: None,
+                special: None,
                 window_minutes: 30,
             },
         ];
-        let rungs = resolve(&rule, &fields(&[("to_role", "pcp"), ("backup_role", "rn")]));
+        let rungs = resolve(
+            &rule,
+            &fields(&[("to_role", "pcp"), ("backup_role", "rn")]),
+            &Team::default(),
+        );
         let roles: Vec<i32> = rungs.iter().map(|r| r.role).collect();
         assert_eq!(
             roles,
@@ -113,12 +160,14 @@ mod tests {
             RuleRung {
                 role: Some(CareRole::Rn as i32),
                 field: None,
+                special: None,
                 window_minutes: 30,
             },
         ];
         let rungs = resolve(
             &rule,
             &fields(&[("owner_role", "rn"), ("backup_role", "unspecified")]),
+            &Team::default(),
         );
         assert_eq!(
             rungs,
@@ -126,6 +175,42 @@ mod tests {
                 role: CareRole::Rn as i32,
                 window_minutes: 90
             }]
+        );
+    }
+
+    #[test]
+    fn the_plan_lead_and_the_team_resolve_from_what_the_events_told() {
+        let org = uuid::Uuid::now_v7();
+        let team = Team {
+            lead: Some((CareRole::Pcp as i32, None)),
+            members: vec![
+                (CareRole::Pcp as i32, None),
+                (CareRole::HomeHealth as i32, Some(org)),
+                (CareRole::Pcp as i32, Some(org)),
+            ],
+        };
+        let lead = RuleRung {
+            role: None,
+            field: None,
+            special: Some("plan_lead".into()),
+            window_minutes: 60,
+        };
+        assert_eq!(
+            resolve(std::slice::from_ref(&lead), &fields(&[]), &team)[0].role,
+            CareRole::Pcp as i32
+        );
+        assert!(resolve(std::slice::from_ref(&lead), &fields(&[]), &Team::default()).is_empty());
+        let everyone = RuleRung {
+            special: Some("care_team".into()),
+            ..lead
+        };
+        assert_eq!(
+            resolve_also(&[everyone], &fields(&[]), &team),
+            vec![
+                (CareRole::Pcp as i32, None),
+                (CareRole::HomeHealth as i32, Some(org))
+            ],
+            "each role once, in its member's organization"
         );
     }
 

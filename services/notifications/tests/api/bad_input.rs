@@ -34,6 +34,7 @@ async fn every_rpc_names_the_bad_field_and_writes_nothing() {
         )],
         priority: NotificationPriority::Urgent as i32,
         channels: vec![],
+        also: vec![],
     };
     let with = |f: &dyn Fn(&mut CreateRoutingRuleRequest)| {
         let mut r = good.clone();
@@ -96,6 +97,22 @@ async fn every_rpc_names_the_bad_field_and_writes_nothing() {
             .ladder
             .push(rung(role_target::Target::Role(0), 5)))),
         "ladder[1].target.role"
+    );
+    refused!(
+        admin.create_routing_rule(with(&|r| r.ladder[0].target = Some(RoleTarget {
+            target: Some(role_target::Target::CareTeam(true))
+        }))),
+        "ladder[0].target"
+    );
+    refused!(
+        admin.create_routing_rule(with(&|r| r.also = vec![RoleTarget { target: None }])),
+        "also[0]"
+    );
+    refused!(
+        admin.create_routing_rule(with(&|r| r.also = vec![RoleTarget {
+            target: Some(role_target::Target::EventField("stage".into()))
+        }])),
+        "also[0].event_field"
     );
     refused!(
         admin.create_routing_rule(with(&|r| r.priority = 0)),

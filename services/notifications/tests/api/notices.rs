@@ -165,6 +165,7 @@ async fn on_duty_members_get_an_email_and_a_text_that_carry_no_patient_data() {
             }],
             priority: NotificationPriority::Urgent as i32,
             channels: vec![Channel::Email as i32, Channel::Sms as i32],
+            also: vec![],
         })
         .await
         .unwrap();
@@ -382,6 +383,7 @@ async fn a_caregiver_is_told_only_at_their_contact_while_consent_is_active_and_a
             }],
             priority: NotificationPriority::Routine as i32,
             channels: vec![],
+            also: vec![],
         })
         .await
         .unwrap();

@@ -59,6 +59,7 @@ async fn an_organizations_rule_routes_only_its_own_events_and_others_do_not_see_
             ],
             priority: NotificationPriority::Routine as i32,
             channels: vec![],
+            also: vec![],
         })
         .await
         .unwrap()
@@ -151,4 +152,115 @@ async fn an_organizations_rule_routes_only_its_own_events_and_others_do_not_see_
         .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(app.count("SELECT count(*) FROM items").await, 1);
+}
+
+#[tokio::test]
+async fn a_denial_reaches_the_plan_lead_too_and_a_transition_reaches_the_whole_team() {
+    use careloop_proto::events::v1::{
+        CarePlanCreated, CareTeamChange, CareTeamChanged, PriorAuthStatusChanged, TransitionStarted,
+    };
+    use careloop_proto::priorauth::v1::AuthStatus;
+    let app = spawn_app().await;
+    let patient = Uuid::now_v7();
+    let home_health_org = Uuid::now_v7();
+    let event = |payload: Payload, event_type: &str| Event {
+        id: Uuid::now_v7().to_string(),
+        r#type: event_type.into(),
+        source: "test".into(),
+        patient_id: patient.to_string(),
+        org_id: app.org_id.to_string(),
+        aggregate_id: Uuid::now_v7().to_string(),
+        aggregate_version: 1,
+        payload: Some(payload),
+        ..Default::default()
+    };
+    let route = |e: Event| {
+        let db = app.db.clone();
+        async move {
+            let mut tx = db.begin().await.unwrap();
+            careloop_notifications::router::Router::default()
+                .handle(&mut tx, &e)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    // The team, as plans' events tell it: a PCP lead, and a home-health agency's nurse.
+    route(event(
+        Payload::CarePlanCreated(CarePlanCreated {
+            plan_id: Uuid::now_v7().to_string(),
+            lead_member_id: Uuid::now_v7().to_string(),
+            lead_role: CareRole::Pcp as i32,
+            lead_organization_id: app.org_id.to_string(),
+        }),
+        "plans.care_plan.created",
+    ))
+    .await;
+    route(event(
+        Payload::CareTeamChanged(CareTeamChanged {
+            plan_id: Uuid::now_v7().to_string(),
+            member_id: Uuid::now_v7().to_string(),
+            change: CareTeamChange::Added as i32,
+            role: CareRole::HomeHealth as i32,
+            is_lead: false,
+            organization_id: home_health_org.to_string(),
+        }),
+        "plans.care_team.changed",
+    ))
+    .await;
+
+    route(event(
+        Payload::PriorAuthStatusChanged(PriorAuthStatusChanged {
+            request_id: Uuid::now_v7().to_string(),
+            owner_role: CareRole::PriorAuthCoordinator as i32,
+            from_status: AuthStatus::Submitted as i32,
+            to_status: AuthStatus::Denied as i32,
+            ..Default::default()
+        }),
+        "priorauth.request.status_changed",
+    ))
+    .await;
+    let denial: Vec<(i32, String)> = sqlx::query_as(
+        "SELECT role, org_id::text FROM items WHERE source_event_type = 'priorauth.request.status_changed'
+          ORDER BY role",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        denial,
+        vec![
+            (CareRole::Pcp as i32, app.org_id.to_string()),
+            (
+                CareRole::PriorAuthCoordinator as i32,
+                app.org_id.to_string()
+            ),
+        ],
+        "the coordinator's ladder, and the plan lead told"
+    );
+
+    route(event(
+        Payload::TransitionStarted(TransitionStarted {
+            transition_id: Uuid::now_v7().to_string(),
+            ..Default::default()
+        }),
+        "plans.transition.started",
+    ))
+    .await;
+    let transition: Vec<(i32, String)> = sqlx::query_as(
+        "SELECT role, org_id::text FROM items WHERE source_event_type = 'plans.transition.started'
+          ORDER BY role",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        transition,
+        vec![
+            (CareRole::Pcp as i32, app.org_id.to_string()),
+            (CareRole::CareManager as i32, app.org_id.to_string()),
+            (CareRole::HomeHealth as i32, home_health_org.to_string()),
+        ],
+        "the care manager, and every team role in its member's organization"
+    );
 }

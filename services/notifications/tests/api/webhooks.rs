@@ -102,6 +102,7 @@ async fn route_transports_to_webhooks(app: &TestApp) {
             }],
             priority: NotificationPriority::Routine as i32,
             channels: vec![Channel::Inbox as i32, Channel::Webhook as i32],
+            also: vec![],
         })
         .await
         .unwrap();

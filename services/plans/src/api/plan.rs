@@ -96,6 +96,11 @@ impl PlansApi {
         let payload = Payload::CarePlanCreated(CarePlanCreated {
             plan_id: plan.id.to_string(),
             lead_member_id: lead.id.to_string(),
+            lead_role: lead.role,
+            lead_organization_id: lead
+                .organization_id
+                .map(|o| o.to_string())
+                .unwrap_or_default(),
         });
         super::managed_by_owner(&mut w, patient_id).await?;
         w.emit(patient_id, plan.id, 1, payload).await?;
