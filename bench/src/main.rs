@@ -239,9 +239,15 @@ async fn main() -> anyhow::Result<()> {
             .map(|n| n.get())
             .unwrap_or(1)
     );
-    throughput(total, 8).await?;
-    latency_at(500, 10).await?;
-    let rate = 500;
+    // BENCH_ONLY=w4 runs the event path to a watcher alone.
+    if std::env::var("BENCH_ONLY").as_deref() != Ok("w4") {
+        throughput(total, 8).await?;
+        latency_at(500, 10).await?;
+    }
+    let rate: u64 = std::env::var("BENCH_W4_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
     let seconds = 10;
     let latencies = inbox::commit_to_watch(rate, seconds).await?;
     println!(

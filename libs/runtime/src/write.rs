@@ -209,36 +209,51 @@ impl<'c> Acting<'c> {
         self.conn
     }
 
-    /// Appends the change's event to the outbox and audits it; returns the event id.
+    /// Appends the change's event to the outbox and audits it, in one statement; returns the
+    /// event id.
     pub async fn emit(&mut self, change: Change) -> Result<Uuid, sqlx::Error> {
         let action = crate::events::catalogue::event_type(&change.payload);
-        let id = outbox::enqueue(
-            self.conn,
-            NewEvent {
-                source: self.source,
-                patient_id: Some(change.patient_id),
-                org_id: change.org_id,
-                aggregate_id: change.aggregate_id,
-                aggregate_version: change.aggregate_version,
-                occurred_at: crate::time::now(),
-                payload: change.payload,
-            },
-        )
-        .await?;
+        let (org_id, patient_id, aggregate_id, aggregate_version) = (
+            change.org_id,
+            change.patient_id,
+            change.aggregate_id,
+            change.aggregate_version,
+        );
+        let event = outbox::envelope(NewEvent {
+            source: self.source,
+            patient_id: Some(patient_id),
+            org_id,
+            aggregate_id,
+            aggregate_version,
+            occurred_at: crate::time::now(),
+            payload: change.payload,
+        });
+        let id = Uuid::parse_str(&event.id).expect("envelope ids are uuids");
         let principal = Principal {
-            org_id: change.org_id,
+            org_id,
             ..Principal::service(self.actor)
         };
-        audit::record(
-            self.conn,
-            AuditEntry {
-                principal: &principal,
-                action,
-                patient_id: Some(change.patient_id),
-                target_id: Some(change.aggregate_id),
-                outcome: Outcome::Ok,
-            },
+        // One round trip for both rows: this runs once per event a consumer or sweeper handles.
+        sqlx::query(
+            "WITH event AS (
+                 INSERT INTO outbox (id, event_type, aggregate_id, aggregate_version, patient_id, payload)
+                 VALUES ($1, $2, $3, $4, $5, $6))
+             INSERT INTO audit_log (subject, org_id, principal_kind, patient_id, action, target_id, outcome,
+                                    issuer, via_service, trace_id)
+             VALUES ($7, $8, $9, $5, $2, $3, 'ok', $10, NULL, $11)",
         )
+        .bind(id)
+        .bind(action)
+        .bind(aggregate_id)
+        .bind(aggregate_version)
+        .bind(patient_id)
+        .bind(prost::Message::encode_to_vec(&event))
+        .bind(&principal.subject)
+        .bind(org_id)
+        .bind(principal.kind.as_str())
+        .bind(&principal.issuer)
+        .bind(crate::telemetry::current_trace_id())
+        .execute(&mut *self.conn)
         .await?;
         Ok(id)
     }

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod channels;
+pub mod directory;
 pub mod domain;
 pub mod escalation;
 pub mod feed;
@@ -108,9 +109,11 @@ impl Application {
             host.background.signal(),
         );
         host.background.push(listener);
+        let directory = directory::Directory::new(Duration::from_secs(5));
         let api = api::NotificationsApi::new(
             host.pool.clone(),
             waker,
+            Arc::clone(&directory),
             host.background.signal(),
             api::WebhookRules {
                 allow_http: own.webhooks.allow_http,
@@ -149,7 +152,10 @@ impl Application {
                 host.pool.clone(),
                 bus,
                 config,
-                router::Router::default(),
+                router::Router {
+                    clock: router::system_clock(),
+                    directory,
+                },
                 Arc::clone(&host.metrics),
             ))
         } else {

@@ -27,17 +27,25 @@ pub fn system_clock() -> Clock {
 
 pub struct Router {
     pub clock: Clock,
+    /// Rules and rosters, kept a few seconds.
+    pub directory: std::sync::Arc<crate::directory::Directory>,
 }
 
 impl Default for Router {
     fn default() -> Self {
         Self {
             clock: system_clock(),
+            directory: std::sync::Arc::default(),
         }
     }
 }
 
 impl Handler for Router {
+    /// Its own events (raised, escalated, receipts) are none of the router's business.
+    fn wants(&self, event_type: &str) -> bool {
+        !event_type.starts_with("notifications.")
+    }
+
     fn handle<'a>(
         &'a self,
         conn: &'a mut PgConnection,
@@ -58,16 +66,16 @@ impl Handler for Router {
             if moved.is_none() && about.is_none() {
                 return Ok(());
             }
-            // The feed's lock before any item's, as the escalation sweeper and every other router
-            // transaction take them: one order, no deadlock.
-            sqlx::query("SELECT position FROM feed_position FOR UPDATE")
-                .execute(&mut *conn)
-                .await?;
             if let Some(moved) = moved {
+                // The feed's lock before any item's, as the escalation sweeper takes them: one
+                // order, no deadlock. (Raising alone locks only the rows it inserts, then the feed.)
+                sqlx::query("SELECT position FROM feed_position FOR UPDATE")
+                    .execute(&mut *conn)
+                    .await?;
                 resolve(conn, &moved, now).await?;
             }
             if let Some(about) = about {
-                raise(conn, event, &fields, &about, now).await?;
+                raise(conn, &self.directory, event, &fields, &about, now).await?;
             }
             Ok(())
         })
@@ -174,12 +182,13 @@ async fn resolve(conn: &mut PgConnection, moved: &Moved, now: DateTime<Utc>) -> 
 /// Raises an item for each matching rule of the event's organization (or the platform's).
 async fn raise(
     conn: &mut PgConnection,
+    directory: &crate::directory::Directory,
     event: &Event,
     fields: &std::collections::BTreeMap<String, String>,
     about: &LoopAt,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let rules = store::enabled_rules_for(conn, &event.r#type).await?;
+    let rules = directory.rules(conn, &event.r#type).await?;
     if rules.is_empty() {
         return Ok(());
     }
@@ -268,7 +277,7 @@ async fn raise(
         // urgent one goes at once, to the roster's backup role when nobody is on duty.
         let mut role = first.role;
         let mut deliver_at = None;
-        if let Some(roster) = store::roster(conn, org_id, first.role).await? {
+        if let Some(roster) = directory.roster(conn, org_id, first.role).await? {
             let zone: chrono_tz::Tz = roster.time_zone.parse().unwrap_or(chrono_tz::UTC);
             if !roster::on_duty(&roster.members.0, zone, now) {
                 if rule.priority == "routine" {

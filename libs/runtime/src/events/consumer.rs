@@ -32,6 +32,13 @@ pub trait Handler: Send + Sync + 'static {
         conn: &'a mut PgConnection,
         event: &'a Event,
     ) -> BoxFuture<'a, anyhow::Result<()>>;
+
+    /// Whether events of this type concern the handler at all. Others are acknowledged without a
+    /// transaction (nothing is applied, so nothing needs recording): one subject filter per
+    /// consumer on NATS 2.9 brings a consumer every type, its own events included.
+    fn wants(&self, _event_type: &str) -> bool {
+        true
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -238,6 +245,24 @@ impl<H: Handler> Consumer<H> {
     /// together), then acks them. If any handler fails, the transaction is rolled back and every
     /// delivery is processed on its own, so only the failing event is retried.
     pub async fn process_batch(&self, batch: Vec<Message>) {
+        let mut batch = batch;
+        let mut wanted = Vec::with_capacity(batch.len());
+        for message in batch.drain(..) {
+            let skip = Event::decode(message.payload.as_ref())
+                .map(|e| !self.handler.wants(&e.r#type))
+                .unwrap_or(false);
+            if skip {
+                if let Err(error) = message.ack().await {
+                    tracing::warn!(consumer = %self.config.name, error = %error, "ack failed");
+                }
+            } else {
+                wanted.push(message);
+            }
+        }
+        let batch = wanted;
+        if batch.is_empty() {
+            return;
+        }
         if batch.len() == 1 {
             for message in batch {
                 self.process(message).await;

@@ -323,14 +323,18 @@ impl NotificationsApi {
                     }
                 }
                 if !pushed.is_empty() {
-                    let receipt = async {
-                        let mut tx = pool.begin().await?;
-                        crate::receipts::delivered(&mut tx, &pushed, "watch").await?;
-                        tx.commit().await
-                    };
-                    if let Err(error) = receipt.await {
-                        tracing::warn!(error = %careloop_runtime::error::redacted(&anyhow::Error::from(error)), "delivery receipts not recorded");
-                    }
+                    // Receipts off the stream's path: the next entries do not wait for them.
+                    let pool = pool.clone();
+                    tokio::spawn(async move {
+                        let receipt = async {
+                            let mut tx = pool.begin().await?;
+                            crate::receipts::delivered(&mut tx, &pushed, "watch").await?;
+                            tx.commit().await
+                        };
+                        if let Err(error) = receipt.await {
+                            tracing::warn!(error = %careloop_runtime::error::redacted(&anyhow::Error::from(error)), "delivery receipts not recorded");
+                        }
+                    });
                 }
                 if full {
                     continue;

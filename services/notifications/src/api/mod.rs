@@ -27,6 +27,8 @@ pub type EntryStream = std::pin::Pin<
 pub struct NotificationsApi {
     pool: PgPool,
     waker: FeedWaker,
+    /// The router's rules and rosters, told here when they change.
+    directory: std::sync::Arc<crate::directory::Directory>,
     /// Turns true when the service stops: open watch streams end, so shutdown does not wait on them.
     shutdown: tokio::sync::watch::Receiver<bool>,
     webhooks: WebhookRules,
@@ -36,12 +38,14 @@ impl NotificationsApi {
     pub fn new(
         pool: PgPool,
         waker: FeedWaker,
+        directory: std::sync::Arc<crate::directory::Directory>,
         shutdown: tokio::sync::watch::Receiver<bool>,
         webhooks: WebhookRules,
     ) -> Self {
         Self {
             pool,
             waker,
+            directory,
             shutdown,
             webhooks,
         }

@@ -187,14 +187,17 @@ impl NotificationsApi {
             );
         }
         // The roster has no id of its own: the audit names the organization as the target.
-        w.finish_for(
-            None,
-            org,
-            SetRosterResponse {
-                roster: Some(roster(row)),
-            },
-        )
-        .await
+        let done = w
+            .finish_for(
+                None,
+                org,
+                SetRosterResponse {
+                    roster: Some(roster(row)),
+                },
+            )
+            .await;
+        self.directory.roster_changed(org, role);
+        done
     }
 
     pub(super) async fn get_roster(

@@ -237,14 +237,17 @@ impl NotificationsApi {
         };
         store::insert_rule(w.conn(), &row).await?;
         let id = row.id;
-        w.finish_for(
-            None,
-            id,
-            CreateRoutingRuleResponse {
-                rule: Some(convert::rule(row)),
-            },
-        )
-        .await
+        let done = w
+            .finish_for(
+                None,
+                id,
+                CreateRoutingRuleResponse {
+                    rule: Some(convert::rule(row)),
+                },
+            )
+            .await;
+        self.directory.rules_changed();
+        done
     }
 
     pub(super) async fn list_routing_rules(
@@ -280,13 +283,16 @@ impl NotificationsApi {
         row.enabled = req.enabled;
         row.version += 1;
         store::save_rule_enabled(w.conn(), &row).await?;
-        w.finish_for(
-            None,
-            id,
-            SetRoutingRuleEnabledResponse {
-                rule: Some(convert::rule(row)),
-            },
-        )
-        .await
+        let done = w
+            .finish_for(
+                None,
+                id,
+                SetRoutingRuleEnabledResponse {
+                    rule: Some(convert::rule(row)),
+                },
+            )
+            .await;
+        self.directory.rules_changed();
+        done
     }
 }

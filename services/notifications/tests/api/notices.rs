@@ -190,6 +190,7 @@ async fn on_duty_members_get_an_email_and_a_text_that_carry_no_patient_data() {
     let noon = noon_tuesday();
     let router = Router {
         clock: Arc::new(move || noon),
+        directory: Default::default(),
     };
     for _ in 0..2 {
         let mut tx = app.db.begin().await.unwrap();
@@ -499,6 +500,7 @@ async fn an_urgent_item_nobody_opens_gets_the_fallback_text_and_an_opened_one_do
     let noon = noon_tuesday();
     let router = Router {
         clock: Arc::new(move || noon),
+        directory: Default::default(),
     };
     let mut ids = Vec::new();
     for _ in 0..2 {

@@ -53,6 +53,7 @@ fn event(app: &TestApp, payload: Payload, event_type: &str) -> Event {
 async fn route_at(app: &TestApp, at: DateTime<Utc>, event: &Event) {
     let router = Router {
         clock: Arc::new(move || at),
+        directory: Default::default(),
     };
     let mut tx = app.db.begin().await.unwrap();
     router.handle(&mut tx, event).await.unwrap();
