@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 type Rules = Arc<Vec<RuleRow>>;
+/// A role's roster (or its absence) as read at an instant.
+type Kept = (Instant, Option<Arc<RosterRow>>);
 
 pub struct Directory {
     ttl: Duration,
     rules: Mutex<HashMap<String, (Instant, Rules)>>,
-    rosters: Mutex<HashMap<(Uuid, i32), (Instant, Option<Arc<RosterRow>>)>>,
+    rosters: Mutex<HashMap<(Uuid, i32), Kept>>,
 }
 
 impl Directory {
