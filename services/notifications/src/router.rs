@@ -266,8 +266,8 @@ async fn raise(
                 read_by: None,
                 fallback_sent: false,
             };
-            if store::insert_item(conn, &item).await? {
-                reach_inbox(conn, &item, ACTOR, now).await?;
+            if store::insert_open_item(conn, &item, now).await? {
+                announce(conn, &item, ACTOR, now).await?;
             }
         }
         let Some(first) = rungs.first().copied() else {
@@ -338,18 +338,19 @@ async fn raise(
             read_by: None,
             fallback_sent: false,
         };
-        if !store::insert_item(conn, &item).await? {
-            continue;
-        }
         if item.status == "open" {
-            reach_inbox(conn, &item, ACTOR, now).await?;
+            if store::insert_open_item(conn, &item, now).await? {
+                announce(conn, &item, ACTOR, now).await?;
+            }
+        } else {
+            store::insert_item(conn, &item).await?;
         }
     }
     Ok(())
 }
 
-/// The item reaches its role's inbox (when raised, or when its hold ends): the feed entry that
-/// watchers get, `notifications.item.raised`, and its webhook deliveries.
+/// The item reaches its role's inbox (when its hold ends): the feed entry that watchers get, then
+/// `announce`.
 pub async fn reach_inbox(
     conn: &mut PgConnection,
     item: &ItemRow,
@@ -357,6 +358,17 @@ pub async fn reach_inbox(
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     store::feed(conn, item, "raised", now).await?;
+    announce(conn, item, actor, now).await
+}
+
+/// An item in its inbox is announced: `notifications.item.raised`, its webhook deliveries and
+/// its email and SMS notices.
+pub async fn announce(
+    conn: &mut PgConnection,
+    item: &ItemRow,
+    actor: &'static str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
     Acting::new(conn, crate::api::SOURCE, actor)
         .emit(Change {
             org_id: item.org_id,
