@@ -144,10 +144,13 @@ impl Application {
         // Background work starts last, once nothing else in build can fail.
         let router = if settings.events.enabled && own.router_enabled {
             let bus = EventBus::connect(&settings.events).await?;
-            let config = ConsumerConfig::new(
+            let mut config = ConsumerConfig::new(
                 "notifications-router",
                 format!("{}.>", settings.events.subject_prefix),
             );
+            // Events applied together share one commit. Measured with W4 at 500/s: a batch of 16
+            // doubled the median and raised p99 (more commits, a backlog); 100 is the default.
+            config.batch = own.router_batch;
             Some(Consumer::new(
                 host.pool.clone(),
                 bus,

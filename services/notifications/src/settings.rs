@@ -10,6 +10,8 @@ pub struct NotificationSettings {
     pub sweep_interval_ms: u64,
     /// Whether this replica consumes events (routing them to inboxes).
     pub router_enabled: bool,
+    /// Most events the router applies in one transaction.
+    pub router_batch: usize,
     /// Watchers re-read the feed at least this often, should a wake-up be lost.
     pub watch_poll_ms: u64,
     pub webhooks: WebhookSettings,
@@ -76,6 +78,7 @@ pub const DEFAULTS: &str = r#"
 plans_addr = "http://127.0.0.1:50051"
 sweep_interval_ms = 15000
 router_enabled = true
+router_batch = 100
 watch_poll_ms = 1000
 
 fallback_after_minutes = 10
