@@ -5,6 +5,7 @@
 pub mod convert;
 mod digest;
 mod inbox;
+mod reports;
 mod rosters;
 mod rules;
 mod webhooks;
@@ -96,6 +97,7 @@ careloop_runtime::grpc_service!(NotificationsService, NotificationsApi, {
     set_roster / "SetRoster": SetRosterRequest => SetRosterResponse;
     get_roster / "GetRoster": GetRosterRequest => GetRosterResponse;
     get_shift_digest / "GetShiftDigest": GetShiftDigestRequest => GetShiftDigestResponse;
+    record_delivery_report / "RecordDeliveryReport": RecordDeliveryReportRequest => RecordDeliveryReportResponse;
 } streams {
     watch_inbox / "WatchInbox": WatchInboxRequest => WatchInboxStream = EntryStream;
 });

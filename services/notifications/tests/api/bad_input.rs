@@ -485,5 +485,40 @@ async fn every_rpc_names_the_bad_field_and_writes_nothing() {
         "to"
     );
 
+    let report = RecordDeliveryReportRequest {
+        idempotency_key: key(),
+        channel: "sms".into(),
+        provider_message_id: "sms-1".into(),
+        outcome: ReportedOutcome::Delivered as i32,
+    };
+    refused!(
+        service.record_delivery_report(RecordDeliveryReportRequest {
+            channel: "fax".into(),
+            ..report.clone()
+        }),
+        "channel"
+    );
+    refused!(
+        service.record_delivery_report(RecordDeliveryReportRequest {
+            provider_message_id: String::new(),
+            ..report.clone()
+        }),
+        "provider_message_id"
+    );
+    refused!(
+        service.record_delivery_report(RecordDeliveryReportRequest {
+            outcome: 0,
+            ..report.clone()
+        }),
+        "outcome"
+    );
+    refused!(
+        service.record_delivery_report(RecordDeliveryReportRequest {
+            idempotency_key: String::new(),
+            ..report.clone()
+        }),
+        "idempotency_key"
+    );
+
     assert_eq!(app.footprint().await, before, "nothing was written");
 }

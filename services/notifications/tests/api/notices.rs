@@ -262,6 +262,56 @@ async fn on_duty_members_get_an_email_and_a_text_that_carry_no_patient_data() {
         ("sms".to_string(), "sent".to_string(), "sms-42".to_string())
     );
 
+    // The provider's delivery report, passed on by a CareLoop service: the text was delivered.
+    let mut service = app.client_as(
+        careloop_runtime::auth::PrincipalKind::Service,
+        Uuid::now_v7(),
+        "gateway",
+        &[],
+    );
+    let report = |id: &str| RecordDeliveryReportRequest {
+        idempotency_key: key(),
+        channel: "sms".into(),
+        provider_message_id: id.into(),
+        outcome: ReportedOutcome::Delivered as i32,
+    };
+    assert!(
+        service
+            .record_delivery_report(report("sms-42"))
+            .await
+            .unwrap()
+            .into_inner()
+            .matched
+    );
+    assert!(
+        !service
+            .record_delivery_report(report("sms-42"))
+            .await
+            .unwrap()
+            .into_inner()
+            .matched,
+        "a repeated report changes nothing"
+    );
+    assert!(
+        !service
+            .record_delivery_report(report("sms-unknown"))
+            .await
+            .unwrap()
+            .into_inner()
+            .matched
+    );
+    let staff = app
+        .staff("discharge_planner")
+        .record_delivery_report(report("sms-42"))
+        .await
+        .unwrap_err();
+    assert_eq!(staff.code(), tonic::Code::PermissionDenied);
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbound_messages WHERE status = 'delivered'")
+            .await,
+        1
+    );
+
     // An item taken before its notices go out: they are cancelled, not sent.
     let second = Event {
         id: Uuid::now_v7().to_string(),
