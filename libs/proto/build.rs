@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "careloop/referrals/v1/referrals.proto",
         "careloop/priorauth/v1/priorauth.proto",
         "careloop/notifications/v1/notifications.proto",
+        "careloop/metrics/v1/metrics.proto",
     ];
     let paths: Vec<PathBuf> = files.iter().map(|f| root.join(f)).collect();
     let fds = protox::compile(&paths, [&root])?;

@@ -45,3 +45,9 @@ pub mod notifications {
         tonic::include_proto!("careloop.notifications.v1");
     }
 }
+
+pub mod metrics {
+    pub mod v1 {
+        tonic::include_proto!("careloop.metrics.v1");
+    }
+}

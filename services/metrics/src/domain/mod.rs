@@ -1,0 +1,3 @@
+//! Pure measures over per-loop timelines: no database, no clock.
+
+pub mod priorauth;

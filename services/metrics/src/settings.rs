@@ -1,0 +1,27 @@
+//! The metrics service's own settings (section `[metrics]`).
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricsSettings {
+    /// The plans service, asked who may read a patient's audit trail here.
+    pub plans_addr: String,
+    /// Whether this replica consumes events (keeping what the measures read).
+    pub recorder_enabled: bool,
+}
+
+pub const DEFAULTS: &str = r#"
+[metrics]
+plans_addr = "http://127.0.0.1:50051"
+recorder_enabled = true
+"#;
+
+impl MetricsSettings {
+    pub fn load(file: Option<&str>) -> Result<Self, config::ConfigError> {
+        careloop_runtime::config::Settings::load_section(file, "metrics", DEFAULTS)
+    }
+
+    pub fn defaults() -> Self {
+        careloop_runtime::config::Settings::section_defaults("metrics", DEFAULTS)
+    }
+}
