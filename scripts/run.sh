@@ -15,6 +15,7 @@ PLANS_ADDR=127.0.0.1:50051
 REFERRALS_ADDR=127.0.0.1:50052
 PRIOR_AUTH_ADDR=127.0.0.1:50053
 NOTIFICATIONS_ADDR=127.0.0.1:50054
+METRICS_ADDR=127.0.0.1:50055
 
 # start NAME PORT METRICS_PORT [ENV=VALUE...]: one service in the background, logs in .run/NAME.log;
 # its database role is careloop_<name with - as _>.
@@ -48,14 +49,17 @@ export CARELOOP_PLANS_ADDR="http://$PLANS_ADDR"
 export CARELOOP_REFERRALS_ADDR="http://$REFERRALS_ADDR"
 export CARELOOP_PRIOR_AUTH_ADDR="http://$PRIOR_AUTH_ADDR"
 export CARELOOP_NOTIFICATIONS_ADDR="http://$NOTIFICATIONS_ADDR"
+export CARELOOP_METRICS_ADDR="http://$METRICS_ADDR"
 start plans 50051 9101
 start referrals 50052 9102 CARELOOP__REFERRALS__PLANS_ADDR="http://$PLANS_ADDR"
 start prior-auth 50053 9103 CARELOOP__PRIOR_AUTH__PLANS_ADDR="http://$PLANS_ADDR"
 start notifications 50054 9104 CARELOOP__NOTIFICATIONS__PLANS_ADDR="http://$PLANS_ADDR"
+start metrics 50055 9105 CARELOOP__METRICS__PLANS_ADDR="http://$PLANS_ADDR"
 wait_healthy plans "$PLANS_ADDR"
 wait_healthy referrals "$REFERRALS_ADDR"
 wait_healthy prior-auth "$PRIOR_AUTH_ADDR"
 wait_healthy notifications "$NOTIFICATIONS_ADDR"
+wait_healthy metrics "$METRICS_ADDR"
 
 CARELOOP_TOKEN="$("$CLI" dev-token)"
 export CARELOOP_TOKEN
@@ -71,6 +75,7 @@ CareLoop is running (health SERVING, reflection on):
   referrals  grpc://$REFERRALS_ADDR       metrics http://127.0.0.1:9102/metrics   log .run/referrals.log
   prior-auth grpc://$PRIOR_AUTH_ADDR       metrics http://127.0.0.1:9103/metrics   log .run/prior-auth.log
   notifications grpc://$NOTIFICATIONS_ADDR    metrics http://127.0.0.1:9104/metrics   log .run/notifications.log
+  metrics    grpc://$METRICS_ADDR       metrics http://127.0.0.1:9105/metrics   log .run/metrics.log
 
 Call it with the CLI (the dev token is in .run/dev-token, valid 12 h):
   export CARELOOP_TOKEN=\$(cat .run/dev-token)
@@ -84,6 +89,8 @@ Call it with the CLI (the dev token is in .run/dev-token, valid 12 h):
   target/debug/careloop inbox list --role care_manager    # items routed to a role (the token's roles)
   target/debug/careloop inbox watch --role care_manager   # pushed as they arrive; --cursor resumes
   target/debug/careloop routing list                      # the rules that fill the inboxes
+  target/debug/careloop measure prior-auth --days 30       # the CMS-0057-F report
+  target/debug/careloop measure payer-clocks --days 30     # each payer against its deadlines
 
 or with grpcurl, where installed:
   grpcurl -plaintext $PLANS_ADDR list

@@ -55,6 +55,14 @@ pub struct Cli {
         global = true
     )]
     pub notifications_addr: String,
+    /// Address of the metrics service.
+    #[arg(
+        long,
+        env = "CARELOOP_METRICS_ADDR",
+        default_value = "http://127.0.0.1:50055",
+        global = true
+    )]
+    pub metrics_addr: String,
     /// CA bundle that verifies the services' certificates, for https:// addresses.
     #[arg(long, env = "CARELOOP_TLS_CA", global = true)]
     pub ca: Option<String>,
@@ -140,6 +148,9 @@ pub enum Command {
     /// Partner webhook endpoints, their delivery log and resends.
     #[command(subcommand)]
     Webhook(crate::notifications::WebhookCmd),
+    /// Measures (metrics service): the prior-authorization report and payer clocks.
+    #[command(subcommand)]
+    Measure(crate::metrics::MeasureCmd),
     /// The end-of-shift digest of a role's inbox.
     Digest {
         #[arg(long)]
@@ -386,6 +397,19 @@ async fn notifications(cli: &Cli) -> anyhow::Result<crate::notifications::Notifi
     ))
 }
 
+async fn metrics(cli: &Cli) -> anyhow::Result<crate::metrics::Metrics> {
+    let token = cli.token.as_ref().ok_or_else(|| {
+        anyhow::anyhow!("no token: pass --token or set CARELOOP_TOKEN (try `careloop dev-token`)")
+    })?;
+    let value = format!("Bearer {token}").parse()?;
+    Ok(
+        careloop_proto::metrics::v1::metrics_service_client::MetricsServiceClient::with_interceptor(
+            channel(cli, &cli.metrics_addr).await?,
+            Bearer(Some(value)),
+        ),
+    )
+}
+
 async fn plans(cli: &Cli) -> anyhow::Result<Plans> {
     let token = cli.token.as_ref().ok_or_else(|| {
         anyhow::anyhow!("no token: pass --token or set CARELOOP_TOKEN (try `careloop dev-token`)")
@@ -527,6 +551,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Webhook(cmd) => {
             crate::notifications::webhook(&mut notifications(&cli).await?, cmd).await?
         }
+        Command::Measure(cmd) => crate::metrics::run(&mut metrics(&cli).await?, cmd).await?,
         Command::Digest { role, hours, org } => {
             crate::notifications::digest(&mut notifications(&cli).await?, role, *hours, org).await?
         }

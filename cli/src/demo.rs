@@ -228,6 +228,67 @@ pub async fn seed(
         .into_inner()
         .request
         .unwrap_or_default();
+    // A second request, standard, which the coordinator records as approved by the payer: the
+    // prior-authorization measures (`careloop measure prior-auth`) have a decision to count.
+    let second = pa
+        .create_request(CreateRequestRequest {
+            idempotency_key: key(),
+            patient_id: pid.clone(),
+            content: Some(RequestContent {
+                linked_loop: Some(LoopRef {
+                    kind: LoopKind::Referral as i32,
+                    id: referral.id.clone(),
+                }),
+                payer_id: "demo-payer".into(),
+                plan_member_id: "M-0001".into(),
+                service_lines: vec![ServiceLine {
+                    code: "E0470".into(),
+                    quantity: 1,
+                }],
+                diagnosis_codes: vec!["I50.22".into()],
+                urgency: Urgency::Standard as i32,
+                urgency_reason: String::new(),
+                packet: Some(ClinicalPacket {
+                    notes_summary: "home oxygen concentrator after discharge".into(),
+                    medications: vec!["furosemide 40 mg".into()],
+                    prior_treatments: vec!["none".into()],
+                    attachment_refs: vec!["DocumentReference/demo-2".into()],
+                }),
+                owner_role: CareRole::PriorAuthCoordinator as i32,
+                next_action: "await payer decision".into(),
+                next_patient_update_at: at(48),
+            }),
+        })
+        .await?
+        .into_inner()
+        .request
+        .unwrap_or_default();
+    let second = pa
+        .submit_request(SubmitRequestRequest {
+            idempotency_key: key(),
+            request_id: second.id.clone(),
+            expected_version: second.version,
+        })
+        .await?
+        .into_inner()
+        .request
+        .unwrap_or_default();
+    {
+        use careloop_proto::priorauth::v1::RecordPayerResponseRequest;
+        use careloop_proto::priorauth::v1::record_payer_response_request::{Approved, Response};
+        pa.record_payer_response(RecordPayerResponseRequest {
+            idempotency_key: key(),
+            request_id: second.id.clone(),
+            expected_version: second.version,
+            response: Some(Response::Approved(Approved {
+                authorization_number: "DEMO-AUTH-1".into(),
+                items: vec![],
+                valid_from: at(0),
+                valid_to: at(24 * 90),
+            })),
+        })
+        .await?;
+    }
     println!("demo patient  {pid}  (mrn {mrn})");
     println!(
         "prior auth    {}  (expedited, decision due {})",

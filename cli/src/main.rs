@@ -2,6 +2,7 @@
 
 mod commands;
 mod demo;
+mod metrics;
 mod notifications;
 mod priorauth;
 mod referrals;

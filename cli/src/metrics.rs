@@ -1,0 +1,112 @@
+//! `careloop measure ...`: the prior-authorization measures (metrics service), as tables.
+
+use crate::commands::Bearer;
+use careloop_proto::metrics::v1::metrics_service_client::MetricsServiceClient;
+use careloop_proto::metrics::v1::*;
+use clap::Subcommand;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+pub type Metrics = MetricsServiceClient<InterceptedService<Channel, Bearer>>;
+
+#[derive(Subcommand)]
+pub enum MeasureCmd {
+    /// The CMS-0057-F prior-authorization report for the last --days.
+    PriorAuth {
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+        #[arg(long, default_value = "")]
+        payer: String,
+        #[arg(long, default_value = "")]
+        org: String,
+    },
+    /// Each payer's decisions against the deadlines of CareLoop's own submissions.
+    PayerClocks {
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+        #[arg(long, default_value = "")]
+        org: String,
+    },
+}
+
+fn last(days: i64) -> Period {
+    let now = chrono::Utc::now();
+    Period {
+        from: Some(careloop_runtime::time::to_timestamp(
+            now - chrono::Duration::days(days),
+        )),
+        to: Some(careloop_runtime::time::to_timestamp(now)),
+    }
+}
+
+fn hours(h: Option<f64>) -> String {
+    h.map(|h| format!("{h:.1} h")).unwrap_or_else(|| "-".into())
+}
+
+pub async fn run(c: &mut Metrics, cmd: &MeasureCmd) -> anyhow::Result<()> {
+    match cmd {
+        MeasureCmd::PriorAuth { days, payer, org } => {
+            let r = c
+                .get_prior_auth_report(GetPriorAuthReportRequest {
+                    period: Some(last(*days)),
+                    payer_id: payer.clone(),
+                    org_id: org.clone(),
+                })
+                .await?
+                .into_inner()
+                .report
+                .unwrap_or_default();
+            println!(
+                "prior authorizations decided in the last {days} days: {}",
+                r.decided
+            );
+            println!(
+                "{:<10} {:>8} {:>10} {:>8} {:>10} {:>10}",
+                "urgency", "decided", "approved", "denied", "average", "median"
+            );
+            for (name, f) in [("standard", r.standard), ("expedited", r.expedited)] {
+                let f = f.unwrap_or_default();
+                println!(
+                    "{name:<10} {:>8} {:>9.1}% {:>7.1}% {:>10} {:>10}",
+                    f.decided,
+                    f.approved_percent,
+                    f.denied_percent,
+                    hours(f.average_hours),
+                    hours(f.median_hours)
+                );
+            }
+            println!(
+                "approved after appeal: {:.1}%",
+                r.approved_after_appeal_percent
+            );
+            println!(
+                "approved after an extended review: {:.1}%",
+                r.approved_after_extension_percent
+            );
+        }
+        MeasureCmd::PayerClocks { days, org } => {
+            let payers = c
+                .get_payer_clocks(GetPayerClocksRequest {
+                    period: Some(last(*days)),
+                    org_id: org.clone(),
+                })
+                .await?
+                .into_inner()
+                .payers;
+            println!(
+                "{:<20} {:>8} {:>8} {:>6} {:>9} {:>16}",
+                "payer", "decided", "on time", "late", "extended", "denied, no reason"
+            );
+            for p in &payers {
+                println!(
+                    "{:<20} {:>8} {:>8} {:>6} {:>9} {:>16}",
+                    p.payer_id, p.decided, p.on_time, p.late, p.extended, p.denials_without_reason
+                );
+                for l in &p.late_decisions {
+                    println!("    late: {} by {:.1} h", l.request_id, l.hours_late);
+                }
+            }
+        }
+    }
+    Ok(())
+}
