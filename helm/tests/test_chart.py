@@ -25,15 +25,16 @@ TLS_DIR = "/etc/careloop/tls"
 DB_CA_DIR = "/etc/careloop/db-ca"
 
 # The calls the code makes, from the architecture (referrals and prior-auth ask plans whether a
-# caller may read or write a patient, notifications who may read a patient's audit trail), written
-# here and not read from the chart: caller -> {(config section, key): callee}.
+# caller may read or write a patient, notifications and metrics who may read a patient's audit
+# trail), written here and not read from the chart: caller -> {(config section, key): callee}.
 DOWNSTREAMS = {
     "referrals": {("referrals", "plans_addr"): "plans"},
     "prior-auth": {("prior_auth", "plans_addr"): "plans"},
     "notifications": {("notifications", "plans_addr"): "plans"},
+    "metrics": {("metrics", "plans_addr"): "plans"},
 }
 # What the chart deploys with its defaults alone.
-DEFAULT_SERVICES = ["plans", "referrals", "prior-auth", "notifications"]
+DEFAULT_SERVICES = ["plans", "referrals", "prior-auth", "notifications", "metrics"]
 
 
 def production_values():
@@ -335,6 +336,11 @@ class ChartTest(unittest.TestCase):
             for peer in policies["careloop-notifications"]["spec"]["ingress"][0]["from"]
         }
         self.assertEqual(into_notifications, {"gateway"})
+        into_metrics = {
+            peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+            for peer in policies["careloop-metrics"]["spec"]["ingress"][0]["from"]
+        }
+        self.assertEqual(into_metrics, {"gateway"})
         for name, policy in policies.items():
             egress_ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
             self.assertTrue({5432, 4222, 4317, 53, 443} <= egress_ports, name)
@@ -415,29 +421,41 @@ class ChartTest(unittest.TestCase):
 
     def test_a_downstream_on_its_own_port_is_dialled_on_that_port(self):
         docs = render(defaults_with(plans={"enabled": True, "databaseSecret": "careloop-db-plans", "grpcPort": 50100,
-                                           "callers": ["referrals", "prior-auth", "notifications"]}))
+                                           "callers": ["referrals", "prior-auth", "notifications", "metrics"]}))
         cfg = configs(docs)
         self.assertEqual(cfg["referrals"]["referrals"]["plans_addr"], "https://careloop-plans.careloop.svc:50100")
         self.assertEqual(cfg["prior-auth"]["prior_auth"]["plans_addr"], "https://careloop-plans.careloop.svc:50100")
         self.assertEqual(cfg["notifications"]["notifications"]["plans_addr"],
                          "https://careloop-plans.careloop.svc:50100")
+        self.assertEqual(cfg["metrics"]["metrics"]["plans_addr"], "https://careloop-plans.careloop.svc:50100")
 
     def test_a_service_whose_downstream_is_off_or_refuses_it_does_not_render(self):
         with self.assertRaisesRegex(helm.HelmRenderError, r"referrals needs plans.*enable services\.plans"):
             render(defaults_with(plans={"enabled": False, "databaseSecret": "careloop-db-plans"},
                                  prior_auth={"enabled": False, "databaseSecret": "careloop-db-prior-auth"},
-                                 notifications={"enabled": False, "databaseSecret": "careloop-db-notifications"}))
+                                 notifications={"enabled": False, "databaseSecret": "careloop-db-notifications"},
+                                 metrics={"enabled": False, "databaseSecret": "careloop-db-metrics"}))
         with self.assertRaisesRegex(helm.HelmRenderError, r"prior-auth calls plans.*services\.plans\.callers"):
             render(defaults_with(plans={"enabled": True, "databaseSecret": "careloop-db-plans",
-                                        "callers": ["referrals", "notifications"]}))
+                                        "callers": ["referrals", "notifications", "metrics"]}))
         with self.assertRaisesRegex(helm.HelmRenderError,
                                     r"notifications needs plans \(notifications\.plans_addr\).*enable services\.plans"):
             render(defaults_with(plans={"enabled": False, "databaseSecret": "careloop-db-plans"},
                                  referrals={"enabled": False, "databaseSecret": "careloop-db-referrals"},
-                                 prior_auth={"enabled": False, "databaseSecret": "careloop-db-prior-auth"}))
+                                 prior_auth={"enabled": False, "databaseSecret": "careloop-db-prior-auth"},
+                                 metrics={"enabled": False, "databaseSecret": "careloop-db-metrics"}))
         with self.assertRaisesRegex(helm.HelmRenderError, r"notifications calls plans.*services\.plans\.callers"):
             render(defaults_with(plans={"enabled": True, "databaseSecret": "careloop-db-plans",
-                                        "callers": ["referrals", "prior-auth"]}))
+                                        "callers": ["referrals", "prior-auth", "metrics"]}))
+        with self.assertRaisesRegex(helm.HelmRenderError,
+                                    r"metrics needs plans \(metrics\.plans_addr\).*enable services\.plans"):
+            render(defaults_with(plans={"enabled": False, "databaseSecret": "careloop-db-plans"},
+                                 referrals={"enabled": False, "databaseSecret": "careloop-db-referrals"},
+                                 prior_auth={"enabled": False, "databaseSecret": "careloop-db-prior-auth"},
+                                 notifications={"enabled": False, "databaseSecret": "careloop-db-notifications"}))
+        with self.assertRaisesRegex(helm.HelmRenderError, r"metrics calls plans.*services\.plans\.callers"):
+            render(defaults_with(plans={"enabled": True, "databaseSecret": "careloop-db-plans",
+                                        "callers": ["referrals", "prior-auth", "notifications"]}))
 
     def test_notifications_is_deployed_by_default_migrates_first_and_asks_plans(self):
         for label, values in (("defaults", None), ("production", production_values())):
@@ -484,6 +502,62 @@ class ChartTest(unittest.TestCase):
             self.assertTrue(allows_to(policies["notifications"], plans_labels, port), f"{where} may dial plans")
             self.assertTrue(admits_from(policies["plans"], own_labels, port), f"{label}: plans admits notifications")
 
+    def test_metrics_is_deployed_by_default_migrates_first_and_asks_plans(self):
+        for label, values in (("defaults", None), ("production", production_values())):
+            docs = render(values)
+            settings = merged(values)["services"]["metrics"]
+            where = f"{label}: metrics"
+            if values is None:
+                self.assertEqual(sorted(enabled_services(values)), sorted(DEFAULT_SERVICES), label)
+            deployments = {component(d): d for d in by_kind(docs, "Deployment").values()}
+            services = {component(s): s for s in by_kind(docs, "Service").values()}
+            policies = {component(p): p for p in by_kind(docs, "NetworkPolicy").values()}
+            self.assertIn("metrics", deployments, where)
+            cfg = configs(docs)
+            # The service's own [metrics] is the runtime's table too (its Prometheus endpoint,
+            # `addr`): plans_addr goes into it, never a second [metrics] header (TOML refuses one,
+            # which configs() would have raised above). recorder_enabled keeps the binary's default.
+            metrics_port = next(p["port"] for p in services["metrics"]["spec"]["ports"] if p["name"] == "metrics")
+            self.assertEqual(cfg["metrics"]["metrics"],
+                             {"addr": f"0.0.0.0:{metrics_port}",
+                              "plans_addr": f"https://{FULLNAME}-plans.{NAMESPACE}.svc:{grpc_port(services['plans'])}"},
+                             where)
+            for name, conf in cfg.items():
+                if name != "metrics":
+                    self.assertNotIn("plans_addr", conf["metrics"], f"{label}: {name}")
+            self.assertEqual(cfg["metrics"]["events"]["user"], "metrics", where)
+            self.assertEqual(cfg["metrics"]["auth"]["audience"], "careloop-metrics", where)
+            self.assertIn("metrics", cfg["plans"]["auth"]["callers"], f"{label}: plans accepts metrics")
+            # Nothing in the release calls it but the gateway.
+            self.assertEqual(cfg["metrics"]["auth"]["callers"], ["gateway"] if "gateway" in deployments else [],
+                             where)
+            pod = deployments["metrics"]["spec"]["template"]["spec"]
+            (migrate,) = pod["initContainers"]
+            (container,) = pod["containers"]
+            self.assertEqual(migrate["name"], "migrate", where)
+            self.assertEqual(migrate["command"], ["/usr/local/bin/careloop-metrics"], where)
+            self.assertEqual(migrate["args"], ["--config", "/etc/careloop/config.toml", "--migrate-only"], where)
+            self.assertEqual(container["command"], ["/usr/local/bin/careloop-metrics"], where)
+            self.assertNotIn("--migrate-only", container["args"], where)
+            init_env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in migrate["env"]}
+            self.assertEqual(init_env["CARELOOP__DATABASE__MIGRATION_URL"],
+                             {"name": "careloop-db-metrics", "key": "migration-url", "optional": True}, where)
+            env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+            self.assertEqual(env, {
+                "CARELOOP__DATABASE__URL": {"name": "careloop-db-metrics", "key": "database-url"},
+                "CARELOOP__EVENTS__PASSWORD": {"name": settings.get("natsSecret", "careloop-nats-metrics"),
+                                               "key": "password"},
+            }, where)
+            plans_labels = deployments["plans"]["spec"]["template"]["metadata"]["labels"]
+            own_labels = deployments["metrics"]["spec"]["template"]["metadata"]["labels"]
+            port = grpc_port(services["plans"])
+            self.assertTrue(allows_to(policies["metrics"], plans_labels, port), f"{where} may dial plans")
+            self.assertTrue(admits_from(policies["plans"], own_labels, port), f"{label}: plans admits metrics")
+            # No egress beyond the cluster: it sends nothing out.
+            for ip in OUTSIDE + INSIDE:
+                for out_port in (25, 80, 443, 587, 8443):
+                    self.assertFalse(reaches_ip(policies["metrics"], ip, out_port), f"{where} reaches {ip}:{out_port}")
+
     def test_network_policies_open_a_path_for_each_configured_call_and_no_other(self):
         cases = dict(self.cases)
         cases["prior-auth without referrals"] = defaults_with(
@@ -515,8 +589,10 @@ class ChartTest(unittest.TestCase):
             notifications={"enabled": True, "databaseSecret": "careloop-db-notifications", "callers": []})
         cases["prior-auth without referrals"] = defaults_with(
             referrals={"enabled": False, "databaseSecret": "careloop-db-referrals"})
-        without_grpc_ingress = {"notifications with no callers": "notifications",
-                                "prior-auth without referrals": "prior-auth"}
+        # With the gateway off (the defaults) nothing calls notifications or metrics.
+        without_grpc_ingress = {"defaults": {"notifications", "metrics"},
+                                "notifications with no callers": {"notifications"},
+                                "prior-auth without referrals": {"prior-auth"}}
         for label, values in cases.items():
             docs = render(values)
             services = {component(s): s for s in by_kind(docs, "Service").values()}
@@ -534,7 +610,7 @@ class ChartTest(unittest.TestCase):
                             self.assertTrue(peer, "an empty peer admits everything")
                             for selector in peer.values():
                                 self.assertTrue(selector, "an empty selector admits everything")
-                if without_grpc_ingress.get(label) == name:
+                if name in without_grpc_ingress.get(label, ()):
                     grpc_rules = [r for r in policy["spec"]["ingress"] if rule_ports_include(r, port)]
                     with self.subTest(case=label, service=name):
                         self.assertEqual(grpc_rules, [], "no enabled caller, no gRPC ingress rule")
@@ -566,7 +642,7 @@ class ChartTest(unittest.TestCase):
             for ip in INSIDE:
                 self.assertFalse(reaches_ip(notifications, ip, 443), f"{label}: notifications reaches {ip}:443")
             if values is None:
-                self.assertEqual(set(policies), {"plans", "referrals", "prior-auth"})
+                self.assertEqual(set(policies), {"plans", "referrals", "prior-auth", "metrics"})
             cfg = configs(docs)
             self.assertNotIn("email", cfg["notifications"]["notifications"], label)
             self.assertNotIn("sms", cfg["notifications"]["notifications"], label)
@@ -586,7 +662,7 @@ class ChartTest(unittest.TestCase):
             for ip in OUTSIDE:
                 self.assertTrue(reaches_ip(policies["notifications"], ip, port), f"{label}: SMTP {ip}:{port}")
                 self.assertTrue(reaches_ip(policies["notifications"], ip, 443), label)
-                for name in ("plans", "referrals", "prior-auth"):
+                for name in ("plans", "referrals", "prior-auth", "metrics"):
                     self.assertFalse(reaches_ip(policies[name], ip, port), f"{label}: {name} {ip}:{port}")
                     self.assertFalse(reaches_ip(policies[name], ip, 443), f"{label}: {name} {ip}:443")
             for ip in INSIDE:
@@ -1012,11 +1088,13 @@ class ClusterFilesTest(unittest.TestCase):
             self.assertEqual(user["permissions"]["subscribe"]["allow"], ["_INBOX.>"], name)
 
     def test_nats_lets_each_durable_consumer_pull_ack_and_dead_letter(self):
-        """The durable consumers the services run on the whole stream: referrals' pathway rules and
-        the notifications router, each on `careloop.>`, dead letters to careloop_dlq.<consumer>."""
+        """The durable consumers the services run on the whole stream: referrals' pathway rules, the
+        notifications router and the metrics recorder, each on `careloop.>`, dead letters to
+        careloop_dlq.<consumer>."""
         (values,) = k8s_docs("nats-values.yaml")
         users = {u["user"]: u for u in values["config"]["merge"]["authorization"]["users"]}
-        consumers = {"referrals": "referrals-pathways", "notifications": "notifications-router"}
+        consumers = {"referrals": "referrals-pathways", "notifications": "notifications-router",
+                     "metrics": "metrics-recorder"}
         for name, consumer in consumers.items():
             user = users[name]
             for subject in (
@@ -1037,6 +1115,15 @@ class ClusterFilesTest(unittest.TestCase):
             self.assertFalse(nats_allows(notifications, "publish", forged), forged)
         self.assertEqual(values["container"]["env"]["CARELOOP_NOTIFICATIONS_PASSWORD"]["valueFrom"]["secretKeyRef"],
                          {"name": "careloop-nats-notifications", "key": "password"})
+        # Metrics emits nothing yet; its own subjects are reserved for it, nobody else's.
+        metrics = users["metrics"]
+        self.assertTrue(nats_allows(metrics, "publish", "careloop.metrics.report.published"))
+        for forged in ("careloop.plans.loop.overdue", "careloop.referrals.referral.created",
+                       "careloop.priorauth.request.pended", "careloop.notifications.item.raised",
+                       "careloop.metrics", "careloop_dlq"):
+            self.assertFalse(nats_allows(metrics, "publish", forged), forged)
+        self.assertEqual(values["container"]["env"]["CARELOOP_METRICS_PASSWORD"]["valueFrom"]["secretKeyRef"],
+                         {"name": "careloop-nats-metrics", "key": "password"})
 
     def test_cert_manager_bootstraps_the_careloop_ca_and_the_dependency_certificates(self):
         docs = k8s_docs("cert-manager-ca.yaml")

@@ -67,6 +67,8 @@ prior-auth:
   - { section: prior_auth, key: plans_addr, service: plans }
 notifications:
   - { section: notifications, key: plans_addr, service: plans }
+metrics:
+  - { section: metrics, key: plans_addr, service: plans }
 {{- end -}}
 
 {{/*
@@ -146,7 +148,10 @@ grpc: { port: {{ .cfg.grpcPort }} }
 {{/*
 The service's downstream addresses, as TOML sections. Fails when a required downstream is
 disabled, or when the downstream's `callers` do not list this service (its NetworkPolicy and
-[auth].callers would refuse every call). Args: dict root name
+[auth].callers would refuse every call). A section the shared config already declares (the metrics
+service's own [metrics], which also holds the runtime's Prometheus `addr`) is not opened again:
+TOML refuses a table declared twice, so configToml writes those keys into its own table through
+careloop.downstreamKeys. Args: dict root name
 */}}
 {{- define "careloop.downstreamToml" -}}
 {{- $root := .root -}}
@@ -155,8 +160,28 @@ disabled, or when the downstream's `callers` do not list this service (its Netwo
 {{- $sections := list -}}
 {{- range $deps }}{{ $sections = append $sections .section }}{{ end -}}
 {{- range $section := $sections | uniq }}
+{{- if not (has $section (include "careloop.sharedSections" $root | fromJsonArray)) }}
 
 [{{ $section }}]
+{{- include "careloop.downstreamKeys" (dict "root" $root "name" $name "section" $section) }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The tables configToml declares for every service, where a downstream key goes in place. */}}
+{{- define "careloop.sharedSections" -}}
+["metrics"]
+{{- end -}}
+
+{{/*
+One section's downstream keys, each on its own line (no header), with the checks of
+careloop.downstreamToml. Args: dict root name section
+*/}}
+{{- define "careloop.downstreamKeys" -}}
+{{- $root := .root -}}
+{{- $name := .name -}}
+{{- $section := .section -}}
+{{- $deps := index (include "careloop.downstreams" $root | fromYaml) $name | default list -}}
 {{- range $dep := $deps }}
 {{- if eq $dep.section $section }}
 {{- $target := dict "root" $root "name" $dep.service }}
@@ -167,7 +192,6 @@ disabled, or when the downstream's `callers` do not list this service (its Netwo
 {{ $dep.key }} = {{ include "careloop.grpcUrl" $target | toJson }}
 {{- else if not $dep.optional }}
 {{- fail (printf "%s needs %s (%s.%s): enable services.%s or disable services.%s" $name $dep.service $section $dep.key $dep.service $name) }}
-{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -189,6 +213,7 @@ client_auth = {{ ternary (.cfg.clientAuth | default $v.tls.clientAuth) "none" $t
 
 [metrics]
 addr = "0.0.0.0:{{ .cfg.metricsPort }}"
+{{- include "careloop.downstreamKeys" (dict "root" $root "name" .name "section" "metrics") }}
 {{- if $tls }}
 
 [tls]
