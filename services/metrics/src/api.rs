@@ -137,7 +137,113 @@ impl MetricsApi {
     }
 }
 
+impl MetricsApi {
+    async fn get_coordination_measures(
+        &self,
+        who: &Principal,
+        req: pb::GetCoordinationMeasuresRequest,
+    ) -> ApiResult<pb::GetCoordinationMeasuresResponse> {
+        use crate::domain::coordination as c;
+        let (from, to) = period(req.period.as_ref())?;
+        let days = match req.closure_days {
+            0 => 30,
+            d if (1..=365).contains(&d) => d,
+            _ => {
+                return Err(ApiError::invalid(
+                    "closure_days",
+                    "must be between 1 and 365 (0 for 30)",
+                ));
+            }
+        };
+        let org = org_of(who, &req.org_id)?;
+        let mut conn = self.pool.acquire().await?;
+        let referrals = store::loops(
+            &mut conn,
+            org,
+            "referrals.referral.",
+            "referrals.referral.placed",
+            from,
+            to,
+        )
+        .await?;
+        let results = store::loops(
+            &mut conn,
+            org,
+            "referrals.result.",
+            "referrals.result.routed",
+            from,
+            to,
+        )
+        .await?;
+        let items = store::loops(
+            &mut conn,
+            org,
+            "notifications.item.",
+            "notifications.item.raised",
+            from,
+            to,
+        )
+        .await?;
+        let handoffs = store::loops(
+            &mut conn,
+            org,
+            "plans.handoff.",
+            "plans.handoff.sent",
+            from,
+            to,
+        )
+        .await?;
+        let closure = c::referral_closure(
+            &referrals,
+            from,
+            to,
+            chrono::Duration::days(i64::from(days)),
+        );
+        let follow = c::result_follow_through(
+            &results,
+            from,
+            to,
+            careloop_runtime::time::now(),
+            store::result_due,
+        );
+        let (sent, acknowledged, handoff_median) = c::handoff_acknowledgement(&handoffs, from, to);
+        Ok(pb::GetCoordinationMeasuresResponse {
+            measures: Some(pb::CoordinationMeasures {
+                referrals_placed: closure.placed as i64,
+                referrals_closed_within: closure.closed_within as i64,
+                referral_closure_percent: closure.percent,
+                referral_stages: c::stage_medians(&referrals, from, to)
+                    .into_iter()
+                    .map(|(a, b, n, m)| pb::StageTime {
+                        from_stage: a.into(),
+                        to_stage: b.into(),
+                        referrals: n as i64,
+                        median_hours: m,
+                    })
+                    .collect(),
+                abnormal_results: follow.routed as i64,
+                abnormal_results_acknowledged: follow.acknowledged as i64,
+                result_follow_through_median_hours: follow.median_hours,
+                orphaned_abnormal_results: follow.orphaned as i64,
+                response_by_role: c::response_by_role(&items, from, to)
+                    .into_iter()
+                    .map(|(role, n, median, p90)| pb::RoleResponse {
+                        role,
+                        acknowledged: n as i64,
+                        median_hours: median,
+                        p90_hours: p90,
+                    })
+                    .collect(),
+                handoffs_sent: sent as i64,
+                handoffs_acknowledged: acknowledged as i64,
+                handoff_acknowledgement_median_hours: handoff_median,
+            }),
+        })
+    }
+}
+
 careloop_runtime::grpc_service!(MetricsService, MetricsApi, {
     get_prior_auth_report / "GetPriorAuthReport": pb::GetPriorAuthReportRequest => pb::GetPriorAuthReportResponse;
     get_payer_clocks / "GetPayerClocks": pb::GetPayerClocksRequest => pb::GetPayerClocksResponse;
+    get_coordination_measures / "GetCoordinationMeasures": pb::GetCoordinationMeasuresRequest => pb::GetCoordinationMeasuresResponse;
 });

@@ -1,4 +1,5 @@
-//! The recorder: keeps every event a measure reads (prior authorizations today), once by event id,
+//! The recorder: keeps every event a measure reads (prior authorizations, referrals, results, inbox
+//! items, handoffs), once by event id,
 //! in the consumer's transaction. Events of other types are not kept.
 
 use careloop_proto::events::v1::Event;
@@ -9,12 +10,20 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 /// The event types the measures read.
-pub const MEASURED: [&str; 5] = [
+pub const MEASURED: [&str; 13] = [
     "priorauth.request.submitted",
     "priorauth.request.extended",
     "priorauth.request.decided",
     "priorauth.request.appeal_decided",
     "priorauth.request.status_changed",
+    "referrals.referral.placed",
+    "referrals.referral.status_changed",
+    "referrals.result.routed",
+    "referrals.result.acknowledged",
+    "notifications.item.raised",
+    "notifications.item.acknowledged",
+    "plans.handoff.sent",
+    "plans.handoff.acknowledged",
 ];
 
 pub struct Recorder;

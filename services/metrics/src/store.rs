@@ -82,3 +82,67 @@ pub async fn prior_auth_timelines(
     }
     Ok(timelines)
 }
+
+/// A kept event: aggregate, version, type, when, encoded event.
+type KeptEvent = (Uuid, i64, String, DateTime<Utc>, Vec<u8>);
+
+/// The organization's loops of one kind (the event-type prefix, e.g. "referrals.referral.") with a
+/// first event in [from - 1 day, to + 1 day): each its events, as points with their typed fields.
+pub async fn loops(
+    conn: &mut PgConnection,
+    org: Uuid,
+    prefix: &str,
+    opened_by: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> sqlx::Result<Vec<crate::domain::coordination::Loop>> {
+    use crate::domain::coordination::{Loop, Point};
+    let rows: Vec<KeptEvent> = sqlx::query_as(
+        "SELECT aggregate_id, aggregate_version, event_type, occurred_at, payload FROM loop_events
+          WHERE org_id = $1 AND event_type LIKE $2 || '%'
+            AND aggregate_id IN (SELECT aggregate_id FROM loop_events
+                                  WHERE org_id = $1 AND event_type = $3
+                                    AND occurred_at >= $4 - interval '1 day' AND occurred_at < $5 + interval '1 day')
+          ORDER BY aggregate_id, aggregate_version",
+    )
+    .bind(org)
+    .bind(prefix)
+    .bind(opened_by)
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await?;
+    let mut loops: Vec<Loop> = Vec::new();
+    for (aggregate, version, event_type, at, payload) in rows {
+        let Ok(event) = Event::decode(payload.as_slice()) else {
+            continue;
+        };
+        let mut fields = careloop_runtime::events::fields::event_fields(&event);
+        // Times are not typed fields; the one a measure needs is added as RFC 3339.
+        if let Some(Payload::ResultRouted(r)) = &event.payload
+            && let Some(due) = r.due_at.as_ref().and_then(from_timestamp)
+        {
+            fields.insert("due_at".into(), due.to_rfc3339());
+        }
+        let point = Point {
+            version,
+            event_type,
+            at,
+            fields,
+        };
+        let id = aggregate.to_string();
+        match loops.last_mut() {
+            Some(l) if l.id == id => l.points.push(point),
+            _ => loops.push(Loop {
+                id,
+                points: vec![point],
+            }),
+        }
+    }
+    Ok(loops)
+}
+
+/// A routed result's acknowledgement due time, from its event.
+pub fn result_due(point: &crate::domain::coordination::Point) -> Option<DateTime<Utc>> {
+    point.fields.get("due_at").and_then(|v| v.parse().ok())
+}

@@ -1,3 +1,4 @@
 //! Pure measures over per-loop timelines: no database, no clock.
 
+pub mod coordination;
 pub mod priorauth;

@@ -17,13 +17,13 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-struct App {
-    db: PgPool,
+pub(crate) struct App {
+    pub(crate) db: PgPool,
     addr: std::net::SocketAddr,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-async fn spawn() -> App {
+pub(crate) async fn spawn() -> App {
     careloop_runtime::telemetry::init_for_tests();
     let db = careloop_testkit::fresh_database("metrics").await.unwrap();
     let settings = careloop_testkit::service_settings(&db);
@@ -44,14 +44,14 @@ async fn spawn() -> App {
     }
 }
 
-type Client = MetricsServiceClient<
+pub(crate) type Client = MetricsServiceClient<
     tonic::service::interceptor::InterceptedService<
         tonic::transport::Channel,
         Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send>,
     >,
 >;
 
-async fn client(app: &App, kind: PrincipalKind, org: Uuid) -> Client {
+pub(crate) async fn client(app: &App, kind: PrincipalKind, org: Uuid) -> Client {
     let settings = careloop_testkit::dev_settings();
     let auth = Authenticator::new(&settings.auth, "test").unwrap();
     let token = auth
@@ -87,12 +87,12 @@ async fn client(app: &App, kind: PrincipalKind, org: Uuid) -> Client {
     )
 }
 
-fn ny(m: u32, d: u32, h: u32) -> DateTime<Utc> {
+pub(crate) fn ny(m: u32, d: u32, h: u32) -> DateTime<Utc> {
     chrono_tz_free(m, d, h)
 }
 
 /// New York local time as UTC (EDT, UTC-4, until 1 November 2026 02:00; EST, UTC-5, after).
-fn chrono_tz_free(m: u32, d: u32, h: u32) -> DateTime<Utc> {
+pub(crate) fn chrono_tz_free(m: u32, d: u32, h: u32) -> DateTime<Utc> {
     let local = Utc.with_ymd_and_hms(2026, m, d, h, 0, 0).single().unwrap();
     let offset = if (m, d) < (11, 1) || ((m, d) == (11, 1) && h < 2) {
         4
@@ -112,7 +112,7 @@ fn occurred(payload: &Payload) -> Option<prost_types::Timestamp> {
     }
 }
 
-fn event(org: Uuid, request: Uuid, version: i64, payload: Payload, kind: &str) -> Event {
+pub(crate) fn event(org: Uuid, request: Uuid, version: i64, payload: Payload, kind: &str) -> Event {
     Event {
         id: Uuid::now_v7().to_string(),
         r#type: kind.into(),
@@ -271,7 +271,7 @@ fn fixture(org: Uuid) -> Vec<Event> {
     events
 }
 
-async fn record(db: &PgPool, events: &[Event]) {
+pub(crate) async fn record(db: &PgPool, events: &[Event]) {
     for e in events {
         let mut tx = db.begin().await.unwrap();
         careloop_metrics::recorder::Recorder
@@ -282,7 +282,7 @@ async fn record(db: &PgPool, events: &[Event]) {
     }
 }
 
-fn november() -> Period {
+pub(crate) fn november() -> Period {
     Period {
         from: Some(to_timestamp(ny(11, 1, 0))),
         to: Some(to_timestamp(ny(12, 1, 0))),

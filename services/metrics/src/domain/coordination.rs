@@ -1,0 +1,408 @@
+//! The coordination measures over loop timelines, each defined in docs/metrics.md: referral loop
+//! closure within N days and the median time per referral stage, abnormal-result follow-through
+//! and orphaned abnormal results, care-team response time by role (item raised to acknowledged),
+//! and handoff acknowledgement time. A loop's timeline is its events in aggregate-version order;
+//! times are the events' own (`occurred_at`), so arrival order does not matter.
+
+use chrono::{DateTime, Duration, Utc};
+use std::collections::BTreeMap;
+
+/// One event of a loop: its type, when it happened, and its typed fields by name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub version: i64,
+    pub event_type: String,
+    pub at: DateTime<Utc>,
+    pub fields: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Loop {
+    pub id: String,
+    pub points: Vec<Point>,
+}
+
+impl Loop {
+    fn sorted(&self) -> Vec<&Point> {
+        let mut p: Vec<&Point> = self.points.iter().collect();
+        p.sort_by_key(|p| p.version);
+        p
+    }
+
+    fn first(&self, event_type: &str) -> Option<&Point> {
+        self.sorted()
+            .into_iter()
+            .find(|p| p.event_type == event_type)
+    }
+
+    /// When the loop first reached `status` (a status-changed event's `to_status`).
+    fn reached(&self, status: &str) -> Option<DateTime<Utc>> {
+        self.sorted()
+            .into_iter()
+            .find(|p| {
+                p.event_type.ends_with(".status_changed")
+                    && p.fields.get("to_status").map(String::as_str) == Some(status)
+            })
+            .map(|p| p.at)
+    }
+}
+
+fn hours(d: Duration) -> f64 {
+    (d.num_seconds() as f64 / 360.0).round() / 10.0
+}
+
+/// The value at quantile `q` (nearest rank) of sorted durations, in hours.
+fn quantile(sorted: &[Duration], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(hours(sorted[rank - 1]))
+}
+
+fn median(mut durations: Vec<Duration>) -> Option<f64> {
+    durations.sort();
+    let n = durations.len();
+    if n == 0 {
+        return None;
+    }
+    let m = if n % 2 == 1 {
+        durations[n / 2]
+    } else {
+        (durations[n / 2 - 1] + durations[n / 2]) / 2
+    };
+    Some(hours(m))
+}
+
+fn percent(part: usize, whole: usize) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        (part as f64 * 1000.0 / whole as f64).round() / 10.0
+    }
+}
+
+/// Referral loop closure: of the referrals placed in [from, to) and not cancelled, those whose
+/// consult note came back within `within` of placement.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Closure {
+    pub placed: usize,
+    pub closed_within: usize,
+    pub percent: f64,
+}
+
+pub fn referral_closure(
+    referrals: &[Loop],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    within: Duration,
+) -> Closure {
+    let mut placed = 0;
+    let mut closed = 0;
+    for r in referrals {
+        let Some(p) = r.first("referrals.referral.placed") else {
+            continue;
+        };
+        if p.at < from || p.at >= to || r.reached("cancelled").is_some() {
+            continue;
+        }
+        placed += 1;
+        if r.reached("note_received")
+            .is_some_and(|at| at - p.at <= within)
+        {
+            closed += 1;
+        }
+    }
+    Closure {
+        placed,
+        closed_within: closed,
+        percent: percent(closed, placed),
+    }
+}
+
+/// The referral stages, from and to, whose median time is measured.
+pub const STAGES: [(&str, &str); 4] = [
+    ("placed", "accepted"),
+    ("accepted", "scheduled"),
+    ("scheduled", "seen"),
+    ("seen", "note_received"),
+];
+
+/// Median hours per stage over the referrals placed in [from, to) that went through it.
+pub fn stage_medians(
+    referrals: &[Loop],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<(&'static str, &'static str, usize, Option<f64>)> {
+    STAGES
+        .iter()
+        .map(|(a, b)| {
+            let durations: Vec<Duration> = referrals
+                .iter()
+                .filter(|r| {
+                    r.first("referrals.referral.placed")
+                        .is_some_and(|p| p.at >= from && p.at < to)
+                })
+                .filter_map(|r| {
+                    let start = if *a == "placed" {
+                        r.first("referrals.referral.placed").map(|p| p.at)
+                    } else {
+                        r.reached(a)
+                    }?;
+                    let end = r.reached(b)?;
+                    (end >= start).then(|| end - start)
+                })
+                .collect();
+            (*a, *b, durations.len(), median(durations))
+        })
+        .collect()
+}
+
+/// Abnormal and critical results routed in [from, to): median hours from routing to the
+/// acknowledgement with the action taken, and how many are orphaned (not acknowledged and past
+/// their acknowledgement due time at `now`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FollowThrough {
+    pub routed: usize,
+    pub acknowledged: usize,
+    pub median_hours: Option<f64>,
+    pub orphaned: usize,
+}
+
+pub fn result_follow_through(
+    results: &[Loop],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    now: DateTime<Utc>,
+    due_of: impl Fn(&Point) -> Option<DateTime<Utc>>,
+) -> FollowThrough {
+    let mut out = FollowThrough::default();
+    let mut durations = Vec::new();
+    for r in results {
+        let Some(routed) = r.first("referrals.result.routed") else {
+            continue;
+        };
+        let flag = routed.fields.get("flag").map(String::as_str);
+        if routed.at < from || routed.at >= to || !matches!(flag, Some("abnormal" | "critical")) {
+            continue;
+        }
+        out.routed += 1;
+        match r.first("referrals.result.acknowledged") {
+            Some(ack) => {
+                out.acknowledged += 1;
+                durations.push(ack.at - routed.at);
+            }
+            None => {
+                if due_of(routed).is_some_and(|due| due < now) {
+                    out.orphaned += 1;
+                }
+            }
+        }
+    }
+    out.median_hours = median(durations);
+    out
+}
+
+/// Care-team response time by role: inbox items raised in [from, to), from raised to
+/// acknowledged, per role of the acknowledgement; median and p90 hours.
+pub fn response_by_role(
+    items: &[Loop],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<(String, usize, Option<f64>, Option<f64>)> {
+    let mut by_role: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
+    for i in items {
+        let Some(raised) = i.first("notifications.item.raised") else {
+            continue;
+        };
+        if raised.at < from || raised.at >= to {
+            continue;
+        }
+        if let Some(ack) = i.first("notifications.item.acknowledged") {
+            let role = ack.fields.get("role").cloned().unwrap_or_default();
+            by_role.entry(role).or_default().push(ack.at - raised.at);
+        }
+    }
+    by_role
+        .into_iter()
+        .map(|(role, mut d)| {
+            d.sort();
+            let n = d.len();
+            (role, n, quantile(&d, 0.5), quantile(&d, 0.9))
+        })
+        .collect()
+}
+
+/// Handoffs sent in [from, to): how many were acknowledged, and the median hours to it.
+pub fn handoff_acknowledgement(
+    handoffs: &[Loop],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> (usize, usize, Option<f64>) {
+    let mut sent = 0;
+    let mut durations = Vec::new();
+    for h in handoffs {
+        let Some(s) = h.first("plans.handoff.sent") else {
+            continue;
+        };
+        if s.at < from || s.at >= to {
+            continue;
+        }
+        sent += 1;
+        if let Some(a) = h.first("plans.handoff.acknowledged") {
+            durations.push(a.at - s.at);
+        }
+    }
+    let acknowledged = durations.len();
+    (sent, acknowledged, median(durations))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(d: u32, h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, d, h, 0, 0).single().unwrap()
+    }
+
+    fn point(version: i64, event_type: &str, at: DateTime<Utc>, fields: &[(&str, &str)]) -> Point {
+        Point {
+            version,
+            event_type: event_type.into(),
+            at,
+            fields: fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn moved(version: i64, at: DateTime<Utc>, to: &str) -> Point {
+        point(
+            version,
+            "referrals.referral.status_changed",
+            at,
+            &[("to_status", to)],
+        )
+    }
+
+    #[test]
+    fn closure_within_thirty_days_and_stage_medians_by_hand() {
+        let placed = |at| point(1, "referrals.referral.placed", at, &[]);
+        let referrals = vec![
+            // Closed in 10 days: accepted +24 h, scheduled +48 h, seen +7 d, note +10 d.
+            Loop {
+                id: "a".into(),
+                points: vec![
+                    placed(at(1, 0)),
+                    moved(2, at(2, 0), "accepted"),
+                    moved(3, at(3, 0), "scheduled"),
+                    moved(4, at(8, 0), "seen"),
+                    moved(5, at(11, 0), "note_received"),
+                ],
+            },
+            // Closed, but after 40 days: not within 30. Accepted +12 h.
+            Loop {
+                id: "b".into(),
+                points: vec![
+                    placed(at(1, 0)),
+                    moved(2, at(1, 12), "accepted"),
+                    moved(3, at(1, 12) + Duration::days(40), "note_received"),
+                ],
+            },
+            // Cancelled: not counted.
+            Loop {
+                id: "c".into(),
+                points: vec![placed(at(2, 0)), moved(2, at(3, 0), "cancelled")],
+            },
+            // Open, accepted after 36 h.
+            Loop {
+                id: "d".into(),
+                points: vec![moved(2, at(4, 12), "accepted"), placed(at(3, 0))],
+            },
+        ];
+        let c = referral_closure(&referrals, at(1, 0), at(30, 0), Duration::days(30));
+        assert_eq!(
+            c,
+            Closure {
+                placed: 3,
+                closed_within: 1,
+                percent: 33.3
+            }
+        );
+        let stages = stage_medians(&referrals, at(1, 0), at(30, 0));
+        // placed -> accepted: a 24 h, b 12 h, d 36 h: median 24 h.
+        assert_eq!(stages[0], ("placed", "accepted", 3, Some(24.0)));
+        assert_eq!(stages[1], ("accepted", "scheduled", 1, Some(24.0)));
+        assert_eq!(stages[3], ("seen", "note_received", 1, Some(72.0)));
+    }
+
+    #[test]
+    fn follow_through_and_orphans_and_response_by_role_by_hand() {
+        let routed = |v, at, flag| point(v, "referrals.result.routed", at, &[("flag", flag)]);
+        let results = vec![
+            Loop {
+                id: "r1".into(),
+                points: vec![
+                    routed(2, at(1, 0), "critical"),
+                    point(3, "referrals.result.acknowledged", at(1, 2), &[]),
+                ],
+            },
+            Loop {
+                id: "r2".into(),
+                points: vec![
+                    routed(2, at(1, 0), "abnormal"),
+                    point(3, "referrals.result.acknowledged", at(2, 0), &[]),
+                ],
+            },
+            // Abnormal, never acknowledged, due 72 h later: orphaned by the 10th.
+            Loop {
+                id: "r3".into(),
+                points: vec![routed(2, at(2, 0), "abnormal")],
+            },
+            // Normal: not measured.
+            Loop {
+                id: "r4".into(),
+                points: vec![routed(2, at(2, 0), "normal")],
+            },
+        ];
+        let f = result_follow_through(&results, at(1, 0), at(30, 0), at(10, 0), |p| {
+            Some(p.at + Duration::hours(72))
+        });
+        assert_eq!(
+            f,
+            FollowThrough {
+                routed: 3,
+                acknowledged: 2,
+                median_hours: Some(13.0),
+                orphaned: 1
+            }
+        );
+
+        let item = |id: &str, raised, ack: Option<(DateTime<Utc>, &str)>| Loop {
+            id: id.into(),
+            points: [Some(point(1, "notifications.item.raised", raised, &[]))]
+                .into_iter()
+                .chain([ack.map(|(at, role)| {
+                    point(2, "notifications.item.acknowledged", at, &[("role", role)])
+                })])
+                .flatten()
+                .collect(),
+        };
+        let items = vec![
+            item("i1", at(1, 0), Some((at(1, 1), "rn"))),
+            item("i2", at(1, 0), Some((at(1, 3), "rn"))),
+            item("i3", at(1, 0), Some((at(1, 10), "rn"))),
+            item("i4", at(1, 0), Some((at(1, 4), "pcp"))),
+            item("i5", at(1, 0), None),
+        ];
+        assert_eq!(
+            response_by_role(&items, at(1, 0), at(30, 0)),
+            vec![
+                ("pcp".to_string(), 1, Some(4.0), Some(4.0)),
+                ("rn".to_string(), 3, Some(3.0), Some(10.0)),
+            ]
+        );
+    }
+}

@@ -1,0 +1,254 @@
+//! The coordination measures through the service, on hand-computed sequences: referral closure and
+//! stage times, abnormal-result follow-through and orphans, response time by role, handoff
+//! acknowledgement; events delivered shuffled and twice.
+
+use crate::priorauth::{client, event, ny, record, spawn};
+use careloop_proto::common::v1::CareRole;
+use careloop_proto::events::v1::{
+    Event, HandoffAcknowledged, HandoffSent, NotificationAcknowledged, NotificationRaised,
+    ReferralPlaced, ReferralStatusChanged, ResultAcknowledged, ResultRouted, event::Payload,
+};
+use careloop_proto::metrics::v1::*;
+use careloop_proto::referrals::v1::{ReferralStatus, ResultFlag};
+use careloop_runtime::auth::PrincipalKind;
+use careloop_runtime::time::to_timestamp;
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+fn at_event(mut e: Event, at: DateTime<Utc>) -> Event {
+    e.occurred_at = Some(to_timestamp(at));
+    e
+}
+
+#[tokio::test]
+async fn every_coordination_measure_matches_its_hand_computed_value() {
+    let org = Uuid::now_v7();
+    let app = spawn().await;
+    let mut events = Vec::new();
+    let t0 = ny(11, 2, 8);
+    let h = |n: i64| t0 + Duration::hours(n);
+    // Referral A: placed, accepted +24 h, scheduled +48 h, seen +168 h, note +240 h (closed in 10 days).
+    let a = Uuid::now_v7();
+    let moved = |id: Uuid, v: i64, to: ReferralStatus, when: DateTime<Utc>| {
+        at_event(
+            event(
+                org,
+                id,
+                v,
+                Payload::ReferralStatusChanged(ReferralStatusChanged {
+                    referral_id: id.to_string(),
+                    to_status: to as i32,
+                    ..Default::default()
+                }),
+                "referrals.referral.status_changed",
+            ),
+            when,
+        )
+    };
+    let placed = |id: Uuid, when: DateTime<Utc>| {
+        at_event(
+            event(
+                org,
+                id,
+                1,
+                Payload::ReferralPlaced(ReferralPlaced {
+                    referral_id: id.to_string(),
+                    ..Default::default()
+                }),
+                "referrals.referral.placed",
+            ),
+            when,
+        )
+    };
+    events.extend([
+        placed(a, h(0)),
+        moved(a, 2, ReferralStatus::Accepted, h(24)),
+        moved(a, 3, ReferralStatus::Scheduled, h(72)),
+        moved(a, 4, ReferralStatus::Seen, h(168)),
+        moved(a, 5, ReferralStatus::NoteReceived, h(240)),
+    ]);
+    // Referral B: placed, accepted +12 h, still open.
+    let b = Uuid::now_v7();
+    events.extend([
+        placed(b, h(0)),
+        moved(b, 2, ReferralStatus::Accepted, h(12)),
+    ]);
+    // Referral C: cancelled (left out).
+    let c = Uuid::now_v7();
+    events.extend([
+        placed(c, h(1)),
+        moved(c, 2, ReferralStatus::Cancelled, h(5)),
+    ]);
+
+    // Results: critical acknowledged in 2 h, abnormal acknowledged in 24 h, abnormal never (due
+    // 72 h after routing, long past now): orphaned.
+    let routed = |id: Uuid, flag: ResultFlag, when: DateTime<Utc>| {
+        at_event(
+            event(
+                org,
+                id,
+                2,
+                Payload::ResultRouted(ResultRouted {
+                    result_id: id.to_string(),
+                    to_role: CareRole::Pcp as i32,
+                    flag: flag as i32,
+                    due_at: Some(to_timestamp(when + Duration::hours(72))),
+                    ..Default::default()
+                }),
+                "referrals.result.routed",
+            ),
+            when,
+        )
+    };
+    let acked = |id: Uuid, when: DateTime<Utc>| {
+        at_event(
+            event(
+                org,
+                id,
+                3,
+                Payload::ResultAcknowledged(ResultAcknowledged {
+                    result_id: id.to_string(),
+                    by_role: CareRole::Pcp as i32,
+                }),
+                "referrals.result.acknowledged",
+            ),
+            when,
+        )
+    };
+    let (r1, r2, r3) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    events.extend([
+        routed(r1, ResultFlag::Critical, h(0)),
+        acked(r1, h(2)),
+        routed(r2, ResultFlag::Abnormal, h(0)),
+        acked(r2, h(24)),
+        routed(r3, ResultFlag::Abnormal, h(1)),
+    ]);
+
+    // Inbox items: RN acknowledges after 1 h and 3 h; PCP after 5 h.
+    let item = |role: CareRole, after: i64| {
+        let id = Uuid::now_v7();
+        [
+            at_event(
+                event(
+                    org,
+                    id,
+                    1,
+                    Payload::NotificationRaised(NotificationRaised {
+                        item_id: id.to_string(),
+                        role: role as i32,
+                        ..Default::default()
+                    }),
+                    "notifications.item.raised",
+                ),
+                h(0),
+            ),
+            at_event(
+                event(
+                    org,
+                    id,
+                    2,
+                    Payload::NotificationAcknowledged(NotificationAcknowledged {
+                        item_id: id.to_string(),
+                        role: role as i32,
+                        ..Default::default()
+                    }),
+                    "notifications.item.acknowledged",
+                ),
+                h(after),
+            ),
+        ]
+    };
+    events.extend(item(CareRole::Rn, 1));
+    events.extend(item(CareRole::Rn, 3));
+    events.extend(item(CareRole::Pcp, 5));
+
+    // Handoffs: acknowledged after 6 h and 10 h, one not yet.
+    let handoff = |ack: Option<i64>| {
+        let id = Uuid::now_v7();
+        let mut e = vec![at_event(
+            event(
+                org,
+                id,
+                1,
+                Payload::HandoffSent(HandoffSent {
+                    handoff_id: id.to_string(),
+                    ..Default::default()
+                }),
+                "plans.handoff.sent",
+            ),
+            h(0),
+        )];
+        if let Some(after) = ack {
+            e.push(at_event(
+                event(
+                    org,
+                    id,
+                    2,
+                    Payload::HandoffAcknowledged(HandoffAcknowledged {
+                        handoff_id: id.to_string(),
+                        ..Default::default()
+                    }),
+                    "plans.handoff.acknowledged",
+                ),
+                h(after),
+            ));
+        }
+        e
+    };
+    events.extend(handoff(Some(6)));
+    events.extend(handoff(Some(10)));
+    events.extend(handoff(None));
+
+    let mut delivered: Vec<Event> = events.iter().rev().cloned().collect();
+    delivered.extend(events.iter().cloned());
+    record(&app.db, &delivered).await;
+
+    let m = client(&app, PrincipalKind::Staff, org)
+        .await
+        .get_coordination_measures(GetCoordinationMeasuresRequest {
+            period: Some(crate::priorauth::november()),
+            org_id: String::new(),
+            closure_days: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .measures
+        .unwrap();
+    assert_eq!((m.referrals_placed, m.referrals_closed_within), (2, 1));
+    assert_eq!(m.referral_closure_percent, 50.0);
+    // placed -> accepted: A 24 h, B 12 h: median 18 h.
+    assert_eq!(m.referral_stages[0].median_hours, Some(18.0));
+    assert_eq!(m.referral_stages[1].median_hours, Some(48.0));
+    assert_eq!(m.referral_stages[2].median_hours, Some(96.0));
+    assert_eq!(m.referral_stages[3].median_hours, Some(72.0));
+    assert_eq!(
+        (m.abnormal_results, m.abnormal_results_acknowledged),
+        (3, 2)
+    );
+    assert_eq!(m.result_follow_through_median_hours, Some(13.0));
+    assert_eq!(m.orphaned_abnormal_results, 1);
+    assert_eq!(m.response_by_role.len(), 2);
+    let rn = m.response_by_role.iter().find(|r| r.role == "rn").unwrap();
+    assert_eq!(
+        (rn.acknowledged, rn.median_hours, rn.p90_hours),
+        (2, Some(1.0), Some(3.0))
+    );
+    assert_eq!((m.handoffs_sent, m.handoffs_acknowledged), (3, 2));
+    assert_eq!(m.handoff_acknowledgement_median_hours, Some(8.0));
+
+    // Closure within 5 days: A took 10.
+    let m5 = client(&app, PrincipalKind::Staff, org)
+        .await
+        .get_coordination_measures(GetCoordinationMeasuresRequest {
+            period: Some(crate::priorauth::november()),
+            org_id: String::new(),
+            closure_days: 5,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .measures
+        .unwrap();
+    assert_eq!(m5.referrals_closed_within, 0);
+}
