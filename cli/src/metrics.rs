@@ -20,6 +20,15 @@ pub enum MeasureCmd {
         #[arg(long, default_value = "")]
         org: String,
     },
+    /// The coordination measures for the last --days.
+    Coordination {
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+        #[arg(long, default_value_t = 30)]
+        closure_days: i32,
+        #[arg(long, default_value = "")]
+        org: String,
+    },
     /// Each payer's decisions against the deadlines of CareLoop's own submissions.
     PayerClocks {
         #[arg(long, default_value_t = 30)]
@@ -82,6 +91,57 @@ pub async fn run(c: &mut Metrics, cmd: &MeasureCmd) -> anyhow::Result<()> {
             println!(
                 "approved after an extended review: {:.1}%",
                 r.approved_after_extension_percent
+            );
+        }
+        MeasureCmd::Coordination {
+            days,
+            closure_days,
+            org,
+        } => {
+            let m = c
+                .get_coordination_measures(GetCoordinationMeasuresRequest {
+                    period: Some(last(*days)),
+                    org_id: org.clone(),
+                    closure_days: *closure_days,
+                })
+                .await?
+                .into_inner()
+                .measures
+                .unwrap_or_default();
+            println!(
+                "referral loop closure within {closure_days} days: {} of {} ({:.1}%)",
+                m.referrals_closed_within, m.referrals_placed, m.referral_closure_percent
+            );
+            for s in &m.referral_stages {
+                println!(
+                    "  {:<10} -> {:<14} {:>4} referrals, median {}",
+                    s.from_stage,
+                    s.to_stage,
+                    s.referrals,
+                    hours(s.median_hours)
+                );
+            }
+            println!(
+                "abnormal results: {} routed, {} acknowledged (median {}), {} orphaned",
+                m.abnormal_results,
+                m.abnormal_results_acknowledged,
+                hours(m.result_follow_through_median_hours),
+                m.orphaned_abnormal_results
+            );
+            for r in &m.response_by_role {
+                println!(
+                    "  response by {:<22} {:>4} acknowledged, median {}, p90 {}",
+                    r.role,
+                    r.acknowledged,
+                    hours(r.median_hours),
+                    hours(r.p90_hours)
+                );
+            }
+            println!(
+                "handoffs: {} sent, {} acknowledged (median {})",
+                m.handoffs_sent,
+                m.handoffs_acknowledged,
+                hours(m.handoff_acknowledgement_median_hours)
             );
         }
         MeasureCmd::PayerClocks { days, org } => {
