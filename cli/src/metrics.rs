@@ -143,6 +143,30 @@ pub async fn run(c: &mut Metrics, cmd: &MeasureCmd) -> anyhow::Result<()> {
                 m.handoffs_acknowledged,
                 hours(m.handoff_acknowledgement_median_hours)
             );
+            println!(
+                "first contact after a referral: {} answered, median {}",
+                m.referrals_answered,
+                hours(m.first_contact_median_hours)
+            );
+            println!(
+                "after scheduling ({}): rescheduled {:.1}%, cancelled {:.1}%, no-show {:.1}%",
+                m.referrals_scheduled,
+                m.rescheduled_percent,
+                m.cancelled_after_scheduling_percent,
+                m.no_show_percent
+            );
+            println!(
+                "transport: {} ordered, {} confirmed (median {})",
+                m.transport_orders,
+                m.transport_confirmed,
+                hours(m.transport_confirmation_median_hours)
+            );
+            println!(
+                "transitions: {} started, follow-up within 72 h {:.1}%, medications reconciled {:.1}%",
+                m.transitions_started,
+                m.follow_up_within_72h_percent,
+                m.medications_reconciled_percent
+            );
         }
         MeasureCmd::PayerClocks { days, org } => {
             let payers = c

@@ -193,12 +193,34 @@ impl MetricsApi {
             to,
         )
         .await?;
+        let orders = store::loops(
+            &mut conn,
+            org,
+            "referrals.order.",
+            "referrals.order.placed",
+            from,
+            to,
+        )
+        .await?;
+        let transition_loops = store::loops(
+            &mut conn,
+            org,
+            "plans.transition.",
+            "plans.transition.started",
+            from,
+            to,
+        )
+        .await?;
         let closure = c::referral_closure(
             &referrals,
             from,
             to,
             chrono::Duration::days(i64::from(days)),
         );
+        let (answered, first_contact) = c::first_contact(&referrals, from, to);
+        let outcomes = c::schedule_outcomes(&referrals, from, to);
+        let (transport, confirmed, confirmation) = c::transport_confirmation(&orders, from, to);
+        let transitions = c::transitions(&transition_loops, from, to, chrono::Duration::hours(72));
         let follow = c::result_follow_through(
             &results,
             from,
@@ -237,6 +259,18 @@ impl MetricsApi {
                 handoffs_sent: sent as i64,
                 handoffs_acknowledged: acknowledged as i64,
                 handoff_acknowledgement_median_hours: handoff_median,
+                referrals_answered: answered as i64,
+                first_contact_median_hours: first_contact,
+                referrals_scheduled: outcomes.scheduled as i64,
+                rescheduled_percent: outcomes.rescheduled_percent,
+                cancelled_after_scheduling_percent: outcomes.cancelled_percent,
+                no_show_percent: outcomes.no_show_percent,
+                transport_orders: transport as i64,
+                transport_confirmed: confirmed as i64,
+                transport_confirmation_median_hours: confirmation,
+                transitions_started: transitions.started as i64,
+                follow_up_within_72h_percent: transitions.follow_up_within_percent,
+                medications_reconciled_percent: transitions.medications_reconciled_percent,
             }),
         })
     }

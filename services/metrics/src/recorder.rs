@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 /// The event types the measures read.
-pub const MEASURED: [&str; 13] = [
+pub const MEASURED: [&str; 17] = [
     "priorauth.request.submitted",
     "priorauth.request.extended",
     "priorauth.request.decided",
@@ -24,6 +24,10 @@ pub const MEASURED: [&str; 13] = [
     "notifications.item.acknowledged",
     "plans.handoff.sent",
     "plans.handoff.acknowledged",
+    "referrals.order.placed",
+    "referrals.order.status_changed",
+    "plans.transition.started",
+    "plans.transition.checklist_updated",
 ];
 
 pub struct Recorder;

@@ -257,6 +257,148 @@ pub fn handoff_acknowledgement(
     (sent, acknowledged, median(durations))
 }
 
+/// Time to first contact: referrals placed in [from, to) that the receiver answered (accepted or
+/// declined), and the median hours from placement to that answer.
+pub fn first_contact(
+    referrals: &[Loop],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> (usize, Option<f64>) {
+    let durations: Vec<Duration> = referrals
+        .iter()
+        .filter_map(|r| {
+            let p = r.first("referrals.referral.placed")?;
+            if p.at < from || p.at >= to {
+                return None;
+            }
+            let answer = [r.reached("accepted"), r.reached("declined")]
+                .into_iter()
+                .flatten()
+                .min()?;
+            Some(answer - p.at)
+        })
+        .collect();
+    (durations.len(), median(durations))
+}
+
+/// Of the referrals that reached `scheduled` in [from, to): how many were rescheduled, cancelled
+/// and missed (no-show) afterwards, as percents.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ScheduleOutcomes {
+    pub scheduled: usize,
+    pub rescheduled_percent: f64,
+    pub cancelled_percent: f64,
+    pub no_show_percent: f64,
+}
+
+pub fn schedule_outcomes(
+    referrals: &[Loop],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> ScheduleOutcomes {
+    let scheduled: Vec<&Loop> = referrals
+        .iter()
+        .filter(|r| {
+            r.reached("scheduled")
+                .is_some_and(|at| at >= from && at < to)
+        })
+        .collect();
+    let after = |status: &str| {
+        scheduled
+            .iter()
+            .filter(|r| {
+                let s = r.reached("scheduled");
+                r.reached(status)
+                    .is_some_and(|at| s.is_some_and(|s| at >= s))
+            })
+            .count()
+    };
+    ScheduleOutcomes {
+        scheduled: scheduled.len(),
+        rescheduled_percent: percent(after("rescheduled"), scheduled.len()),
+        cancelled_percent: percent(after("cancelled"), scheduled.len()),
+        no_show_percent: percent(after("no_show"), scheduled.len()),
+    }
+}
+
+/// Discharge order to transport confirmation: transport orders placed in [from, to) that were
+/// confirmed, and the median hours from placement to confirmation.
+pub fn transport_confirmation(
+    orders: &[Loop],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> (usize, usize, Option<f64>) {
+    let mut placed = 0;
+    let mut durations = Vec::new();
+    for o in orders {
+        let Some(p) = o.first("referrals.order.placed") else {
+            continue;
+        };
+        if p.at < from
+            || p.at >= to
+            || p.fields.get("kind").map(String::as_str) != Some("transport")
+        {
+            continue;
+        }
+        placed += 1;
+        if let Some(confirmed) = o.reached("confirmed") {
+            durations.push(confirmed - p.at);
+        }
+    }
+    let confirmed = durations.len();
+    (placed, confirmed, median(durations))
+}
+
+/// Care transitions started in [from, to): how many had their follow-up call done within `window`
+/// of the start, and how many had their medications reconciled (checklist item done) at all.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Transitions {
+    pub started: usize,
+    pub follow_up_within_percent: f64,
+    pub medications_reconciled_percent: f64,
+}
+
+pub fn transitions(
+    loops: &[Loop],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    window: Duration,
+) -> Transitions {
+    let mut started = 0;
+    let mut follow_up = 0;
+    let mut reconciled = 0;
+    for t in loops {
+        let Some(s) = t.first("plans.transition.started") else {
+            continue;
+        };
+        if s.at < from || s.at >= to {
+            continue;
+        }
+        started += 1;
+        let done = |item: &str| {
+            t.sorted()
+                .into_iter()
+                .filter(|p| p.event_type == "plans.transition.checklist_updated")
+                .find(|p| {
+                    p.fields.get("item").map(String::as_str) == Some(item)
+                        && p.fields.get("state").map(String::as_str) == Some("done")
+                })
+                .map(|p| p.at)
+        };
+        if done("follow_up_call").is_some_and(|at| at - s.at <= window) {
+            follow_up += 1;
+        }
+        if done("medications_reconciled").is_some() {
+            reconciled += 1;
+        }
+    }
+    Transitions {
+        started,
+        follow_up_within_percent: percent(follow_up, started),
+        medications_reconciled_percent: percent(reconciled, started),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,6 +478,110 @@ mod tests {
         assert_eq!(stages[0], ("placed", "accepted", 3, Some(24.0)));
         assert_eq!(stages[1], ("accepted", "scheduled", 1, Some(24.0)));
         assert_eq!(stages[3], ("seen", "note_received", 1, Some(72.0)));
+    }
+
+    #[test]
+    fn first_contact_schedule_outcomes_transport_and_transitions_by_hand() {
+        let placed = |at| point(1, "referrals.referral.placed", at, &[]);
+        let referrals = vec![
+            Loop {
+                id: "a".into(),
+                points: vec![
+                    placed(at(1, 0)),
+                    moved(2, at(1, 6), "accepted"),
+                    moved(3, at(2, 0), "scheduled"),
+                    moved(4, at(3, 0), "rescheduled"),
+                ],
+            },
+            Loop {
+                id: "b".into(),
+                points: vec![placed(at(1, 0)), moved(2, at(1, 10), "declined")],
+            },
+            Loop {
+                id: "c".into(),
+                points: vec![
+                    placed(at(1, 0)),
+                    moved(2, at(2, 0), "accepted"),
+                    moved(3, at(2, 1), "scheduled"),
+                    moved(4, at(9, 0), "no_show"),
+                ],
+            },
+        ];
+        // Answers after 6, 10 and 24 h: median 10 h.
+        assert_eq!(
+            first_contact(&referrals, at(1, 0), at(30, 0)),
+            (3, Some(10.0))
+        );
+        assert_eq!(
+            schedule_outcomes(&referrals, at(1, 0), at(30, 0)),
+            ScheduleOutcomes {
+                scheduled: 2,
+                rescheduled_percent: 50.0,
+                cancelled_percent: 0.0,
+                no_show_percent: 50.0
+            }
+        );
+        let order = |id: &str, kind: &str, confirmed: Option<DateTime<Utc>>| Loop {
+            id: id.into(),
+            points: [Some(point(
+                1,
+                "referrals.order.placed",
+                at(1, 0),
+                &[("kind", kind)],
+            ))]
+            .into_iter()
+            .chain([confirmed.map(|c| {
+                point(
+                    2,
+                    "referrals.order.status_changed",
+                    c,
+                    &[("to_status", "confirmed")],
+                )
+            })])
+            .flatten()
+            .collect(),
+        };
+        let orders = vec![
+            order("t1", "transport", Some(at(1, 2))),
+            order("t2", "transport", Some(at(1, 6))),
+            order("t3", "transport", None),
+            order("l1", "lab", Some(at(1, 1))),
+        ];
+        assert_eq!(
+            transport_confirmation(&orders, at(1, 0), at(30, 0)),
+            (3, 2, Some(4.0))
+        );
+        let checklist = |v, at, item: &str| {
+            point(
+                v,
+                "plans.transition.checklist_updated",
+                at,
+                &[("item", item), ("state", "done")],
+            )
+        };
+        let started = |at| point(1, "plans.transition.started", at, &[]);
+        let loops = vec![
+            Loop {
+                id: "x".into(),
+                points: vec![
+                    started(at(1, 0)),
+                    checklist(2, at(1, 5), "medications_reconciled"),
+                    checklist(3, at(3, 0), "follow_up_call"),
+                ],
+            },
+            Loop {
+                id: "y".into(),
+                points: vec![started(at(1, 0)), checklist(2, at(5, 0), "follow_up_call")],
+            },
+        ];
+        assert_eq!(
+            transitions(&loops, at(1, 0), at(30, 0), Duration::hours(72)),
+            Transitions {
+                started: 2,
+                follow_up_within_percent: 50.0,
+                medications_reconciled_percent: 50.0
+            }
+        );
     }
 
     #[test]

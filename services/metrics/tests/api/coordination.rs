@@ -236,6 +236,20 @@ async fn every_coordination_measure_matches_its_hand_computed_value() {
     );
     assert_eq!((m.handoffs_sent, m.handoffs_acknowledged), (3, 2));
     assert_eq!(m.handoff_acknowledgement_median_hours, Some(8.0));
+    // First answers: A after 24 h, B after 12 h (C was cancelled, never answered).
+    assert_eq!(
+        (m.referrals_answered, m.first_contact_median_hours),
+        (2, Some(18.0))
+    );
+    // A was scheduled and then seen: no reschedule, cancellation or no-show.
+    assert_eq!(
+        (
+            m.referrals_scheduled,
+            m.rescheduled_percent,
+            m.no_show_percent
+        ),
+        (1, 0.0, 0.0)
+    );
 
     // Closure within 5 days: A took 10.
     let m5 = client(&app, PrincipalKind::Staff, org)
