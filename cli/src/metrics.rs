@@ -29,6 +29,11 @@ pub enum MeasureCmd {
         #[arg(long, default_value = "")]
         org: String,
     },
+    /// The weekly review: this week (the last 7 days) against the 7 before, and stalled loops.
+    Week {
+        #[arg(long, default_value = "")]
+        org: String,
+    },
     /// Each payer's decisions against the deadlines of CareLoop's own submissions.
     PayerClocks {
         #[arg(long, default_value_t = 30)]
@@ -167,6 +172,43 @@ pub async fn run(c: &mut Metrics, cmd: &MeasureCmd) -> anyhow::Result<()> {
                 m.follow_up_within_72h_percent,
                 m.medications_reconciled_percent
             );
+        }
+        MeasureCmd::Week { org } => {
+            let start = chrono::Utc::now() - chrono::Duration::days(7);
+            let review = c
+                .get_weekly_review(GetWeeklyReviewRequest {
+                    week_start: Some(careloop_runtime::time::to_timestamp(start)),
+                    org_id: org.clone(),
+                })
+                .await?
+                .into_inner();
+            let value = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into());
+            println!(
+                "{:<44} {:>10} {:>10}  direction",
+                "measure", "this week", "last week"
+            );
+            for r in &review.rows {
+                let direction = Direction::try_from(r.direction)
+                    .map(|d| {
+                        d.as_str_name()
+                            .trim_start_matches("DIRECTION_")
+                            .to_lowercase()
+                    })
+                    .unwrap_or_default();
+                println!(
+                    "{:<44} {:>10} {:>10}  {direction}",
+                    r.measure,
+                    value(r.this_week),
+                    value(r.last_week)
+                );
+            }
+            println!("stalled loops (oldest overdue, nothing since):");
+            for s in &review.stalled {
+                println!(
+                    "  {:<12} {}  stage {}  owner {}",
+                    s.loop_kind, s.loop_id, s.stage, s.owner_role
+                );
+            }
         }
         MeasureCmd::PayerClocks { days, org } => {
             let payers = c

@@ -276,8 +276,147 @@ impl MetricsApi {
     }
 }
 
+impl MetricsApi {
+    async fn get_weekly_review(
+        &self,
+        who: &Principal,
+        req: pb::GetWeeklyReviewRequest,
+    ) -> ApiResult<pb::GetWeeklyReviewResponse> {
+        use crate::domain::coordination::{self as c, Direction};
+        let start = v::timestamp("week_start", req.week_start.as_ref())?;
+        let org = org_of(who, &req.org_id)?;
+        let week = |from: DateTime<Utc>| pb::GetCoordinationMeasuresRequest {
+            period: Some(pb::Period {
+                from: Some(careloop_runtime::time::to_timestamp(from)),
+                to: Some(careloop_runtime::time::to_timestamp(
+                    from + chrono::Duration::days(7),
+                )),
+            }),
+            org_id: org.to_string(),
+            closure_days: 30,
+        };
+        // The same measures, computed for the caller's organization as a service would.
+        let service = Principal {
+            org_id: org,
+            ..Principal::service(SOURCE)
+        };
+        let this = self
+            .get_coordination_measures(&service, week(start))
+            .await?
+            .measures
+            .unwrap_or_default();
+        let last = self
+            .get_coordination_measures(&service, week(start - chrono::Duration::days(7)))
+            .await?
+            .measures
+            .unwrap_or_default();
+        let rows: Vec<(&str, Option<f64>, Option<f64>, bool)> = vec![
+            (
+                "referral closure within 30 days %",
+                Some(this.referral_closure_percent),
+                Some(last.referral_closure_percent),
+                true,
+            ),
+            (
+                "first contact after a referral, median h",
+                this.first_contact_median_hours,
+                last.first_contact_median_hours,
+                false,
+            ),
+            (
+                "abnormal-result follow-through, median h",
+                this.result_follow_through_median_hours,
+                last.result_follow_through_median_hours,
+                false,
+            ),
+            (
+                "orphaned abnormal results",
+                Some(this.orphaned_abnormal_results as f64),
+                Some(last.orphaned_abnormal_results as f64),
+                false,
+            ),
+            (
+                "handoff acknowledgement, median h",
+                this.handoff_acknowledgement_median_hours,
+                last.handoff_acknowledgement_median_hours,
+                false,
+            ),
+            (
+                "no-show %",
+                Some(this.no_show_percent),
+                Some(last.no_show_percent),
+                false,
+            ),
+            (
+                "transport confirmation, median h",
+                this.transport_confirmation_median_hours,
+                last.transport_confirmation_median_hours,
+                false,
+            ),
+            (
+                "follow-up call within 72 h %",
+                Some(this.follow_up_within_72h_percent),
+                Some(last.follow_up_within_72h_percent),
+                true,
+            ),
+            (
+                "medications reconciled at transitions %",
+                Some(this.medications_reconciled_percent),
+                Some(last.medications_reconciled_percent),
+                true,
+            ),
+        ];
+        let stalled = store::stalled(&mut *self.pool.acquire().await?, org, 20).await?;
+        let kind_name = |k: i32| {
+            careloop_proto::common::v1::LoopKind::try_from(k)
+                .map(|k| {
+                    k.as_str_name()
+                        .trim_start_matches("LOOP_KIND_")
+                        .to_lowercase()
+                })
+                .unwrap_or_default()
+        };
+        let role_name = |r: i32| {
+            careloop_proto::common::v1::CareRole::try_from(r)
+                .map(|r| {
+                    r.as_str_name()
+                        .trim_start_matches("CARE_ROLE_")
+                        .to_lowercase()
+                })
+                .unwrap_or_default()
+        };
+        Ok(pb::GetWeeklyReviewResponse {
+            rows: rows
+                .into_iter()
+                .map(|(name, t, l, higher)| pb::MeasureRow {
+                    measure: name.into(),
+                    this_week: t,
+                    last_week: l,
+                    higher_is_better: higher,
+                    direction: match c::direction(t, l, higher) {
+                        Direction::Improved => pb::Direction::Improved,
+                        Direction::Worse => pb::Direction::Worse,
+                        Direction::Flat => pb::Direction::Flat,
+                    } as i32,
+                })
+                .collect(),
+            stalled: stalled
+                .into_iter()
+                .map(|(kind, id, stage, role, due)| pb::StalledLoop {
+                    loop_kind: kind_name(kind),
+                    loop_id: id,
+                    stage,
+                    owner_role: role_name(role),
+                    due_at: careloop_runtime::time::opt_timestamp(due),
+                })
+                .collect(),
+        })
+    }
+}
+
 careloop_runtime::grpc_service!(MetricsService, MetricsApi, {
     get_prior_auth_report / "GetPriorAuthReport": pb::GetPriorAuthReportRequest => pb::GetPriorAuthReportResponse;
     get_payer_clocks / "GetPayerClocks": pb::GetPayerClocksRequest => pb::GetPayerClocksResponse;
     get_coordination_measures / "GetCoordinationMeasures": pb::GetCoordinationMeasuresRequest => pb::GetCoordinationMeasuresResponse;
+    get_weekly_review / "GetWeeklyReview": pb::GetWeeklyReviewRequest => pb::GetWeeklyReviewResponse;
 });

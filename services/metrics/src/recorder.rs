@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 /// The event types the measures read.
-pub const MEASURED: [&str; 17] = [
+pub const MEASURED: [&str; 21] = [
     "priorauth.request.submitted",
     "priorauth.request.extended",
     "priorauth.request.decided",
@@ -28,6 +28,10 @@ pub const MEASURED: [&str; 17] = [
     "referrals.order.status_changed",
     "plans.transition.started",
     "plans.transition.checklist_updated",
+    "referrals.loop.overdue",
+    "plans.loop.overdue",
+    "plans.task.status_changed",
+    "priorauth.request.decision_overdue",
 ];
 
 pub struct Recorder;

@@ -146,3 +146,49 @@ pub async fn loops(
 pub fn result_due(point: &crate::domain::coordination::Point) -> Option<DateTime<Utc>> {
     point.fields.get("due_at").and_then(|v| v.parse().ok())
 }
+
+/// An overdue report of a loop nothing was recorded about since: (kind, loop id, stage, owner role
+/// number, due time), oldest due first, at most `limit`.
+pub async fn stalled(
+    conn: &mut PgConnection,
+    org: Uuid,
+    limit: i64,
+) -> sqlx::Result<Vec<(i32, String, String, i32, Option<DateTime<Utc>>)>> {
+    let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
+        "SELECT o.payload FROM loop_events o
+          WHERE o.org_id = $1
+            AND o.event_type IN ('referrals.loop.overdue', 'plans.loop.overdue', 'priorauth.request.decision_overdue')
+            AND NOT EXISTS (SELECT 1 FROM loop_events l
+                             WHERE l.aggregate_id = o.aggregate_id AND l.aggregate_version > o.aggregate_version)
+          ORDER BY o.occurred_at LIMIT $2",
+    )
+    .bind(org)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    let mut out = Vec::new();
+    for (payload,) in rows {
+        let Ok(event) = Event::decode(payload.as_slice()) else {
+            continue;
+        };
+        match event.payload {
+            Some(Payload::LoopOverdue(l)) | Some(Payload::PlansLoopOverdue(l)) => out.push((
+                l.loop_kind,
+                l.loop_id,
+                l.stage,
+                l.owner_role,
+                l.due_at.as_ref().and_then(from_timestamp),
+            )),
+            Some(Payload::PriorAuthDecisionOverdue(p)) => out.push((
+                careloop_proto::common::v1::LoopKind::PriorAuth as i32,
+                p.request_id,
+                "decision_due".into(),
+                p.owner_role,
+                p.decision_due_at.as_ref().and_then(from_timestamp),
+            )),
+            _ => {}
+        }
+    }
+    out.sort_by_key(|r| r.4);
+    Ok(out)
+}

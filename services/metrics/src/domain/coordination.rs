@@ -399,6 +399,28 @@ pub fn transitions(
     }
 }
 
+/// Which way a measure moved from last week to this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Improved,
+    Worse,
+    Flat,
+}
+
+pub fn direction(this: Option<f64>, last: Option<f64>, higher_is_better: bool) -> Direction {
+    match (this, last) {
+        (Some(t), Some(l)) if (t - l).abs() < 1e-9 => Direction::Flat,
+        (Some(t), Some(l)) => {
+            if (t > l) == higher_is_better {
+                Direction::Improved
+            } else {
+                Direction::Worse
+            }
+        }
+        _ => Direction::Flat,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -582,6 +604,14 @@ mod tests {
                 medications_reconciled_percent: 50.0
             }
         );
+    }
+
+    #[test]
+    fn a_measure_improves_when_it_moves_the_right_way() {
+        assert_eq!(direction(Some(60.0), Some(50.0), true), Direction::Improved);
+        assert_eq!(direction(Some(60.0), Some(50.0), false), Direction::Worse);
+        assert_eq!(direction(Some(5.0), Some(5.0), false), Direction::Flat);
+        assert_eq!(direction(None, Some(5.0), false), Direction::Flat);
     }
 
     #[test]

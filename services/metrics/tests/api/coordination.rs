@@ -266,3 +266,144 @@ async fn every_coordination_measure_matches_its_hand_computed_value() {
         .unwrap();
     assert_eq!(m5.referrals_closed_within, 0);
 }
+
+#[tokio::test]
+async fn the_weekly_review_compares_this_week_with_last_and_lists_stalled_loops() {
+    use careloop_proto::common::v1::LoopKind;
+    use careloop_proto::events::v1::LoopOverdue;
+    let org = Uuid::now_v7();
+    let app = spawn().await;
+    let week = ny(11, 16, 0);
+    let handoff = |sent: DateTime<Utc>, after: i64| {
+        let id = Uuid::now_v7();
+        vec![
+            at_event(
+                event(
+                    org,
+                    id,
+                    1,
+                    Payload::HandoffSent(HandoffSent {
+                        handoff_id: id.to_string(),
+                        ..Default::default()
+                    }),
+                    "plans.handoff.sent",
+                ),
+                sent,
+            ),
+            at_event(
+                event(
+                    org,
+                    id,
+                    2,
+                    Payload::HandoffAcknowledged(HandoffAcknowledged {
+                        handoff_id: id.to_string(),
+                        ..Default::default()
+                    }),
+                    "plans.handoff.acknowledged",
+                ),
+                sent + Duration::hours(after),
+            ),
+        ]
+    };
+    let mut events = Vec::new();
+    // Last week: acknowledged after 10 h; this week after 4 h: improved.
+    events.extend(handoff(week - Duration::days(3), 10));
+    events.extend(handoff(week + Duration::days(1), 4));
+    // This week: an abnormal result never acknowledged, long past due: orphans 0 -> 1, worse.
+    let r = Uuid::now_v7();
+    events.push(at_event(
+        event(
+            org,
+            r,
+            2,
+            Payload::ResultRouted(ResultRouted {
+                result_id: r.to_string(),
+                to_role: CareRole::Pcp as i32,
+                flag: ResultFlag::Abnormal as i32,
+                due_at: Some(to_timestamp(week + Duration::days(2))),
+                ..Default::default()
+            }),
+            "referrals.result.routed",
+        ),
+        week + Duration::days(1),
+    ));
+    // Two overdue referrals: one moved on since its report, one did not (stalled).
+    let overdue = |id: Uuid, v: i64| {
+        at_event(
+            event(
+                org,
+                id,
+                v,
+                Payload::LoopOverdue(LoopOverdue {
+                    loop_kind: LoopKind::Referral as i32,
+                    loop_id: id.to_string(),
+                    stage: "placed".into(),
+                    owner_role: CareRole::Scheduler as i32,
+                    backup_role: 0,
+                    due_at: Some(to_timestamp(week)),
+                }),
+                "referrals.loop.overdue",
+            ),
+            week + Duration::hours(1),
+        )
+    };
+    let (stuck, moved_on) = (Uuid::now_v7(), Uuid::now_v7());
+    events.push(overdue(stuck, 2));
+    events.push(overdue(moved_on, 2));
+    events.push(at_event(
+        event(
+            org,
+            moved_on,
+            3,
+            Payload::ReferralStatusChanged(ReferralStatusChanged {
+                referral_id: moved_on.to_string(),
+                to_status: ReferralStatus::Accepted as i32,
+                ..Default::default()
+            }),
+            "referrals.referral.status_changed",
+        ),
+        week + Duration::hours(2),
+    ));
+    record(&app.db, &events).await;
+
+    let review = client(&app, PrincipalKind::Staff, org)
+        .await
+        .get_weekly_review(GetWeeklyReviewRequest {
+            week_start: Some(to_timestamp(week)),
+            org_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let row = |name: &str| {
+        review
+            .rows
+            .iter()
+            .find(|r| r.measure.starts_with(name))
+            .unwrap()
+            .clone()
+    };
+    let handoffs = row("handoff acknowledgement");
+    assert_eq!(
+        (handoffs.this_week, handoffs.last_week),
+        (Some(4.0), Some(10.0))
+    );
+    assert_eq!(handoffs.direction, Direction::Improved as i32);
+    let orphans = row("orphaned abnormal results");
+    assert_eq!(
+        (orphans.this_week, orphans.last_week),
+        (Some(1.0), Some(0.0))
+    );
+    assert_eq!(orphans.direction, Direction::Worse as i32);
+    assert_eq!(row("no-show").direction, Direction::Flat as i32);
+    assert_eq!(review.stalled.len(), 1);
+    let s = &review.stalled[0];
+    assert_eq!(
+        (
+            s.loop_kind.as_str(),
+            s.loop_id.clone(),
+            s.owner_role.as_str()
+        ),
+        ("referral", stuck.to_string(), "scheduler")
+    );
+}
