@@ -117,6 +117,10 @@ pub async fn run(c: &mut Metrics, cmd: &MeasureCmd) -> anyhow::Result<()> {
                 "referral loop closure within {closure_days} days: {} of {} ({:.1}%)",
                 m.referrals_closed_within, m.referrals_placed, m.referral_closure_percent
             );
+            println!(
+                "referral-to-service completion: {} seen ({:.1}%)",
+                m.referrals_completed, m.referral_completion_percent
+            );
             for s in &m.referral_stages {
                 println!(
                     "  {:<10} -> {:<14} {:>4} referrals, median {}",

@@ -218,6 +218,40 @@ impl MetricsApi {
             chrono::Duration::days(i64::from(days)),
         );
         let (answered, first_contact) = c::first_contact(&referrals, from, to);
+        let (_, completed, completion) = c::referral_completion(&referrals, from, to);
+        // Open loops are counted now, among those opened within the year before the period ends.
+        let now = careloop_runtime::time::now();
+        let year = now.min(to) - chrono::Duration::days(365);
+        let open = c::open_loops(
+            &store::loops(
+                &mut conn,
+                org,
+                "referrals.referral.",
+                "referrals.referral.placed",
+                year,
+                now,
+            )
+            .await?,
+            &store::loops(
+                &mut conn,
+                org,
+                "referrals.order.",
+                "referrals.order.placed",
+                year,
+                now,
+            )
+            .await?,
+            &store::loops(
+                &mut conn,
+                org,
+                "referrals.result.",
+                "referrals.result.routed",
+                year,
+                now,
+            )
+            .await?,
+            now,
+        );
         let outcomes = c::schedule_outcomes(&referrals, from, to);
         let (transport, confirmed, confirmation) = c::transport_confirmation(&orders, from, to);
         let transitions = c::transitions(&transition_loops, from, to, chrono::Duration::hours(72));
@@ -271,6 +305,17 @@ impl MetricsApi {
                 transitions_started: transitions.started as i64,
                 follow_up_within_72h_percent: transitions.follow_up_within_percent,
                 medications_reconciled_percent: transitions.medications_reconciled_percent,
+                referrals_completed: completed as i64,
+                referral_completion_percent: completion,
+                open_loops: open
+                    .into_iter()
+                    .map(|(kind, role, age, count)| pb::OpenLoops {
+                        loop_kind: kind.into(),
+                        owner_role: role,
+                        age: age.into(),
+                        count: count as i64,
+                    })
+                    .collect(),
             }),
         })
     }

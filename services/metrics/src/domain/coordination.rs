@@ -399,6 +399,98 @@ pub fn transitions(
     }
 }
 
+/// Referral-to-service completion: of the referrals placed in [from, to) and not cancelled, those
+/// the patient was seen for.
+pub fn referral_completion(
+    referrals: &[Loop],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> (usize, usize, f64) {
+    let mut placed = 0;
+    let mut seen = 0;
+    for r in referrals {
+        let Some(p) = r.first("referrals.referral.placed") else {
+            continue;
+        };
+        if p.at < from || p.at >= to || r.reached("cancelled").is_some() {
+            continue;
+        }
+        placed += 1;
+        if r.reached("seen").is_some() || r.reached("note_received").is_some() {
+            seen += 1;
+        }
+    }
+    (placed, seen, percent(seen, placed))
+}
+
+/// The age buckets of open loops, by when they opened.
+pub const AGE_BUCKETS: [(&str, i64); 5] = [
+    ("under 1 day", 1),
+    ("1 to 3 days", 3),
+    ("3 to 7 days", 7),
+    ("7 to 30 days", 30),
+    ("30 days or more", i64::MAX),
+];
+
+fn bucket(age: Duration) -> &'static str {
+    AGE_BUCKETS
+        .iter()
+        .find(|(_, days)| age < Duration::days((*days).min(100_000)))
+        .map_or("30 days or more", |(name, _)| name)
+}
+
+/// Open loops at `now` by kind, owner role and age bucket: referrals not closed, declined or
+/// cancelled; orders not closed or cancelled; abnormal and critical results not acknowledged.
+pub fn open_loops(
+    referrals: &[Loop],
+    orders: &[Loop],
+    results: &[Loop],
+    now: DateTime<Utc>,
+) -> Vec<(&'static str, String, &'static str, usize)> {
+    let mut counts: BTreeMap<(&'static str, String, &'static str), usize> = BTreeMap::new();
+    let mut add = |kind: &'static str, role: Option<&String>, opened: DateTime<Utc>| {
+        let key = (
+            kind,
+            role.cloned().unwrap_or_default(),
+            bucket(now - opened),
+        );
+        *counts.entry(key).or_default() += 1;
+    };
+    for r in referrals {
+        if let Some(p) = r.first("referrals.referral.placed")
+            && !["note_received", "declined", "cancelled"]
+                .iter()
+                .any(|s| r.reached(s).is_some())
+        {
+            add("referral", p.fields.get("owner_role"), p.at);
+        }
+    }
+    for o in orders {
+        if let Some(p) = o.first("referrals.order.placed")
+            && !["closed", "cancelled"]
+                .iter()
+                .any(|s| o.reached(s).is_some())
+        {
+            add("order", p.fields.get("owner_role"), p.at);
+        }
+    }
+    for r in results {
+        if let Some(p) = r.first("referrals.result.routed")
+            && matches!(
+                p.fields.get("flag").map(String::as_str),
+                Some("abnormal" | "critical")
+            )
+            && r.first("referrals.result.acknowledged").is_none()
+        {
+            add("result", p.fields.get("to_role"), p.at);
+        }
+    }
+    counts
+        .into_iter()
+        .map(|((kind, role, bucket), n)| (kind, role, bucket, n))
+        .collect()
+}
+
 /// Which way a measure moved from last week to this one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -603,6 +695,55 @@ mod tests {
                 follow_up_within_percent: 50.0,
                 medications_reconciled_percent: 50.0
             }
+        );
+    }
+
+    #[test]
+    fn completion_and_open_loops_by_age_and_owner_by_hand() {
+        let placed =
+            |at, role: &str| point(1, "referrals.referral.placed", at, &[("owner_role", role)]);
+        let referrals = vec![
+            Loop {
+                id: "a".into(),
+                points: vec![placed(at(1, 0), "scheduler"), moved(2, at(5, 0), "seen")],
+            },
+            Loop {
+                id: "b".into(),
+                points: vec![placed(at(1, 0), "scheduler")],
+            },
+            Loop {
+                id: "c".into(),
+                points: vec![placed(at(9, 0), "care_manager")],
+            },
+            Loop {
+                id: "d".into(),
+                points: vec![
+                    placed(at(9, 0), "care_manager"),
+                    moved(2, at(9, 1), "cancelled"),
+                ],
+            },
+        ];
+        assert_eq!(
+            referral_completion(&referrals, at(1, 0), at(30, 0)),
+            (3, 1, 33.3)
+        );
+        let results = vec![Loop {
+            id: "r".into(),
+            points: vec![point(
+                2,
+                "referrals.result.routed",
+                at(10, 0),
+                &[("flag", "critical"), ("to_role", "pcp")],
+            )],
+        }];
+        let now = at(10, 12);
+        assert_eq!(
+            open_loops(&referrals, &[], &results, now),
+            vec![
+                ("referral", "care_manager".to_string(), "1 to 3 days", 1),
+                ("referral", "scheduler".to_string(), "7 to 30 days", 2),
+                ("result", "pcp".to_string(), "under 1 day", 1),
+            ]
         );
     }
 

@@ -236,6 +236,14 @@ async fn every_coordination_measure_matches_its_hand_computed_value() {
     );
     assert_eq!((m.handoffs_sent, m.handoffs_acknowledged), (3, 2));
     assert_eq!(m.handoff_acknowledgement_median_hours, Some(8.0));
+    // A was seen; B is still open: half completed.
+    assert_eq!(
+        (m.referrals_completed, m.referral_completion_percent),
+        (1, 50.0)
+    );
+    // Open now: referral B, and the unacknowledged abnormal result r3 (both opened in November).
+    let open: i64 = m.open_loops.iter().map(|o| o.count).sum();
+    assert_eq!(open, 2);
     // First answers: A after 24 h, B after 12 h (C was cancelled, never answered).
     assert_eq!(
         (m.referrals_answered, m.first_contact_median_hours),
