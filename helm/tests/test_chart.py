@@ -5,7 +5,9 @@ identities each workload gets."""
 
 import copy
 import ipaddress
+import json
 import pathlib
+import re
 import tomllib
 import unittest
 import urllib.parse
@@ -233,6 +235,92 @@ def configured_calls(values):
             if caller in on and caller != callee:
                 pairs.add((caller, callee))
     return pairs
+
+
+# --- the Grafana dashboard ------------------------------------------------------------------------
+
+DASHBOARD_FILE = CHART / "dashboards" / "careloop-measures.json"
+DASHBOARD_KEY = "careloop-measures.json"
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+# The gauges the metrics service exports (services/metrics/src/gauges.rs), written here and not read
+# from the dashboard: name -> its labels. The registry label `service` is left out on purpose: a
+# ServiceMonitor scrape sets its own `service` target label (the Kubernetes Service) and renames the
+# gauge's to `exported_service`, so no query may select on it.
+MEASURES = {
+    "careloop_measure_referral_closure_percent": {"org_id"},
+    "careloop_measure_referral_completion_percent": {"org_id"},
+    "careloop_measure_result_follow_through_median_hours": {"org_id"},
+    "careloop_measure_orphaned_abnormal_results": {"org_id"},
+    "careloop_measure_handoff_acknowledgement_median_hours": {"org_id"},
+    "careloop_measure_response_median_hours": {"org_id", "role"},
+    "careloop_measure_response_p90_hours": {"org_id", "role"},
+    "careloop_measure_open_loops": {"org_id", "loop_kind", "age"},
+    "careloop_measure_priorauth_approved_percent": {"org_id", "urgency"},
+    "careloop_measure_priorauth_median_hours": {"org_id", "urgency"},
+    "careloop_measure_payer_decisions": {"org_id", "payer", "outcome"},
+}
+# The values the gauges give their fixed labels.
+LABEL_VALUES = {
+    "loop_kind": {"referral", "order", "result"},
+    "age": {"under 1 day", "1 to 3 days", "3 to 7 days", "7 to 30 days", "30 days or more"},
+    "urgency": {"standard", "expedited"},
+    "outcome": {"on_time", "late", "extended"},
+}
+
+PROMQL_STRING = r'"(?:[^"\\]|\\.)*"'
+PROMQL_TOKEN = re.compile(
+    r"\s*(?:(?P<string>" + PROMQL_STRING + r")|(?P<braces>\{(?:[^}\"]|" + PROMQL_STRING + r")*\})"
+    r"|(?P<range>\[[^\]]*\])|(?P<ident>[A-Za-z_:][A-Za-z0-9_:]*)|(?P<number>[0-9][0-9.eE+-]*)|(?P<other>\S))")
+PROMQL_MATCHER = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(" + PROMQL_STRING + r")\s*,?")
+PROMQL_GROUPING = {"by", "without", "on", "ignoring", "group_left", "group_right"}
+PROMQL_AGGREGATIONS = {"sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
+                       "bottomk", "topk", "quantile", "limitk", "limit_ratio"}
+PROMQL_KEYWORDS = {"and", "or", "unless", "bool", "offset", "atan2"}
+
+
+def promql(expr):
+    """A PromQL expression's vector selectors, [(metric, {label: (op, value)})], and its grouping label
+    lists (by, without, on, ignoring, group_left/right) in the order written: enough of PromQL to
+    tell which metrics and labels a dashboard query reads."""
+    tokens = [(m.lastgroup, m.group(m.lastgroup)) for m in PROMQL_TOKEN.finditer(expr)]
+    selectors, groupings, i = [], [], 0
+    while i < len(tokens):
+        kind, text = tokens[i]
+        following = tokens[i + 1] if i + 1 < len(tokens) else (None, None)
+        if kind == "ident" and text in PROMQL_GROUPING and following == ("other", "("):
+            j, labels = i + 2, []
+            while tokens[j] != ("other", ")"):
+                if tokens[j][0] == "ident":
+                    labels.append(tokens[j][1])
+                j += 1
+            groupings.append(labels)
+            i = j + 1
+            continue
+        if kind == "ident" and text not in PROMQL_AGGREGATIONS | PROMQL_KEYWORDS and following != ("other", "("):
+            matchers = {}
+            if following[0] == "braces":
+                body = following[1][1:-1]
+                if PROMQL_MATCHER.sub("", body).strip():
+                    raise ValueError(f"unparsed matchers in {expr!r}")
+                matchers = {m.group(1): (m.group(2), json.loads(m.group(3))) for m in PROMQL_MATCHER.finditer(body)}
+                i += 1
+            selectors.append((text, matchers))
+        elif kind == "braces":
+            selectors.append((None, {}))  # a selector without a metric name
+        i += 1
+    return selectors, groupings
+
+
+def dashboard_configmaps(docs):
+    """The rendered ConfigMaps that carry a dashboard rather than a service's config."""
+    return {name: cm for name, cm in by_kind(docs, "ConfigMap").items()
+            if component(cm) == "dashboards" or any(k.endswith(".json") for k in cm.get("data", {}))}
+
+
+def walk_panels(panels):
+    for panel in panels:
+        yield panel
+        yield from walk_panels(panel.get("panels", []))
 
 
 class ChartTest(unittest.TestCase):
@@ -980,6 +1068,114 @@ class ChartTest(unittest.TestCase):
             with self.subTest(issuer=issuer), self.assertRaises(helm.HelmValuesError):
                 chart.validate_schema(values)
         chart.validate_schema(chart.merge_values({"auth": {"issuers": [good]}}))
+
+
+    # --- the Grafana dashboard ---------------------------------------------------------------
+
+    def test_no_dashboard_configmap_by_default(self):
+        for label, values in self.cases.items():
+            self.assertEqual(dashboard_configmaps(render(values)), {}, label)
+        self.assertFalse(merged(None)["dashboards"]["enabled"])
+
+    def test_enabled_dashboards_render_one_sidecar_configmap_with_the_dashboard_and_nothing_else(self):
+        values = {"dashboards": {"enabled": True}}
+        report = helm.lint(str(CHART), values, strict=True)
+        self.assertEqual(report["errors"], [])
+        self.assertEqual([m for m in report["messages"] if m["severity"] >= 2], [])
+        docs = render(values)
+        found = dashboard_configmaps(docs)
+        self.assertEqual(list(found), [f"{FULLNAME}-dashboards"])
+        cm = found[f"{FULLNAME}-dashboards"]
+        kubernetes_validate.validate(cm, KUBE_VERSION, strict=True)
+        self.assertEqual(cm["metadata"]["labels"]["grafana_dashboard"], "1")
+        self.assertNotIn("annotations", cm["metadata"])
+        self.assertEqual(list(cm["data"]), [DASHBOARD_KEY])
+        self.assertEqual(json.loads(cm["data"][DASHBOARD_KEY]), json.loads(DASHBOARD_FILE.read_text()))
+        # Nothing else changes.
+        rest = [d for d in docs if not (d["kind"] == "ConfigMap" and d["metadata"]["name"] in found)]
+        self.assertEqual(rest, render(None))
+
+    def test_the_sidecar_label_and_annotations_are_the_values(self):
+        docs = render({"dashboards": {"enabled": True, "label": "grafana.example.org/dashboard", "labelValue": "careloop",
+                                      "annotations": {"grafana_folder": "CareLoop"}}})
+        cm = dashboard_configmaps(docs)[f"{FULLNAME}-dashboards"]
+        kubernetes_validate.validate(cm, KUBE_VERSION, strict=True)
+        self.assertEqual(cm["metadata"]["labels"]["grafana.example.org/dashboard"], "careloop")
+        self.assertNotIn("grafana_dashboard", cm["metadata"]["labels"])
+        self.assertEqual(cm["metadata"]["annotations"], {"grafana_folder": "CareLoop"})
+
+    def test_the_schema_keeps_dashboards_values_strict(self):
+        chart = helm.Chart.load(str(CHART))
+        bad = [
+            {"dashboards": {"enabled": "yes"}},
+            {"dashboards": {"labelValue": 1}},  # the sidecar compares strings: --set-string
+            {"dashboards": {"label": ""}},
+            {"dashboards": {"label": "grafana dashboard"}},
+            {"dashboards": {"folder": "CareLoop"}},
+            {"dashboards": {"annotations": {"grafana_folder": 1}}},
+        ]
+        for values in bad:
+            with self.subTest(values=values), self.assertRaises(helm.HelmValuesError):
+                chart.validate_schema(chart.merge_values(copy.deepcopy(values)))
+        chart.validate_schema(chart.merge_values({"dashboards": {"enabled": True,
+                                                                 "annotations": {"grafana_folder": "CareLoop"}}}))
+
+    def test_the_dashboard_reads_only_the_measure_gauges_through_the_datasource_variable(self):
+        cm = dashboard_configmaps(render({"dashboards": {"enabled": True}}))[f"{FULLNAME}-dashboards"]
+        dashboard = json.loads(cm["data"][DASHBOARD_KEY])
+        self.assertGreaterEqual(dashboard["schemaVersion"], 36)
+        self.assertEqual(dashboard["uid"], "careloop-measures")
+        variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+        self.assertEqual((variables["datasource"]["type"], variables["datasource"]["query"]),
+                         ("datasource", "prometheus"))
+        org = variables["org_id"]
+        self.assertEqual(org["type"], "query")
+        self.assertEqual(org["datasource"], DATASOURCE)
+        query = org["query"]["query"] if isinstance(org["query"], dict) else org["query"]
+        self.assertEqual(query, "label_values(careloop_measure_open_loops, org_id)")
+        self.assertFalse(org.get("multi") or org.get("includeAll"), "every query selects one organization")
+
+        used = set()
+        panels = list(walk_panels(dashboard["panels"]))
+        self.assertTrue(panels)
+        self.assertEqual(len({p["id"] for p in panels}), len(panels), "panel ids are unique")
+        for panel in panels:
+            with self.subTest(panel=panel["title"]):
+                self.assertEqual(panel.get("datasource"), DATASOURCE)
+                grid = panel["gridPos"]
+                self.assertLessEqual(grid["x"] + grid["w"], 24)
+                self.assertTrue(panel["targets"])
+                for target in panel["targets"]:
+                    expr = target["expr"]
+                    self.assertEqual(target.get("datasource", DATASOURCE), DATASOURCE)
+                    selectors, groupings = promql(expr)
+                    self.assertTrue(selectors, expr)
+                    labels = set()
+                    for metric, matchers in selectors:
+                        self.assertIn(metric, MEASURES, expr)
+                        used.add(metric)
+                        labels |= MEASURES[metric]
+                        self.assertLessEqual(set(matchers), MEASURES[metric], expr)
+                        self.assertEqual(matchers.get("org_id"), ("=", "$org_id"), expr)
+                        for name, (op, value) in matchers.items():
+                            if name in LABEL_VALUES:
+                                self.assertEqual(op, "=", expr)
+                                self.assertIn(value, LABEL_VALUES[name], expr)
+                    for grouping in groupings:
+                        self.assertLessEqual(set(grouping), labels, expr)
+                    # Every metrics replica exports the same gauges: a query aggregates the copies
+                    # (pod, instance) away rather than drawing each replica's.
+                    self.assertTrue(groupings, expr)
+                    legend = set(re.findall(r"\{\{\s*(\w+)\s*\}\}", target.get("legendFormat", "")))
+                    self.assertLessEqual(legend, set(groupings[0]), expr)
+        self.assertEqual(used, set(MEASURES), "every gauge has a panel")
+
+    def test_the_promql_reader_finds_metrics_and_labels(self):
+        selectors, groupings = promql('sum by (age) (max by (org_id, age) (a_metric{org_id="$org_id", age=~"1 to \\"3\\""}))'
+                                      ' / on (age) b_metric + rate(c_total[5m]) > bool 0')
+        self.assertEqual([s[0] for s in selectors], ["a_metric", "b_metric", "c_total"])
+        self.assertEqual(selectors[0][1], {"org_id": ("=", "$org_id"), "age": ("=~", '1 to "3"')})
+        self.assertEqual(groupings, [["age"], ["org_id", "age"], ["age"]])
 
 
 K8S = pathlib.Path(__file__).resolve().parent.parent.parent / "k8s"

@@ -28,6 +28,14 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Adds a service's own collector (its gauges) to the registry `/metrics` serves.
+    pub fn register(
+        &self,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> Result<(), prometheus::Error> {
+        self.registry.register(collector)
+    }
+
     pub fn new(service: &str) -> Arc<Self> {
         let registry = Registry::new_custom(
             None,

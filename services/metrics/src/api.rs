@@ -74,9 +74,7 @@ impl MetricsApi {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> ApiResult<Vec<Measured>> {
-        let timelines =
-            store::prior_auth_timelines(&mut *self.pool.acquire().await?, org, from, to).await?;
-        Ok(timelines.iter().filter_map(Timeline::measured).collect())
+        decisions(&self.pool, org, from, to).await
     }
 
     async fn get_prior_auth_report(
@@ -143,7 +141,6 @@ impl MetricsApi {
         who: &Principal,
         req: pb::GetCoordinationMeasuresRequest,
     ) -> ApiResult<pb::GetCoordinationMeasuresResponse> {
-        use crate::domain::coordination as c;
         let (from, to) = period(req.period.as_ref())?;
         let days = match req.closure_days {
             0 => 30,
@@ -156,7 +153,23 @@ impl MetricsApi {
             }
         };
         let org = org_of(who, &req.org_id)?;
-        let mut conn = self.pool.acquire().await?;
+        Ok(pb::GetCoordinationMeasuresResponse {
+            measures: Some(coordination(&self.pool, org, from, to, days).await?),
+        })
+    }
+}
+
+/// The coordination measures of `org` over [from, to) (the RPC's answer, and the gauges').
+pub async fn coordination(
+    pool: &PgPool,
+    org: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    days: i32,
+) -> ApiResult<pb::CoordinationMeasures> {
+    {
+        use crate::domain::coordination as c;
+        let mut conn = pool.acquire().await?;
         let referrals = store::loops(
             &mut conn,
             org,
@@ -263,60 +276,58 @@ impl MetricsApi {
             store::result_due,
         );
         let (sent, acknowledged, handoff_median) = c::handoff_acknowledgement(&handoffs, from, to);
-        Ok(pb::GetCoordinationMeasuresResponse {
-            measures: Some(pb::CoordinationMeasures {
-                referrals_placed: closure.placed as i64,
-                referrals_closed_within: closure.closed_within as i64,
-                referral_closure_percent: closure.percent,
-                referral_stages: c::stage_medians(&referrals, from, to)
-                    .into_iter()
-                    .map(|(a, b, n, m)| pb::StageTime {
-                        from_stage: a.into(),
-                        to_stage: b.into(),
-                        referrals: n as i64,
-                        median_hours: m,
-                    })
-                    .collect(),
-                abnormal_results: follow.routed as i64,
-                abnormal_results_acknowledged: follow.acknowledged as i64,
-                result_follow_through_median_hours: follow.median_hours,
-                orphaned_abnormal_results: follow.orphaned as i64,
-                response_by_role: c::response_by_role(&items, from, to)
-                    .into_iter()
-                    .map(|(role, n, median, p90)| pb::RoleResponse {
-                        role,
-                        acknowledged: n as i64,
-                        median_hours: median,
-                        p90_hours: p90,
-                    })
-                    .collect(),
-                handoffs_sent: sent as i64,
-                handoffs_acknowledged: acknowledged as i64,
-                handoff_acknowledgement_median_hours: handoff_median,
-                referrals_answered: answered as i64,
-                first_contact_median_hours: first_contact,
-                referrals_scheduled: outcomes.scheduled as i64,
-                rescheduled_percent: outcomes.rescheduled_percent,
-                cancelled_after_scheduling_percent: outcomes.cancelled_percent,
-                no_show_percent: outcomes.no_show_percent,
-                transport_orders: transport as i64,
-                transport_confirmed: confirmed as i64,
-                transport_confirmation_median_hours: confirmation,
-                transitions_started: transitions.started as i64,
-                follow_up_within_72h_percent: transitions.follow_up_within_percent,
-                medications_reconciled_percent: transitions.medications_reconciled_percent,
-                referrals_completed: completed as i64,
-                referral_completion_percent: completion,
-                open_loops: open
-                    .into_iter()
-                    .map(|(kind, role, age, count)| pb::OpenLoops {
-                        loop_kind: kind.into(),
-                        owner_role: role,
-                        age: age.into(),
-                        count: count as i64,
-                    })
-                    .collect(),
-            }),
+        Ok(pb::CoordinationMeasures {
+            referrals_placed: closure.placed as i64,
+            referrals_closed_within: closure.closed_within as i64,
+            referral_closure_percent: closure.percent,
+            referral_stages: c::stage_medians(&referrals, from, to)
+                .into_iter()
+                .map(|(a, b, n, m)| pb::StageTime {
+                    from_stage: a.into(),
+                    to_stage: b.into(),
+                    referrals: n as i64,
+                    median_hours: m,
+                })
+                .collect(),
+            abnormal_results: follow.routed as i64,
+            abnormal_results_acknowledged: follow.acknowledged as i64,
+            result_follow_through_median_hours: follow.median_hours,
+            orphaned_abnormal_results: follow.orphaned as i64,
+            response_by_role: c::response_by_role(&items, from, to)
+                .into_iter()
+                .map(|(role, n, median, p90)| pb::RoleResponse {
+                    role,
+                    acknowledged: n as i64,
+                    median_hours: median,
+                    p90_hours: p90,
+                })
+                .collect(),
+            handoffs_sent: sent as i64,
+            handoffs_acknowledged: acknowledged as i64,
+            handoff_acknowledgement_median_hours: handoff_median,
+            referrals_answered: answered as i64,
+            first_contact_median_hours: first_contact,
+            referrals_scheduled: outcomes.scheduled as i64,
+            rescheduled_percent: outcomes.rescheduled_percent,
+            cancelled_after_scheduling_percent: outcomes.cancelled_percent,
+            no_show_percent: outcomes.no_show_percent,
+            transport_orders: transport as i64,
+            transport_confirmed: confirmed as i64,
+            transport_confirmation_median_hours: confirmation,
+            transitions_started: transitions.started as i64,
+            follow_up_within_72h_percent: transitions.follow_up_within_percent,
+            medications_reconciled_percent: transitions.medications_reconciled_percent,
+            referrals_completed: completed as i64,
+            referral_completion_percent: completion,
+            open_loops: open
+                .into_iter()
+                .map(|(kind, role, age, count)| pb::OpenLoops {
+                    loop_kind: kind.into(),
+                    owner_role: role,
+                    age: age.into(),
+                    count: count as i64,
+                })
+                .collect(),
         })
     }
 }
@@ -457,6 +468,17 @@ impl MetricsApi {
                 .collect(),
         })
     }
+}
+
+/// The organization's prior-authorization decisions measured around [from, to).
+pub async fn decisions(
+    pool: &PgPool,
+    org: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> ApiResult<Vec<Measured>> {
+    let timelines = store::prior_auth_timelines(&mut *pool.acquire().await?, org, from, to).await?;
+    Ok(timelines.iter().filter_map(Timeline::measured).collect())
 }
 
 careloop_runtime::grpc_service!(MetricsService, MetricsApi, {

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod domain;
+pub mod gauges;
 pub mod recorder;
 pub mod settings;
 pub mod store;
@@ -68,7 +69,23 @@ impl Application {
         } else {
             None
         };
+        let gauges = gauges::Gauges::new(&host.metrics)?;
         host.start_publishing(&settings).await?;
+        {
+            let pool = host.pool.clone();
+            host.background.every(
+                std::time::Duration::from_millis(own.gauge_interval_ms),
+                move || {
+                    let pool = pool.clone();
+                    let gauges = Arc::clone(&gauges);
+                    async move {
+                        if let Err(error) = gauges.refresh(&pool).await {
+                            tracing::warn!(error = %careloop_runtime::error::redacted(&error), "measure gauges not refreshed");
+                        }
+                    }
+                },
+            );
+        }
         if let Some(consumer) = recorder {
             let task = consumer.spawn(host.background.signal());
             host.background.push(task);

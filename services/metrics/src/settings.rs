@@ -8,12 +8,15 @@ pub struct MetricsSettings {
     pub plans_addr: String,
     /// Whether this replica consumes events (keeping what the measures read).
     pub recorder_enabled: bool,
+    /// How often the measure gauges on `/metrics` are recomputed.
+    pub gauge_interval_ms: u64,
 }
 
 pub const DEFAULTS: &str = r#"
 [metrics]
 plans_addr = "http://127.0.0.1:50051"
 recorder_enabled = true
+gauge_interval_ms = 60000
 "#;
 
 impl MetricsSettings {

@@ -415,3 +415,59 @@ async fn the_weekly_review_compares_this_week_with_last_and_lists_stalled_loops(
         ("referral", stuck.to_string(), "scheduler")
     );
 }
+
+#[tokio::test]
+async fn the_gauges_carry_the_headline_measures_per_organization() {
+    let org = Uuid::now_v7();
+    let app = spawn().await;
+    let sent = Utc::now() - Duration::days(2);
+    let id = Uuid::now_v7();
+    record(
+        &app.db,
+        &[
+            at_event(
+                event(
+                    org,
+                    id,
+                    1,
+                    Payload::HandoffSent(HandoffSent {
+                        handoff_id: id.to_string(),
+                        ..Default::default()
+                    }),
+                    "plans.handoff.sent",
+                ),
+                sent,
+            ),
+            at_event(
+                event(
+                    org,
+                    id,
+                    2,
+                    Payload::HandoffAcknowledged(HandoffAcknowledged {
+                        handoff_id: id.to_string(),
+                        ..Default::default()
+                    }),
+                    "plans.handoff.acknowledged",
+                ),
+                sent + Duration::hours(6),
+            ),
+        ],
+    )
+    .await;
+    let metrics = careloop_runtime::metrics::Metrics::new("metrics");
+    let gauges = careloop_metrics::gauges::Gauges::new(&metrics).unwrap();
+    assert_eq!(
+        gauges.refresh(&app.db).await.unwrap(),
+        1,
+        "one organization measured"
+    );
+    let text = metrics.render();
+    let line = text
+        .lines()
+        .find(|l| {
+            l.starts_with("careloop_measure_handoff_acknowledgement_median_hours")
+                && l.contains(&org.to_string())
+        })
+        .unwrap_or_else(|| panic!("no handoff gauge in:\n{text}"));
+    assert!(line.ends_with(" 6"), "{line}");
+}
