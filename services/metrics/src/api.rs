@@ -232,6 +232,19 @@ pub async fn coordination(
         );
         let (answered, first_contact) = c::first_contact(&referrals, from, to);
         let (_, completed, completion) = c::referral_completion(&referrals, from, to);
+        // Repeat testing looks back 90 days before the period.
+        let history = store::loops(
+            &mut conn,
+            org,
+            "referrals.order.",
+            "referrals.order.placed",
+            from - chrono::Duration::days(90),
+            to,
+        )
+        .await?;
+        let (tests, _, repeat30) = c::repeat_tests(&history, from, to, chrono::Duration::days(30));
+        let (_, _, repeat90) = c::repeat_tests(&history, from, to, chrono::Duration::days(90));
+        let by_service = c::schedule_outcomes_by_service(&referrals, from, to);
         // Open loops are counted now, among those opened within the year before the period ends.
         let now = careloop_runtime::time::now();
         let year = now.min(to) - chrono::Duration::days(365);
@@ -317,6 +330,19 @@ pub async fn coordination(
             transitions_started: transitions.started as i64,
             follow_up_within_72h_percent: transitions.follow_up_within_percent,
             medications_reconciled_percent: transitions.medications_reconciled_percent,
+            tests_ordered: tests as i64,
+            repeat_within_30_days_percent: repeat30,
+            repeat_within_90_days_percent: repeat90,
+            outcomes_by_service: by_service
+                .into_iter()
+                .map(|(service, o)| pb::ServiceOutcomes {
+                    service_type: service,
+                    scheduled: o.scheduled as i64,
+                    rescheduled_percent: o.rescheduled_percent,
+                    cancelled_percent: o.cancelled_percent,
+                    no_show_percent: o.no_show_percent,
+                })
+                .collect(),
             referrals_completed: completed as i64,
             referral_completion_percent: completion,
             open_loops: open

@@ -135,6 +135,7 @@ pub async fn loops(
             Some(l) if l.id == id => l.points.push(point),
             _ => loops.push(Loop {
                 id,
+                patient: event.patient_id.clone(),
                 points: vec![point],
             }),
         }

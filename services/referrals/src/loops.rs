@@ -62,6 +62,7 @@ pub fn referral_placed(r: &ReferralRow) -> Payload {
         owner_role: r.owner_role,
         stage_due_at: careloop_runtime::time::opt_timestamp(r.stage_due_at),
         source_rule_id: r.source_rule_id.map(|i| i.to_string()).unwrap_or_default(),
+        service_type: r.service_type.clone(),
     })
 }
 
@@ -119,5 +120,6 @@ pub fn order_placed(o: &OrderRow, kind: Kind) -> Payload {
         home_health: o.home_health,
         duplicate_overridden: !o.duplicate_override_reason.is_empty(),
         source_rule_id: o.source_rule_id.map(|i| i.to_string()).unwrap_or_default(),
+        test_code: o.test_code.clone(),
     })
 }

@@ -16,9 +16,11 @@ pub struct Point {
     pub fields: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Loop {
     pub id: String,
+    /// The patient the loop is about (repeat testing compares a patient's orders).
+    pub patient: String,
     pub points: Vec<Point>,
 }
 
@@ -491,6 +493,63 @@ pub fn open_loops(
         .collect()
 }
 
+/// Repeat testing: of the lab and imaging orders placed in [from, to), those whose patient had an
+/// order of the same test in the `window` before. `orders` must reach back `window` before `from`.
+pub fn repeat_tests(
+    orders: &[Loop],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    window: Duration,
+) -> (usize, usize, f64) {
+    let placed: Vec<(&str, &str, DateTime<Utc>)> = orders
+        .iter()
+        .filter_map(|o| {
+            let p = o.first("referrals.order.placed")?;
+            let kind = p.fields.get("kind").map(String::as_str)?;
+            let code = p.fields.get("test_code").map(String::as_str).unwrap_or("");
+            (matches!(kind, "lab" | "imaging") && !code.is_empty()).then_some((
+                o.patient.as_str(),
+                code,
+                p.at,
+            ))
+        })
+        .collect();
+    let mut counted = 0;
+    let mut repeats = 0;
+    for (patient, code, at) in &placed {
+        if *at < from || *at >= to {
+            continue;
+        }
+        counted += 1;
+        if placed.iter().any(|(p, c, before)| {
+            p == patient && c == code && before < at && *at - *before <= window
+        }) {
+            repeats += 1;
+        }
+    }
+    (counted, repeats, percent(repeats, counted))
+}
+
+/// Schedule outcomes per service type (from the referral's placement), service types in order.
+pub fn schedule_outcomes_by_service(
+    referrals: &[Loop],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<(String, ScheduleOutcomes)> {
+    let mut by: BTreeMap<String, Vec<Loop>> = BTreeMap::new();
+    for r in referrals {
+        let service = r
+            .first("referrals.referral.placed")
+            .and_then(|p| p.fields.get("service_type").cloned())
+            .unwrap_or_default();
+        by.entry(service).or_default().push(r.clone());
+    }
+    by.into_iter()
+        .map(|(service, loops)| (service, schedule_outcomes(&loops, from, to)))
+        .filter(|(_, o)| o.scheduled > 0)
+        .collect()
+}
+
 /// Which way a measure moved from last week to this one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -550,6 +609,7 @@ mod tests {
             // Closed in 10 days: accepted +24 h, scheduled +48 h, seen +7 d, note +10 d.
             Loop {
                 id: "a".into(),
+                patient: String::new(),
                 points: vec![
                     placed(at(1, 0)),
                     moved(2, at(2, 0), "accepted"),
@@ -561,6 +621,7 @@ mod tests {
             // Closed, but after 40 days: not within 30. Accepted +12 h.
             Loop {
                 id: "b".into(),
+                patient: String::new(),
                 points: vec![
                     placed(at(1, 0)),
                     moved(2, at(1, 12), "accepted"),
@@ -570,11 +631,13 @@ mod tests {
             // Cancelled: not counted.
             Loop {
                 id: "c".into(),
+                patient: String::new(),
                 points: vec![placed(at(2, 0)), moved(2, at(3, 0), "cancelled")],
             },
             // Open, accepted after 36 h.
             Loop {
                 id: "d".into(),
+                patient: String::new(),
                 points: vec![moved(2, at(4, 12), "accepted"), placed(at(3, 0))],
             },
         ];
@@ -600,6 +663,7 @@ mod tests {
         let referrals = vec![
             Loop {
                 id: "a".into(),
+                patient: String::new(),
                 points: vec![
                     placed(at(1, 0)),
                     moved(2, at(1, 6), "accepted"),
@@ -609,10 +673,12 @@ mod tests {
             },
             Loop {
                 id: "b".into(),
+                patient: String::new(),
                 points: vec![placed(at(1, 0)), moved(2, at(1, 10), "declined")],
             },
             Loop {
                 id: "c".into(),
+                patient: String::new(),
                 points: vec![
                     placed(at(1, 0)),
                     moved(2, at(2, 0), "accepted"),
@@ -637,6 +703,7 @@ mod tests {
         );
         let order = |id: &str, kind: &str, confirmed: Option<DateTime<Utc>>| Loop {
             id: id.into(),
+            patient: String::new(),
             points: [Some(point(
                 1,
                 "referrals.order.placed",
@@ -677,6 +744,7 @@ mod tests {
         let loops = vec![
             Loop {
                 id: "x".into(),
+                patient: String::new(),
                 points: vec![
                     started(at(1, 0)),
                     checklist(2, at(1, 5), "medications_reconciled"),
@@ -685,6 +753,7 @@ mod tests {
             },
             Loop {
                 id: "y".into(),
+                patient: String::new(),
                 points: vec![started(at(1, 0)), checklist(2, at(5, 0), "follow_up_call")],
             },
         ];
@@ -705,18 +774,22 @@ mod tests {
         let referrals = vec![
             Loop {
                 id: "a".into(),
+                patient: String::new(),
                 points: vec![placed(at(1, 0), "scheduler"), moved(2, at(5, 0), "seen")],
             },
             Loop {
                 id: "b".into(),
+                patient: String::new(),
                 points: vec![placed(at(1, 0), "scheduler")],
             },
             Loop {
                 id: "c".into(),
+                patient: String::new(),
                 points: vec![placed(at(9, 0), "care_manager")],
             },
             Loop {
                 id: "d".into(),
+                patient: String::new(),
                 points: vec![
                     placed(at(9, 0), "care_manager"),
                     moved(2, at(9, 1), "cancelled"),
@@ -729,6 +802,7 @@ mod tests {
         );
         let results = vec![Loop {
             id: "r".into(),
+            patient: String::new(),
             points: vec![point(
                 2,
                 "referrals.result.routed",
@@ -748,6 +822,34 @@ mod tests {
     }
 
     #[test]
+    fn a_repeat_test_is_the_same_test_for_the_same_patient_within_the_window() {
+        let order = |patient: &str, code: &str, at| Loop {
+            id: format!("{patient}-{code}-{at}"),
+            patient: patient.into(),
+            points: vec![point(
+                1,
+                "referrals.order.placed",
+                at,
+                &[("kind", "lab"), ("test_code", code)],
+            )],
+        };
+        let orders = vec![
+            order("p1", "BMP", at(1, 0)),
+            order("p1", "BMP", at(20, 0)), // 19 days after: a repeat within 30
+            order("p1", "CBC", at(21, 0)), // another test
+            order("p2", "BMP", at(21, 0)), // another patient
+        ];
+        assert_eq!(
+            repeat_tests(&orders, at(15, 0), at(30, 0), Duration::days(30)),
+            (3, 1, 33.3)
+        );
+        assert_eq!(
+            repeat_tests(&orders, at(15, 0), at(30, 0), Duration::days(10)),
+            (3, 0, 0.0)
+        );
+    }
+
+    #[test]
     fn a_measure_improves_when_it_moves_the_right_way() {
         assert_eq!(direction(Some(60.0), Some(50.0), true), Direction::Improved);
         assert_eq!(direction(Some(60.0), Some(50.0), false), Direction::Worse);
@@ -761,6 +863,7 @@ mod tests {
         let results = vec![
             Loop {
                 id: "r1".into(),
+                patient: String::new(),
                 points: vec![
                     routed(2, at(1, 0), "critical"),
                     point(3, "referrals.result.acknowledged", at(1, 2), &[]),
@@ -768,6 +871,7 @@ mod tests {
             },
             Loop {
                 id: "r2".into(),
+                patient: String::new(),
                 points: vec![
                     routed(2, at(1, 0), "abnormal"),
                     point(3, "referrals.result.acknowledged", at(2, 0), &[]),
@@ -776,11 +880,13 @@ mod tests {
             // Abnormal, never acknowledged, due 72 h later: orphaned by the 10th.
             Loop {
                 id: "r3".into(),
+                patient: String::new(),
                 points: vec![routed(2, at(2, 0), "abnormal")],
             },
             // Normal: not measured.
             Loop {
                 id: "r4".into(),
+                patient: String::new(),
                 points: vec![routed(2, at(2, 0), "normal")],
             },
         ];
@@ -799,6 +905,7 @@ mod tests {
 
         let item = |id: &str, raised, ack: Option<(DateTime<Utc>, &str)>| Loop {
             id: id.into(),
+            patient: String::new(),
             points: [Some(point(1, "notifications.item.raised", raised, &[]))]
                 .into_iter()
                 .chain([ack.map(|(at, role)| {

@@ -53,6 +53,7 @@ async fn every_coordination_measure_matches_its_hand_computed_value() {
                 1,
                 Payload::ReferralPlaced(ReferralPlaced {
                     referral_id: id.to_string(),
+                    service_type: "cardiology".into(),
                     ..Default::default()
                 }),
                 "referrals.referral.placed",
@@ -236,6 +237,15 @@ async fn every_coordination_measure_matches_its_hand_computed_value() {
     );
     assert_eq!((m.handoffs_sent, m.handoffs_acknowledged), (3, 2));
     assert_eq!(m.handoff_acknowledgement_median_hours, Some(8.0));
+    // Per service type: A (cardiology) scheduled, then seen.
+    assert_eq!(m.outcomes_by_service.len(), 1);
+    assert_eq!(
+        (
+            m.outcomes_by_service[0].service_type.as_str(),
+            m.outcomes_by_service[0].scheduled
+        ),
+        ("cardiology", 1)
+    );
     // A was seen; B is still open: half completed.
     assert_eq!(
         (m.referrals_completed, m.referral_completion_percent),
@@ -258,6 +268,23 @@ async fn every_coordination_measure_matches_its_hand_computed_value() {
         ),
         (1, 0.0, 0.0)
     );
+
+    // Replayed into an empty schema in stream order: the same measures, every one of them.
+    let replay = spawn().await;
+    record(&replay.db, &events).await;
+    let again = client(&replay, PrincipalKind::Staff, org)
+        .await
+        .get_coordination_measures(GetCoordinationMeasuresRequest {
+            period: Some(crate::priorauth::november()),
+            org_id: String::new(),
+            closure_days: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .measures
+        .unwrap();
+    assert_eq!(again, m);
 
     // Closure within 5 days: A took 10.
     let m5 = client(&app, PrincipalKind::Staff, org)
