@@ -111,10 +111,15 @@ impl MetricsApi {
         let (from, to) = period(req.period.as_ref())?;
         let org = org_of(who, &req.org_id)?;
         let decisions = self.decisions(org, from, to).await?;
+        let published = published(&self.pool, org, from, to).await?;
         Ok(pb::GetPayerClocksResponse {
             payers: priorauth::payer_clocks(&decisions, from, to)
                 .into_iter()
                 .map(|c| pb::PayerClock {
+                    published: published
+                        .iter()
+                        .find(|(p, _)| *p == c.payer)
+                        .map(|(_, f)| *f),
                     payer_id: c.payer,
                     decided: c.decided as i64,
                     on_time: c.on_time as i64,
@@ -507,9 +512,160 @@ pub async fn decisions(
     Ok(timelines.iter().filter_map(Timeline::measured).collect())
 }
 
+#[derive(sqlx::FromRow)]
+struct PublishedRow {
+    payer_id: String,
+    period_from: DateTime<Utc>,
+    period_to: DateTime<Utc>,
+    standard_approved_percent: f64,
+    standard_denied_percent: f64,
+    expedited_approved_percent: f64,
+    expedited_denied_percent: f64,
+    standard_average_hours: Option<f64>,
+    expedited_average_hours: Option<f64>,
+}
+
+fn percent_field(field: &str, value: f64) -> ApiResult<f64> {
+    if value.is_finite() && (0.0..=100.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ApiError::invalid(field, "must be a percent from 0 to 100"))
+    }
+}
+
+fn hours_field(field: &str, value: Option<f64>) -> ApiResult<Option<f64>> {
+    match value {
+        Some(h) if !(h.is_finite() && h >= 0.0) => {
+            Err(ApiError::invalid(field, "must be hours, 0 or more"))
+        }
+        other => Ok(other),
+    }
+}
+
+impl MetricsApi {
+    async fn record_payer_published_figures(
+        &self,
+        who: &Principal,
+        req: pb::RecordPayerPublishedFiguresRequest,
+    ) -> ApiResult<pb::RecordPayerPublishedFiguresResponse> {
+        let payer = v::text("payer_id", &req.payer_id, v::MAX_SHORT)?;
+        let f = req
+            .figures
+            .as_ref()
+            .ok_or_else(|| ApiError::invalid("figures", "is required"))?;
+        let (from, to) = period(f.period.as_ref()).map_err(|_| {
+            ApiError::invalid("figures.period", "needs from before to, at most 366 days")
+        })?;
+        let sa = percent_field(
+            "figures.standard_approved_percent",
+            f.standard_approved_percent,
+        )?;
+        let sd = percent_field("figures.standard_denied_percent", f.standard_denied_percent)?;
+        let ea = percent_field(
+            "figures.expedited_approved_percent",
+            f.expedited_approved_percent,
+        )?;
+        let ed = percent_field(
+            "figures.expedited_denied_percent",
+            f.expedited_denied_percent,
+        )?;
+        let sh = hours_field("figures.standard_average_hours", f.standard_average_hours)?;
+        let eh = hours_field("figures.expedited_average_hours", f.expedited_average_hours)?;
+        let org = org_of(who, &req.org_id)?;
+        let coordinator = who
+            .roles
+            .iter()
+            .any(|r| r == "prior_auth_coordinator" || r == "admin");
+        if who.kind == PrincipalKind::Staff && !coordinator {
+            return Err(ApiError::PermissionDenied(
+                "payers' figures are entered by prior-auth coordinators or administrators",
+            ));
+        }
+        let mut w = careloop_runtime::begin_write!(
+            self.pool,
+            SOURCE,
+            "RecordPayerPublishedFigures",
+            who,
+            req
+        );
+        sqlx::query(
+            "INSERT INTO payer_published (org_id, payer_id, period_from, period_to, standard_approved_percent,
+                    standard_denied_percent, expedited_approved_percent, expedited_denied_percent,
+                    standard_average_hours, expedited_average_hours, entered_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (org_id, payer_id, period_from, period_to) DO UPDATE
+                SET standard_approved_percent = EXCLUDED.standard_approved_percent,
+                    standard_denied_percent = EXCLUDED.standard_denied_percent,
+                    expedited_approved_percent = EXCLUDED.expedited_approved_percent,
+                    expedited_denied_percent = EXCLUDED.expedited_denied_percent,
+                    standard_average_hours = EXCLUDED.standard_average_hours,
+                    expedited_average_hours = EXCLUDED.expedited_average_hours,
+                    entered_by = EXCLUDED.entered_by, entered_at = now()",
+        )
+        .bind(org)
+        .bind(&payer)
+        .bind(from)
+        .bind(to)
+        .bind(sa)
+        .bind(sd)
+        .bind(ea)
+        .bind(ed)
+        .bind(sh)
+        .bind(eh)
+        .bind(&who.subject)
+        .execute(w.conn())
+        .await?;
+        w.finish_for(None, org, pb::RecordPayerPublishedFiguresResponse {})
+            .await
+    }
+}
+
+/// The payers' published figures for periods overlapping [from, to), latest period per payer.
+async fn published(
+    pool: &PgPool,
+    org: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> ApiResult<Vec<(String, pb::PublishedFigures)>> {
+    let rows: Vec<PublishedRow> = sqlx::query_as(
+        "SELECT DISTINCT ON (payer_id) payer_id, period_from, period_to, standard_approved_percent,
+                standard_denied_percent, expedited_approved_percent, expedited_denied_percent,
+                standard_average_hours, expedited_average_hours
+           FROM payer_published
+          WHERE org_id = $1 AND period_from < $3 AND period_to > $2
+          ORDER BY payer_id, period_to DESC",
+    )
+    .bind(org)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.payer_id,
+                pb::PublishedFigures {
+                    period: Some(pb::Period {
+                        from: Some(careloop_runtime::time::to_timestamp(r.period_from)),
+                        to: Some(careloop_runtime::time::to_timestamp(r.period_to)),
+                    }),
+                    standard_approved_percent: r.standard_approved_percent,
+                    standard_denied_percent: r.standard_denied_percent,
+                    expedited_approved_percent: r.expedited_approved_percent,
+                    expedited_denied_percent: r.expedited_denied_percent,
+                    standard_average_hours: r.standard_average_hours,
+                    expedited_average_hours: r.expedited_average_hours,
+                },
+            )
+        })
+        .collect())
+}
+
 careloop_runtime::grpc_service!(MetricsService, MetricsApi, {
     get_prior_auth_report / "GetPriorAuthReport": pb::GetPriorAuthReportRequest => pb::GetPriorAuthReportResponse;
     get_payer_clocks / "GetPayerClocks": pb::GetPayerClocksRequest => pb::GetPayerClocksResponse;
     get_coordination_measures / "GetCoordinationMeasures": pb::GetCoordinationMeasuresRequest => pb::GetCoordinationMeasuresResponse;
     get_weekly_review / "GetWeeklyReview": pb::GetWeeklyReviewRequest => pb::GetWeeklyReviewResponse;
+    record_payer_published_figures / "RecordPayerPublishedFigures": pb::RecordPayerPublishedFiguresRequest => pb::RecordPayerPublishedFiguresResponse;
 });

@@ -368,6 +368,53 @@ async fn the_cms_report_and_payer_clocks_match_the_hand_computed_figures_however
     assert_eq!(clocks[1].payer_id, "zenith");
     assert_eq!((clocks[1].decided, clocks[1].on_time), (1, 1));
 
+    // The payer's own published figures, entered by a CareLoop service for the organization, are
+    // shown beside CareLoop's; staff without the coordinator role may not enter them.
+    let figures = PublishedFigures {
+        period: Some(november()),
+        standard_approved_percent: 91.0,
+        standard_denied_percent: 9.0,
+        expedited_approved_percent: 95.0,
+        expedited_denied_percent: 5.0,
+        standard_average_hours: Some(70.0),
+        expedited_average_hours: None,
+    };
+    let entry = RecordPayerPublishedFiguresRequest {
+        idempotency_key: Uuid::now_v7().to_string(),
+        org_id: org.to_string(),
+        payer_id: "acme".into(),
+        figures: Some(figures),
+    };
+    client(&app, PrincipalKind::Service, Uuid::now_v7())
+        .await
+        .record_payer_published_figures(entry.clone())
+        .await
+        .unwrap();
+    let refused = c
+        .record_payer_published_figures(RecordPayerPublishedFiguresRequest {
+            org_id: String::new(),
+            idempotency_key: Uuid::now_v7().to_string(),
+            ..entry.clone()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    let clocks = c
+        .get_payer_clocks(GetPayerClocksRequest {
+            period: Some(november()),
+            org_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .payers;
+    assert_eq!(
+        clocks[0].published,
+        Some(figures),
+        "acme's own figures beside ours"
+    );
+    assert_eq!(clocks[1].published, None);
+
     // Replayed into an empty schema, in stream order: the same figures.
     let replay = spawn().await;
     record(&replay.db, &events).await;
