@@ -28,6 +28,35 @@ pub enum MeasureCmd {
         closure_days: i32,
         #[arg(long, default_value = "")]
         org: String,
+        /// Only loops owned by (or routed to) this role.
+        #[arg(long, default_value = "")]
+        role: String,
+        /// Only referrals of this urgency (routine, urgent, stat).
+        #[arg(long, default_value = "")]
+        urgency: String,
+        #[arg(long, default_value = "")]
+        service_type: String,
+    },
+    /// Enter a payer's own published CMS-0057-F figures for the last --days, shown beside its clocks.
+    PayerPublished {
+        #[arg(long)]
+        payer: String,
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+        #[arg(long)]
+        standard_approved: f64,
+        #[arg(long)]
+        standard_denied: f64,
+        #[arg(long)]
+        expedited_approved: f64,
+        #[arg(long)]
+        expedited_denied: f64,
+        #[arg(long)]
+        standard_hours: Option<f64>,
+        #[arg(long)]
+        expedited_hours: Option<f64>,
+        #[arg(long, default_value = "")]
+        org: String,
     },
     /// The weekly review: this week (the last 7 days) against the 7 before, and stalled loops.
     Week {
@@ -102,12 +131,18 @@ pub async fn run(c: &mut Metrics, cmd: &MeasureCmd) -> anyhow::Result<()> {
             days,
             closure_days,
             org,
+            role,
+            urgency,
+            service_type,
         } => {
             let m = c
                 .get_coordination_measures(GetCoordinationMeasuresRequest {
                     period: Some(last(*days)),
                     org_id: org.clone(),
                     closure_days: *closure_days,
+                    role: role.clone(),
+                    urgency: urgency.clone(),
+                    service_type: service_type.clone(),
                 })
                 .await?
                 .into_inner()
@@ -177,6 +212,34 @@ pub async fn run(c: &mut Metrics, cmd: &MeasureCmd) -> anyhow::Result<()> {
                 m.medications_reconciled_percent
             );
         }
+        MeasureCmd::PayerPublished {
+            payer,
+            days,
+            standard_approved,
+            standard_denied,
+            expedited_approved,
+            expedited_denied,
+            standard_hours,
+            expedited_hours,
+            org,
+        } => {
+            c.record_payer_published_figures(RecordPayerPublishedFiguresRequest {
+                idempotency_key: crate::commands::key(),
+                org_id: org.clone(),
+                payer_id: payer.clone(),
+                figures: Some(PublishedFigures {
+                    period: Some(last(*days)),
+                    standard_approved_percent: *standard_approved,
+                    standard_denied_percent: *standard_denied,
+                    expedited_approved_percent: *expedited_approved,
+                    expedited_denied_percent: *expedited_denied,
+                    standard_average_hours: *standard_hours,
+                    expedited_average_hours: *expedited_hours,
+                }),
+            })
+            .await?;
+            println!("recorded {payer}'s published figures for the last {days} days");
+        }
         MeasureCmd::Week { org } => {
             let start = chrono::Utc::now() - chrono::Duration::days(7);
             let review = c
@@ -232,6 +295,15 @@ pub async fn run(c: &mut Metrics, cmd: &MeasureCmd) -> anyhow::Result<()> {
                     "{:<20} {:>8} {:>8} {:>6} {:>9} {:>16}",
                     p.payer_id, p.decided, p.on_time, p.late, p.extended, p.denials_without_reason
                 );
+                if let Some(f) = &p.published {
+                    println!(
+                        "    as the payer published: standard approved {:.1}% denied {:.1}%, expedited approved {:.1}% denied {:.1}%",
+                        f.standard_approved_percent,
+                        f.standard_denied_percent,
+                        f.expedited_approved_percent,
+                        f.expedited_denied_percent
+                    );
+                }
                 for l in &p.late_decisions {
                     println!("    late: {} by {:.1} h", l.request_id, l.hours_late);
                 }

@@ -157,14 +157,45 @@ impl MetricsApi {
                 ));
             }
         };
+        let optional = |field: &str, value: &str| -> ApiResult<Option<String>> {
+            let value = v::optional_text(field, value, v::MAX_SHORT)?;
+            Ok((!value.is_empty()).then_some(value))
+        };
+        let role = optional("role", &req.role)?;
+        if let Some(r) = &role
+            && careloop_proto::common::v1::CareRole::from_str_name(&format!(
+                "CARE_ROLE_{}",
+                r.to_ascii_uppercase()
+            ))
+            .is_none()
+        {
+            return Err(ApiError::invalid(
+                "role",
+                "is not a care role name (rn, pcp, ...)",
+            ));
+        }
+        let urgency = optional("urgency", &req.urgency)?;
+        if let Some(u) = &urgency
+            && !matches!(u.as_str(), "routine" | "urgent" | "stat")
+        {
+            return Err(ApiError::invalid(
+                "urgency",
+                "must be routine, urgent or stat",
+            ));
+        }
+        let filter = crate::domain::coordination::Filter {
+            role,
+            urgency,
+            service_type: optional("service_type", &req.service_type)?,
+        };
         let org = org_of(who, &req.org_id)?;
         Ok(pb::GetCoordinationMeasuresResponse {
-            measures: Some(coordination(&self.pool, org, from, to, days).await?),
+            measures: Some(coordination_filtered(&self.pool, org, from, to, days, &filter).await?),
         })
     }
 }
 
-/// The coordination measures of `org` over [from, to) (the RPC's answer, and the gauges').
+/// The coordination measures of `org` over [from, to) (the gauges' figures).
 pub async fn coordination(
     pool: &PgPool,
     org: Uuid,
@@ -172,63 +203,87 @@ pub async fn coordination(
     to: DateTime<Utc>,
     days: i32,
 ) -> ApiResult<pb::CoordinationMeasures> {
+    coordination_filtered(pool, org, from, to, days, &Default::default()).await
+}
+
+/// The coordination measures of `org` over [from, to), of the loops the filter keeps.
+pub async fn coordination_filtered(
+    pool: &PgPool,
+    org: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    days: i32,
+    filter: &crate::domain::coordination::Filter,
+) -> ApiResult<pb::CoordinationMeasures> {
     {
         use crate::domain::coordination as c;
         let mut conn = pool.acquire().await?;
-        let referrals = store::loops(
-            &mut conn,
-            org,
-            "referrals.referral.",
-            "referrals.referral.placed",
-            from,
-            to,
-        )
-        .await?;
-        let results = store::loops(
-            &mut conn,
-            org,
-            "referrals.result.",
-            "referrals.result.routed",
-            from,
-            to,
-        )
-        .await?;
-        let items = store::loops(
-            &mut conn,
-            org,
-            "notifications.item.",
-            "notifications.item.raised",
-            from,
-            to,
-        )
-        .await?;
-        let handoffs = store::loops(
-            &mut conn,
-            org,
-            "plans.handoff.",
-            "plans.handoff.sent",
-            from,
-            to,
-        )
-        .await?;
-        let orders = store::loops(
-            &mut conn,
-            org,
-            "referrals.order.",
-            "referrals.order.placed",
-            from,
-            to,
-        )
-        .await?;
-        let transition_loops = store::loops(
-            &mut conn,
-            org,
-            "plans.transition.",
-            "plans.transition.started",
-            from,
-            to,
-        )
-        .await?;
+        let referrals = filter.apply(
+            store::loops(
+                &mut conn,
+                org,
+                "referrals.referral.",
+                "referrals.referral.placed",
+                from,
+                to,
+            )
+            .await?,
+        );
+        let results = filter.apply(
+            store::loops(
+                &mut conn,
+                org,
+                "referrals.result.",
+                "referrals.result.routed",
+                from,
+                to,
+            )
+            .await?,
+        );
+        let items = filter.apply(
+            store::loops(
+                &mut conn,
+                org,
+                "notifications.item.",
+                "notifications.item.raised",
+                from,
+                to,
+            )
+            .await?,
+        );
+        let handoffs = filter.apply(
+            store::loops(
+                &mut conn,
+                org,
+                "plans.handoff.",
+                "plans.handoff.sent",
+                from,
+                to,
+            )
+            .await?,
+        );
+        let orders = filter.apply(
+            store::loops(
+                &mut conn,
+                org,
+                "referrals.order.",
+                "referrals.order.placed",
+                from,
+                to,
+            )
+            .await?,
+        );
+        let transition_loops = filter.apply(
+            store::loops(
+                &mut conn,
+                org,
+                "plans.transition.",
+                "plans.transition.started",
+                from,
+                to,
+            )
+            .await?,
+        );
         let closure = c::referral_closure(
             &referrals,
             from,
@@ -238,15 +293,17 @@ pub async fn coordination(
         let (answered, first_contact) = c::first_contact(&referrals, from, to);
         let (_, completed, completion) = c::referral_completion(&referrals, from, to);
         // Repeat testing looks back 90 days before the period.
-        let history = store::loops(
-            &mut conn,
-            org,
-            "referrals.order.",
-            "referrals.order.placed",
-            from - chrono::Duration::days(90),
-            to,
-        )
-        .await?;
+        let history = filter.apply(
+            store::loops(
+                &mut conn,
+                org,
+                "referrals.order.",
+                "referrals.order.placed",
+                from - chrono::Duration::days(90),
+                to,
+            )
+            .await?,
+        );
         let (tests, _, repeat30) = c::repeat_tests(&history, from, to, chrono::Duration::days(30));
         let (_, _, repeat90) = c::repeat_tests(&history, from, to, chrono::Duration::days(90));
         let by_service = c::schedule_outcomes_by_service(&referrals, from, to);
@@ -254,33 +311,39 @@ pub async fn coordination(
         let now = careloop_runtime::time::now();
         let year = now.min(to) - chrono::Duration::days(365);
         let open = c::open_loops(
-            &store::loops(
-                &mut conn,
-                org,
-                "referrals.referral.",
-                "referrals.referral.placed",
-                year,
-                now,
-            )
-            .await?,
-            &store::loops(
-                &mut conn,
-                org,
-                "referrals.order.",
-                "referrals.order.placed",
-                year,
-                now,
-            )
-            .await?,
-            &store::loops(
-                &mut conn,
-                org,
-                "referrals.result.",
-                "referrals.result.routed",
-                year,
-                now,
-            )
-            .await?,
+            &filter.apply(
+                store::loops(
+                    &mut conn,
+                    org,
+                    "referrals.referral.",
+                    "referrals.referral.placed",
+                    year,
+                    now,
+                )
+                .await?,
+            ),
+            &filter.apply(
+                store::loops(
+                    &mut conn,
+                    org,
+                    "referrals.order.",
+                    "referrals.order.placed",
+                    year,
+                    now,
+                )
+                .await?,
+            ),
+            &filter.apply(
+                store::loops(
+                    &mut conn,
+                    org,
+                    "referrals.result.",
+                    "referrals.result.routed",
+                    year,
+                    now,
+                )
+                .await?,
+            ),
             now,
         );
         let outcomes = c::schedule_outcomes(&referrals, from, to);
@@ -381,6 +444,7 @@ impl MetricsApi {
             }),
             org_id: org.to_string(),
             closure_days: 30,
+            ..Default::default()
         };
         // The same measures, computed for the caller's organization as a service would.
         let service = Principal {

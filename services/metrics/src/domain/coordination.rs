@@ -550,6 +550,40 @@ pub fn schedule_outcomes_by_service(
         .collect()
 }
 
+/// Which loops a measure looks at: by role (owner, routed-to or item role), urgency and service
+/// type of the loop's opening event. An unset filter keeps everything; a set one drops loops whose
+/// opening event has no such field.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    pub role: Option<String>,
+    pub urgency: Option<String>,
+    pub service_type: Option<String>,
+}
+
+impl Filter {
+    pub fn keeps(&self, l: &Loop) -> bool {
+        let Some(first) = l.sorted().into_iter().next() else {
+            return false;
+        };
+        let has = |names: &[&str], wanted: &Option<String>| match wanted {
+            None => true,
+            Some(w) => names
+                .iter()
+                .any(|n| first.fields.get(*n).is_some_and(|v| v == w)),
+        };
+        has(&["owner_role", "to_role", "role"], &self.role)
+            && has(&["urgency"], &self.urgency)
+            && has(&["service_type"], &self.service_type)
+    }
+
+    pub fn apply(&self, loops: Vec<Loop>) -> Vec<Loop> {
+        if *self == Filter::default() {
+            return loops;
+        }
+        loops.into_iter().filter(|l| self.keeps(l)).collect()
+    }
+}
+
 /// Which way a measure moved from last week to this one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -846,6 +880,40 @@ mod tests {
         assert_eq!(
             repeat_tests(&orders, at(15, 0), at(30, 0), Duration::days(10)),
             (3, 0, 0.0)
+        );
+    }
+
+    #[test]
+    fn a_filter_keeps_loops_whose_opening_event_matches() {
+        let placed = |role: &str, urgency: &str| Loop {
+            id: format!("{role}-{urgency}"),
+            patient: String::new(),
+            points: vec![point(
+                1,
+                "referrals.referral.placed",
+                at(1, 0),
+                &[("owner_role", role), ("urgency", urgency)],
+            )],
+        };
+        let loops = vec![
+            placed("scheduler", "urgent"),
+            placed("scheduler", "routine"),
+            placed("rn", "urgent"),
+        ];
+        let f = Filter {
+            role: Some("scheduler".into()),
+            urgency: Some("urgent".into()),
+            service_type: None,
+        };
+        assert_eq!(f.apply(loops.clone()).len(), 1);
+        assert_eq!(Filter::default().apply(loops.clone()).len(), 3);
+        let by_service = Filter {
+            service_type: Some("cardiology".into()),
+            ..Filter::default()
+        };
+        assert!(
+            by_service.apply(loops).is_empty(),
+            "no service type: left out"
         );
     }
 

@@ -210,6 +210,7 @@ async fn every_coordination_measure_matches_its_hand_computed_value() {
             period: Some(crate::priorauth::november()),
             org_id: String::new(),
             closure_days: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -278,6 +279,7 @@ async fn every_coordination_measure_matches_its_hand_computed_value() {
             period: Some(crate::priorauth::november()),
             org_id: String::new(),
             closure_days: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -286,6 +288,43 @@ async fn every_coordination_measure_matches_its_hand_computed_value() {
         .unwrap();
     assert_eq!(again, m);
 
+    // Filtered to the PCP's loops: the results routed to the PCP and the PCP's inbox items; the
+    // referrals and handoffs (no PCP role on them) drop out.
+    let pcp = client(&app, PrincipalKind::Staff, org)
+        .await
+        .get_coordination_measures(GetCoordinationMeasuresRequest {
+            period: Some(crate::priorauth::november()),
+            org_id: String::new(),
+            closure_days: 0,
+            role: "pcp".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .measures
+        .unwrap();
+    assert_eq!(
+        (
+            pcp.abnormal_results,
+            pcp.referrals_placed,
+            pcp.handoffs_sent
+        ),
+        (3, 0, 0)
+    );
+    assert_eq!(pcp.response_by_role.len(), 1);
+    assert_eq!(pcp.response_by_role[0].role, "pcp");
+    let refused = client(&app, PrincipalKind::Staff, org)
+        .await
+        .get_coordination_measures(GetCoordinationMeasuresRequest {
+            period: Some(crate::priorauth::november()),
+            urgency: "someday".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(careloop_testkit::cases::bad_field(&refused), "urgency");
+
     // Closure within 5 days: A took 10.
     let m5 = client(&app, PrincipalKind::Staff, org)
         .await
@@ -293,6 +332,7 @@ async fn every_coordination_measure_matches_its_hand_computed_value() {
             period: Some(crate::priorauth::november()),
             org_id: String::new(),
             closure_days: 5,
+            ..Default::default()
         })
         .await
         .unwrap()
