@@ -228,3 +228,23 @@ impl PlansAccess {
         Ok(())
     }
 }
+
+/// The organization a caller acts in for organization-wide reads and settings (inboxes, rosters,
+/// digests, measures): staff their own (naming another is refused), an internal service the one it
+/// names (`org_id`, required); anyone else is refused with `refused`.
+pub fn staff_or_named_org(
+    who: &Principal,
+    requested: &str,
+    refused: &'static str,
+) -> ApiResult<uuid::Uuid> {
+    match who.kind {
+        PrincipalKind::Service => crate::validate::uuid("org_id", requested),
+        PrincipalKind::Staff => match crate::validate::optional_uuid("org_id", requested)? {
+            Some(org) if org != who.org_id => Err(ApiError::PermissionDenied(
+                "staff act for their own organization",
+            )),
+            _ => Ok(who.org_id),
+        },
+        _ => Err(ApiError::PermissionDenied(refused)),
+    }
+}

@@ -30,18 +30,11 @@ impl MetricsApi {
 }
 
 fn org_of(who: &Principal, requested: &str) -> ApiResult<Uuid> {
-    match who.kind {
-        PrincipalKind::Service => v::uuid("org_id", requested),
-        PrincipalKind::Staff => match v::optional_uuid("org_id", requested)? {
-            Some(org) if org != who.org_id => Err(ApiError::PermissionDenied(
-                "staff read their own organization's measures",
-            )),
-            _ => Ok(who.org_id),
-        },
-        _ => Err(ApiError::PermissionDenied(
-            "measures are read by the organization's staff",
-        )),
-    }
+    careloop_runtime::access::staff_or_named_org(
+        who,
+        requested,
+        "measures are read by the organization's staff",
+    )
 }
 
 fn period(p: Option<&pb::Period>) -> ApiResult<(DateTime<Utc>, DateTime<Utc>)> {

@@ -10,6 +10,7 @@ pub mod escalation;
 pub mod feed;
 pub mod messages;
 pub mod receipts;
+pub mod retry;
 pub mod router;
 pub mod settings;
 pub mod store;

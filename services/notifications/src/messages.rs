@@ -6,7 +6,7 @@
 //! says where to look, never what about: no patient or clinical detail leaves CareLoop.
 
 use crate::channels::{Notice, Sender};
-use crate::domain::{ladder, roster};
+use crate::domain::roster;
 use crate::store::{self, ItemRow};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
@@ -14,15 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
-fn role_name(role: i32) -> String {
-    careloop_proto::common::v1::CareRole::try_from(role)
-        .map(ladder::role_name)
-        .unwrap_or_default()
-}
-
 /// The notice for an item reaching `role`'s inbox: subject, email body, SMS text.
 fn texts(item: &ItemRow, how: &str) -> (String, String, String) {
-    let role = role_name(item.role);
+    let role = careloop_runtime::events::fields::care_role_name(item.role);
     let subject = format!("CareLoop: {} item waiting for {role}", item.priority);
     let body = format!(
         "{}.\n{how} to the {role} inbox (stage {}).\nItem {}: open CareLoop to acknowledge it.\n\
@@ -201,11 +195,7 @@ pub struct MessageDispatcher {
 
 impl MessageDispatcher {
     fn backoff(&self, attempt: i32) -> chrono::Duration {
-        let doubled = self
-            .first_backoff
-            .saturating_mul(1u32 << attempt.clamp(1, 20).saturating_sub(1));
-        chrono::Duration::from_std(doubled.min(self.max_backoff))
-            .unwrap_or(chrono::Duration::hours(1))
+        crate::retry::backoff(self.first_backoff, self.max_backoff, attempt, 0)
     }
 
     /// Sends the notices due at `now` (up to `batch`), each claimed under a lease first; returns how

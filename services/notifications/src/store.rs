@@ -135,43 +135,10 @@ pub async fn save_rule_enabled(conn: &mut PgConnection, r: &RuleRow) -> ApiResul
 
 // ---------- items ----------
 
-/// Inserts the item unless this event already raised it for this rule and role; returns whether
-/// it is new.
+/// Inserts a held item unless this event already raised it for this rule and role; returns
+/// whether it is new.
 pub async fn insert_item(conn: &mut PgConnection, i: &ItemRow) -> sqlx::Result<bool> {
-    let inserted = sqlx::query(
-        "INSERT INTO items (id, org_id, patient_id, rule_id, source_event_id, source_event_type, first_role,
-                            loop_kind, loop_id, stage, title, priority, ladder, rung, role, escalates_at,
-                            status, note, created_at, version, channels, deliver_at, reached_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
-         ON CONFLICT (source_event_id, rule_id, first_role) DO NOTHING",
-    )
-    .bind(i.id)
-    .bind(i.org_id)
-    .bind(i.patient_id)
-    .bind(i.rule_id)
-    .bind(i.source_event_id)
-    .bind(&i.source_event_type)
-    .bind(i.first_role)
-    .bind(i.loop_kind)
-    .bind(i.loop_id)
-    .bind(&i.stage)
-    .bind(&i.title)
-    .bind(&i.priority)
-    .bind(&i.ladder)
-    .bind(i.rung)
-    .bind(i.role)
-    .bind(i.escalates_at)
-    .bind(&i.status)
-    .bind(&i.note)
-    .bind(i.created_at)
-    .bind(i.version)
-    .bind(&i.channels)
-    .bind(i.deliver_at)
-    .bind(i.reached_at)
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(inserted == 1)
+    insert(conn, i, None).await
 }
 
 /// Inserts an open item and its "raised" feed entry in one statement, unless this event already
@@ -181,7 +148,17 @@ pub async fn insert_open_item(
     i: &ItemRow,
     at: DateTime<Utc>,
 ) -> sqlx::Result<bool> {
-    let position: Option<i64> = sqlx::query_scalar(
+    insert(conn, i, Some(at)).await
+}
+
+/// The item, and with `feed_at` its feed entry (the feed's position is taken only then, and only
+/// for a new item).
+async fn insert(
+    conn: &mut PgConnection,
+    i: &ItemRow,
+    feed_at: Option<DateTime<Utc>>,
+) -> sqlx::Result<bool> {
+    let inserted: i64 = sqlx::query_scalar(
         "WITH item AS (
              INSERT INTO items (id, org_id, patient_id, rule_id, source_event_id, source_event_type, first_role,
                                 loop_kind, loop_id, stage, title, priority, ladder, rung, role, escalates_at,
@@ -191,11 +168,12 @@ pub async fn insert_open_item(
              RETURNING id, org_id, role),
          next AS (
              UPDATE feed_position SET position = position + 1
-              WHERE EXISTS (SELECT 1 FROM item)
-             RETURNING position)
-         INSERT INTO inbox_feed (position, org_id, role, item_id, kind, at)
-         SELECT next.position, item.org_id, item.role, item.id, 'raised', $24 FROM item, next
-         RETURNING position",
+              WHERE $24::timestamptz IS NOT NULL AND EXISTS (SELECT 1 FROM item)
+             RETURNING position),
+         fed AS (
+             INSERT INTO inbox_feed (position, org_id, role, item_id, kind, at)
+             SELECT next.position, item.org_id, item.role, item.id, 'raised', $24 FROM item, next)
+         SELECT count(*) FROM item",
     )
     .bind(i.id)
     .bind(i.org_id)
@@ -220,10 +198,10 @@ pub async fn insert_open_item(
     .bind(&i.channels)
     .bind(i.deliver_at)
     .bind(i.reached_at)
-    .bind(at)
-    .fetch_optional(conn)
+    .bind(feed_at)
+    .fetch_one(conn)
     .await?;
-    Ok(position.is_some())
+    Ok(inserted == 1)
 }
 
 /// Appends an entry to the inbox feed of (`org`, `role`), at the next position.

@@ -49,22 +49,6 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &str) -> anyhow::Resul
     ))
 }
 
-fn role_name(role: i32) -> String {
-    careloop_proto::common::v1::CareRole::try_from(role)
-        .map(crate::domain::ladder::role_name)
-        .unwrap_or_default()
-}
-
-fn loop_name(kind: i32) -> String {
-    careloop_proto::common::v1::LoopKind::try_from(kind)
-        .map(|k| {
-            k.as_str_name()
-                .trim_start_matches("LOOP_KIND_")
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default()
-}
-
 /// The body for an item change: Standard Webhooks' {type, timestamp, data}.
 fn body(item: &ItemRow, event_type: &str, at: DateTime<Utc>) -> String {
     serde_json::json!({
@@ -74,11 +58,11 @@ fn body(item: &ItemRow, event_type: &str, at: DateTime<Utc>) -> String {
             "item_id": item.id,
             "org_id": item.org_id,
             "patient_id": item.patient_id,
-            "loop": { "kind": loop_name(item.loop_kind), "id": item.loop_id },
+            "loop": { "kind": careloop_runtime::events::fields::loop_kind_name(item.loop_kind), "id": item.loop_id },
             "stage": item.stage,
             "title": item.title,
             "priority": item.priority,
-            "role": role_name(item.role),
+            "role": careloop_runtime::events::fields::care_role_name(item.role),
             "rung": item.rung,
             "status": item.status,
             "version": item.version,
@@ -144,14 +128,12 @@ impl Dispatcher {
     /// The wait after try `n` failed: the first backoff doubling per try, capped, with up to 20%
     /// jitter so endpoints that fail together do not retry together.
     pub fn backoff(&self, attempt: i32) -> chrono::Duration {
-        let doubled = self
-            .policy
-            .first_backoff
-            .saturating_mul(1u32 << attempt.clamp(1, 20).saturating_sub(1));
-        let capped = doubled.min(self.policy.max_backoff);
-        let jitter = (Uuid::new_v4().as_u128() % 200) as u32; // 0..20.0%
-        let with_jitter = capped + capped.mul_f64(f64::from(jitter) / 1000.0);
-        chrono::Duration::from_std(with_jitter).unwrap_or(chrono::Duration::hours(1))
+        crate::retry::backoff(
+            self.policy.first_backoff,
+            self.policy.max_backoff,
+            attempt,
+            200,
+        )
     }
 
     /// Sends every delivery due at `now` (up to `batch`); returns how many were tried. A try is

@@ -147,6 +147,29 @@ pub fn sample(event_type: &str) -> Option<Event> {
     Event::decode(envelope.encode_to_vec().as_slice()).ok()
 }
 
+/// A care role's lowercase short name ("rn", "prior_auth_coordinator"), as tokens, rules and event
+/// fields spell it; empty for a number that is no role.
+pub fn care_role_name(role: i32) -> String {
+    careloop_proto::common::v1::CareRole::try_from(role)
+        .map(|r| {
+            r.as_str_name()
+                .trim_start_matches("CARE_ROLE_")
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
+}
+
+/// A loop kind's lowercase short name ("referral", "prior_auth"); empty for an unknown number.
+pub fn loop_kind_name(kind: i32) -> String {
+    careloop_proto::common::v1::LoopKind::try_from(kind)
+        .map(|k| {
+            k.as_str_name()
+                .trim_start_matches("LOOP_KIND_")
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
+}
+
 /// Whether every condition equals the event's field of that name.
 pub fn matches(
     conditions: &std::collections::HashMap<String, String>,

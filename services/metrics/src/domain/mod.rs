@@ -2,3 +2,4 @@
 
 pub mod coordination;
 pub mod priorauth;
+pub mod stats;

@@ -9,6 +9,7 @@
 //! - the deadline is the one the submission carried (72 hours expedited, 7 calendar days standard in
 //!   the payer's zone, computed by prior-auth); a recorded extension moves it and is counted apart.
 
+use super::stats::{hours, median, percent};
 use chrono::{DateTime, Duration, Utc};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,27 +119,6 @@ fn approved(decision: &str) -> bool {
     matches!(decision, "approved" | "partially_approved")
 }
 
-/// Percent with one decimal, 0 for an empty denominator.
-fn percent(part: usize, whole: usize) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        (part as f64 * 1000.0 / whole as f64).round() / 10.0
-    }
-}
-
-fn median(sorted: &[Duration]) -> Option<Duration> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let n = sorted.len();
-    Some(if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2
-    })
-}
-
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct UrgencyFigures {
     pub decided: usize,
@@ -159,16 +139,11 @@ pub struct Report {
     pub approved_after_extension_percent: f64,
 }
 
-fn hours(d: Duration) -> f64 {
-    (d.num_seconds() as f64 / 360.0).round() / 10.0
-}
-
 fn figures(decisions: &[&Measured]) -> UrgencyFigures {
-    let mut times: Vec<Duration> = decisions
+    let times: Vec<Duration> = decisions
         .iter()
         .map(|m| m.decided_at - m.submitted_at)
         .collect();
-    times.sort();
     let total: Duration = times.iter().copied().sum();
     UrgencyFigures {
         decided: decisions.len(),
@@ -181,7 +156,7 @@ fn figures(decisions: &[&Measured]) -> UrgencyFigures {
             decisions.len(),
         ),
         average_hours: (!times.is_empty()).then(|| hours(total / times.len() as i32)),
-        median_hours: median(&times).map(hours),
+        median_hours: median(times),
     }
 }
 

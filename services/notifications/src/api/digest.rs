@@ -28,22 +28,11 @@ impl NotificationsApi {
                 "must be after from, at most 7 days later",
             ));
         }
-        let org = match who.kind {
-            PrincipalKind::Service => v::uuid("org_id", &req.org_id)?,
-            PrincipalKind::Staff => match v::optional_uuid("org_id", &req.org_id)? {
-                Some(org) if org != who.org_id => {
-                    return Err(ApiError::PermissionDenied(
-                        "staff read their own organization's digests",
-                    ));
-                }
-                _ => who.org_id,
-            },
-            _ => {
-                return Err(ApiError::PermissionDenied(
-                    "digests belong to the organization's staff",
-                ));
-            }
-        };
+        let org = careloop_runtime::access::staff_or_named_org(
+            who,
+            &req.org_id,
+            "digests belong to the organization's staff",
+        )?;
         let name = crate::domain::ladder::role_name(role);
         if who.kind == PrincipalKind::Staff && !who.roles.iter().any(|r| *r == name || r == "admin")
         {

@@ -27,21 +27,11 @@ fn role(field: &str, value: i32) -> ApiResult<CareRole> {
 
 /// The organization whose inbox the caller reads: staff their own; services must name one.
 fn inbox_org(who: &Principal, requested: &str) -> ApiResult<Uuid> {
-    match who.kind {
-        PrincipalKind::Staff => {
-            let requested = v::optional_uuid("org_id", requested)?;
-            match requested {
-                Some(org) if org != who.org_id => Err(ApiError::PermissionDenied(
-                    "staff read the inboxes of their own organization",
-                )),
-                _ => Ok(who.org_id),
-            }
-        }
-        PrincipalKind::Service => v::uuid("org_id", requested),
-        _ => Err(ApiError::PermissionDenied(
-            "inboxes belong to the organization's staff",
-        )),
-    }
+    careloop_runtime::access::staff_or_named_org(
+        who,
+        requested,
+        "inboxes belong to the organization's staff",
+    )
 }
 
 fn holds(who: &Principal, role: i32) -> bool {

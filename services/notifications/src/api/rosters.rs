@@ -8,7 +8,7 @@ use careloop_proto::notifications::v1 as pb;
 use careloop_proto::notifications::v1::{
     GetRosterRequest, GetRosterResponse, SetRosterRequest, SetRosterResponse,
 };
-use careloop_runtime::auth::{Principal, PrincipalKind};
+use careloop_runtime::auth::Principal;
 use careloop_runtime::error::{ApiError, ApiResult};
 use careloop_runtime::validate::{self as v, MAX_SHORT};
 use chrono::NaiveTime;
@@ -206,22 +206,11 @@ impl NotificationsApi {
         req: GetRosterRequest,
     ) -> ApiResult<GetRosterResponse> {
         let role = role(req.role)? as i32;
-        let org = match who.kind {
-            PrincipalKind::Service => v::uuid("org_id", &req.org_id)?,
-            PrincipalKind::Staff => match v::optional_uuid("org_id", &req.org_id)? {
-                Some(org) if org != who.org_id => {
-                    return Err(ApiError::PermissionDenied(
-                        "staff read their own organization's rosters",
-                    ));
-                }
-                _ => who.org_id,
-            },
-            _ => {
-                return Err(ApiError::PermissionDenied(
-                    "rosters are read by the organization's staff",
-                ));
-            }
-        };
+        let org = careloop_runtime::access::staff_or_named_org(
+            who,
+            &req.org_id,
+            "rosters are read by the organization's staff",
+        )?;
         let row = store::roster(&mut *self.pool.acquire().await?, org, role)
             .await?
             .ok_or(ApiError::NotFound("roster"))?;

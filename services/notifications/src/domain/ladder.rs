@@ -69,9 +69,7 @@ pub fn role_named(name: &str) -> Option<CareRole> {
 
 /// The role's name as tokens and the typed-field reader spell it.
 pub fn role_name(role: CareRole) -> String {
-    role.as_str_name()
-        .trim_start_matches("CARE_ROLE_")
-        .to_ascii_lowercase()
+    careloop_runtime::events::fields::care_role_name(role as i32)
 }
 
 /// The ladder against one event's fields.
