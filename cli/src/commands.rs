@@ -792,7 +792,7 @@ async fn handoff(c: &mut Plans, cmd: &HandoffCmd) -> anyhow::Result<()> {
                 .list_unacknowledged_handoffs(ListUnacknowledgedHandoffsRequest {
                     to_role: role(r)?,
                     page_size: 100,
-                    page_token: String::new(),
+                    ..Default::default()
                 })
                 .await?;
             show(&list.into_inner().handoffs);

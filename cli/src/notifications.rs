@@ -168,6 +168,7 @@ pub async fn inbox(c: &mut Notifications, cmd: &InboxCmd) -> anyhow::Result<()> 
                         page_size: 100,
                         page_token: token,
                         mine: r.is_none(),
+                        ..Default::default()
                     })
                     .await?
                     .into_inner();

@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "careloop/priorauth/v1/priorauth.proto",
         "careloop/notifications/v1/notifications.proto",
         "careloop/metrics/v1/metrics.proto",
+        "careloop/gateway/v1/gateway.proto",
     ];
     let paths: Vec<PathBuf> = files.iter().map(|f| root.join(f)).collect();
     let fds = protox::compile(&paths, [&root])?;

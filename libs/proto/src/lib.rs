@@ -51,3 +51,9 @@ pub mod metrics {
         tonic::include_proto!("careloop.metrics.v1");
     }
 }
+
+pub mod gateway {
+    pub mod v1 {
+        tonic::include_proto!("careloop.gateway.v1");
+    }
+}

@@ -12,14 +12,18 @@ pub enum Outcome {
     Denied,
     /// A retried write answered with its first response, after access was checked again.
     Replayed,
+    /// Forwarded and refused or failed by the owning service (the gateway's record of a call the
+    /// owning service answered with an error; the owning service keeps its own reason).
+    Failed,
 }
 
 impl Outcome {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "ok",
             Self::Denied => "denied",
             Self::Replayed => "replayed",
+            Self::Failed => "failed",
         }
     }
 }
@@ -71,6 +75,41 @@ pub async fn record_reads(
     .bind(principal.kind.as_str())
     .bind(action)
     .bind(patient_ids)
+    .bind(&principal.issuer)
+    .bind(principal.via.as_deref())
+    .bind(crate::telemetry::current_trace_id())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Audits one decision per patient in one statement: `allowed` as ok, `refused` as denied.
+pub async fn record_many(
+    conn: &mut PgConnection,
+    principal: &Principal,
+    action: &'static str,
+    allowed: &[Uuid],
+    refused: &[Uuid],
+) -> Result<(), sqlx::Error> {
+    if allowed.is_empty() && refused.is_empty() {
+        return Ok(());
+    }
+    let outcomes: Vec<&str> = allowed
+        .iter()
+        .map(|_| Outcome::Ok.as_str())
+        .chain(refused.iter().map(|_| Outcome::Denied.as_str()))
+        .collect();
+    let patients: Vec<Uuid> = allowed.iter().chain(refused).copied().collect();
+    sqlx::query(
+        "INSERT INTO audit_log (subject, org_id, principal_kind, patient_id, action, outcome, issuer, via_service, trace_id)
+         SELECT $1, $2, $3, p, $4, o, $7, $8, $9 FROM unnest($5::uuid[], $6::text[]) AS t(p, o)",
+    )
+    .bind(&principal.subject)
+    .bind(principal.org_id)
+    .bind(principal.kind.as_str())
+    .bind(action)
+    .bind(&patients)
+    .bind(&outcomes)
     .bind(&principal.issuer)
     .bind(principal.via.as_deref())
     .bind(crate::telemetry::current_trace_id())

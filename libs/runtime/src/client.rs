@@ -21,13 +21,22 @@ use tonic::transport::{Channel, Endpoint, Uri};
 #[derive(Clone)]
 pub struct TlsDialer {
     connector: TlsConnector,
+    /// Verify the server under this name instead of the URI's host: a replica dialled by its
+    /// resolved address still proves the service's name.
+    server_name: Option<String>,
 }
 
 impl TlsDialer {
     pub fn new(config: ClientConfig) -> Self {
         Self {
             connector: TlsConnector::from(Arc::new(config)),
+            server_name: None,
         }
+    }
+
+    pub fn with_server_name(mut self, name: impl Into<String>) -> Self {
+        self.server_name = Some(name.into());
+        self
     }
 }
 
@@ -42,6 +51,7 @@ impl tower_service::Service<Uri> for TlsDialer {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let connector = self.connector.clone();
+        let server_name = self.server_name.clone();
         Box::pin(async move {
             let invalid =
                 |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, what.to_owned());
@@ -51,8 +61,8 @@ impl tower_service::Service<Uri> for TlsDialer {
                 .trim_end_matches(']')
                 .to_owned();
             let port = uri.port_u16().unwrap_or(443);
-            let name =
-                ServerName::try_from(host.clone()).map_err(|_| invalid("invalid host name"))?;
+            let name = ServerName::try_from(server_name.unwrap_or_else(|| host.clone()))
+                .map_err(|_| invalid("invalid host name"))?;
             let tcp = TcpStream::connect((host.as_str(), port)).await?;
             let _ = tcp.set_nodelay(true);
             let tls = connector.connect(name, tcp).await?;
@@ -74,5 +84,33 @@ pub fn channel(addr: &str, tls: &TlsSettings) -> anyhow::Result<Channel> {
         Ok(endpoint.connect_lazy())
     } else {
         anyhow::bail!("service address must start with https:// or http://")
+    }
+}
+
+/// A lazily connected channel to one replica of `addr`'s service at `replica` (a resolved socket
+/// address): TLS still verifies the server under `addr`'s host name.
+pub fn replica_channel(
+    addr: &str,
+    replica: std::net::SocketAddr,
+    tls: &TlsSettings,
+) -> anyhow::Result<Channel> {
+    let uri: Uri = addr.parse()?;
+    let host = uri
+        .host()
+        .ok_or_else(|| anyhow::anyhow!("{addr}: no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let endpoint = Endpoint::from_shared(format!("{scheme}://{replica}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true);
+    match scheme {
+        "https" => {
+            let dialer = TlsDialer::new(crate::tls::client_config(tls)?).with_server_name(host);
+            Ok(endpoint.connect_with_connector_lazy(dialer))
+        }
+        "http" => Ok(endpoint.connect_lazy()),
+        _ => anyhow::bail!("service address must start with https:// or http://"),
     }
 }

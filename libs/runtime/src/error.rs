@@ -43,6 +43,13 @@ pub enum ApiError {
     /// A caller over its share (too many calls in flight): it may retry shortly.
     #[error("{0}")]
     ResourceExhausted(&'static str),
+    /// Over a rate limit (the gateway's per organization and per principal): answered with
+    /// `google.rpc.RetryInfo` saying when a retry will be admitted.
+    #[error("rate limit exceeded for this {scope}")]
+    RateLimited {
+        scope: &'static str,
+        retry_after: std::time::Duration,
+    },
     #[error("service temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
@@ -68,6 +75,7 @@ pub enum Reason {
     Unauthenticated,
     PermissionDenied,
     TooManyInFlight,
+    RateLimited,
     Unavailable,
     Internal,
 }
@@ -86,12 +94,13 @@ impl Reason {
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::PermissionDenied => "PERMISSION_DENIED",
             Self::TooManyInFlight => "TOO_MANY_IN_FLIGHT",
+            Self::RateLimited => "RATE_LIMITED",
             Self::Unavailable => "UNAVAILABLE",
             Self::Internal => "INTERNAL",
         }
     }
 
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 14] = [
         Self::InvalidField,
         Self::NotFound,
         Self::AlreadyExists,
@@ -103,6 +112,7 @@ impl Reason {
         Self::Unauthenticated,
         Self::PermissionDenied,
         Self::TooManyInFlight,
+        Self::RateLimited,
         Self::Unavailable,
         Self::Internal,
     ];
@@ -126,6 +136,7 @@ impl ApiError {
             Self::Unauthenticated(_) => Reason::Unauthenticated,
             Self::PermissionDenied(_) | Self::AccessDenied { .. } => Reason::PermissionDenied,
             Self::ResourceExhausted(_) => Reason::TooManyInFlight,
+            Self::RateLimited { .. } => Reason::RateLimited,
             Self::Unavailable(_) => Reason::Unavailable,
             Self::Internal(_) => Reason::Internal,
         }
@@ -179,7 +190,7 @@ impl ApiError {
             Self::Unauthenticated(_) => Code::Unauthenticated,
             Self::AccessDenied { hidden: true, .. } => Code::NotFound,
             Self::PermissionDenied(_) | Self::AccessDenied { .. } => Code::PermissionDenied,
-            Self::ResourceExhausted(_) => Code::ResourceExhausted,
+            Self::ResourceExhausted(_) | Self::RateLimited { .. } => Code::ResourceExhausted,
             Self::Unavailable(_) => Code::Unavailable,
             Self::Internal(_) => Code::Internal,
         }
@@ -194,7 +205,7 @@ impl ApiError {
             Self::Unauthenticated(_) => 401,
             Self::AccessDenied { hidden: true, .. } => 404,
             Self::PermissionDenied(_) | Self::AccessDenied { .. } => 403,
-            Self::ResourceExhausted(_) => 429,
+            Self::ResourceExhausted(_) | Self::RateLimited { .. } => 429,
             Self::Unavailable(_) => 503,
             Self::Internal(_) => 500,
         }
@@ -272,6 +283,14 @@ impl From<ApiError> for Status {
                 tracing::error!(error_id = %id, error = %redacted(&cause), "internal error");
                 metadata.insert("error_id".to_owned(), id.to_string());
                 format!("internal error (error id {id})")
+            }
+            ApiError::RateLimited { scope, retry_after } => {
+                details.set_retry_info(Some(retry_after));
+                metadata.insert(
+                    "retry_after_ms".to_owned(),
+                    retry_after.as_millis().to_string(),
+                );
+                format!("rate limit exceeded for this {scope}")
             }
             ApiError::Aborted { current } => {
                 metadata.insert("current_version".to_owned(), current.to_string());

@@ -22,6 +22,8 @@ pub struct GrpcServer {
     settings: GrpcSettings,
     metrics: Arc<Metrics>,
     served: Vec<String>,
+    /// gRPC-Web beside gRPC on the same port (HTTP/1.1 accepted), with this CORS policy.
+    web: Option<tower_http::cors::CorsLayer>,
 }
 
 impl GrpcServer {
@@ -46,7 +48,13 @@ impl GrpcServer {
             settings,
             metrics,
             served: Vec::new(),
+            web: None,
         })
+    }
+
+    /// Also answers gRPC-Web (browsers, HTTP/1.1 clients) on the same port, under `cors`.
+    pub fn enable_web(&mut self, cors: tower_http::cors::CorsLayer) {
+        self.web = Some(cors);
     }
 
     pub fn routes(&mut self) -> &mut RoutesBuilder {
@@ -82,14 +90,18 @@ impl GrpcServer {
         let served = self.served.clone();
         let grace = Duration::from_millis(self.settings.shutdown_grace_ms);
         let known = Arc::new(known_methods(&served));
+        let web = self.web.is_some();
         let layers = tower::ServiceBuilder::new()
             .layer(RequestLayer::new(self.metrics, known))
             .layer(crate::limits::ConcurrencyLayer::new(
                 self.settings.concurrency_limit,
             ))
+            .option_layer(self.web)
+            .option_layer(web.then(tonic_web::GrpcWebLayer::new))
             .into_inner();
         let incoming = crate::conn::incoming(self.listener, self.acceptor);
         tonic::transport::Server::builder()
+            .accept_http1(web)
             .timeout(Duration::from_millis(self.settings.request_timeout_ms))
             .layer(layers)
             .add_routes(self.routes.routes())

@@ -313,6 +313,30 @@ pub async fn inbox(
     .await?)
 }
 
+/// One patient's open items in an organization's inbox, oldest first.
+pub async fn open_items_for_patient(
+    conn: &mut PgConnection,
+    org: Uuid,
+    patient_id: Uuid,
+    after: Option<careloop_runtime::paging::Cursor>,
+    limit: i64,
+) -> ApiResult<Vec<ItemRow>> {
+    let (after_at, after_id) = careloop_runtime::paging::after(after);
+    Ok(sqlx::query_as(
+        "SELECT * FROM items
+          WHERE org_id = $1 AND patient_id = $2 AND status = 'open'
+            AND (created_at, id) > ($3, $4)
+          ORDER BY created_at, id LIMIT $5",
+    )
+    .bind(org)
+    .bind(patient_id)
+    .bind(after_at)
+    .bind(after_id)
+    .bind(limit + 1)
+    .fetch_all(conn)
+    .await?)
+}
+
 pub async fn open_count(conn: &mut PgConnection, org: Uuid, roles: &[i32]) -> ApiResult<i64> {
     Ok(sqlx::query_scalar(
         "SELECT count(*) FROM items WHERE org_id = $1 AND role = ANY($2) AND status = 'open'",

@@ -108,14 +108,41 @@ pub async fn managing_org(conn: &mut PgConnection, patient_id: Uuid) -> ApiResul
 
 /// Everything the access decision needs about one patient.
 pub async fn access_facts(conn: &mut PgConnection, patient_id: Uuid) -> ApiResult<Facts> {
-    let (managing_org_id,): (Uuid,) =
-        sqlx::query_as("SELECT managing_org_id FROM patients WHERE id = $1")
-            .bind(patient_id)
-            .fetch_optional(&mut *conn)
-            .await?
-            .ok_or(ApiError::NotFound("patient"))?;
+    access_facts_many(conn, &[patient_id])
+        .await?
+        .remove(&patient_id)
+        .ok_or(ApiError::NotFound("patient"))
+}
+
+/// The access facts of many patients in three queries; patients that do not exist are absent.
+pub async fn access_facts_many(
+    conn: &mut PgConnection,
+    patient_ids: &[Uuid],
+) -> ApiResult<std::collections::HashMap<Uuid, Facts>> {
+    let managing: Vec<(Uuid, Uuid)> =
+        sqlx::query_as("SELECT id, managing_org_id FROM patients WHERE id = ANY($1)")
+            .bind(patient_ids)
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut facts: std::collections::HashMap<Uuid, Facts> = managing
+        .into_iter()
+        .map(|(id, managing_org_id)| {
+            (
+                id,
+                Facts {
+                    managing_org_id,
+                    team: vec![],
+                    consents: vec![],
+                },
+            )
+        })
+        .collect();
+    if facts.is_empty() {
+        return Ok(facts);
+    }
     #[derive(FromRow)]
     struct Member {
+        patient_id: Uuid,
         id: Uuid,
         organization_id: Option<Uuid>,
         subject: Option<String>,
@@ -123,28 +150,31 @@ pub async fn access_facts(conn: &mut PgConnection, patient_id: Uuid) -> ApiResul
         is_lead: bool,
     }
     let team: Vec<Member> = sqlx::query_as(
-        "SELECT id, organization_id, subject, subject_issuer, is_lead FROM care_team_members
-          WHERE patient_id = $1 AND removed_at IS NULL",
+        "SELECT patient_id, id, organization_id, subject, subject_issuer, is_lead FROM care_team_members
+          WHERE patient_id = ANY($1) AND removed_at IS NULL",
     )
-    .bind(patient_id)
+    .bind(patient_ids)
     .fetch_all(&mut *conn)
     .await?;
-    let consents: Vec<ConsentRow> = consents_of(conn, patient_id).await?;
-    Ok(Facts {
-        managing_org_id,
-        team: team
-            .into_iter()
-            .map(|m| TeamFact {
+    for m in team {
+        if let Some(f) = facts.get_mut(&m.patient_id) {
+            f.team.push(TeamFact {
                 member_id: m.id,
                 organization_id: m.organization_id,
                 subject: m.subject,
                 subject_issuer: m.subject_issuer,
                 is_lead: m.is_lead,
-            })
-            .collect(),
-        consents: consents
-            .into_iter()
-            .map(|c| ConsentFact {
+            });
+        }
+    }
+    let consents: Vec<ConsentRow> =
+        sqlx::query_as("SELECT * FROM consents WHERE patient_id = ANY($1) ORDER BY granted_at, id")
+            .bind(patient_ids)
+            .fetch_all(&mut *conn)
+            .await?;
+    for c in consents {
+        if let Some(f) = facts.get_mut(&c.patient_id) {
+            f.consents.push(ConsentFact {
                 id: c.id,
                 grantee_member_id: c.grantee_member_id,
                 grantee_org_id: c.grantee_org_id,
@@ -152,9 +182,10 @@ pub async fn access_facts(conn: &mut PgConnection, patient_id: Uuid) -> ApiResul
                 active: c.status == "active",
                 period_start: c.period_start,
                 period_end: c.period_end,
-            })
-            .collect(),
-    })
+            });
+        }
+    }
+    Ok(facts)
 }
 
 // ---------- care plan and team ----------
@@ -667,9 +698,9 @@ pub async fn unacknowledged_handoffs(
     let (after_at, after_id) = careloop_runtime::paging::after(after);
     let sql = concat!(
         "SELECT * FROM handoffs x WHERE to_role = $3 AND acknowledged_at IS NULL
-           AND (sent_at, id) > ($4, $5) AND ",
+           AND (acknowledge_by, id) > ($4, $5) AND ",
         visible_to_viewer!(),
-        " ORDER BY sent_at, id LIMIT $6"
+        " ORDER BY acknowledge_by, id LIMIT $6"
     );
     Ok(sqlx::query_as(sql)
         .bind(viewer.all)
@@ -680,6 +711,26 @@ pub async fn unacknowledged_handoffs(
         .bind(limit)
         .fetch_all(conn)
         .await?)
+}
+
+/// One patient's unacknowledged handoffs by acknowledge-by time.
+pub async fn unacknowledged_handoffs_for_patient(
+    conn: &mut PgConnection,
+    patient_id: Uuid,
+    after: Option<careloop_runtime::paging::Cursor>,
+    limit: i64,
+) -> ApiResult<Vec<HandoffRow>> {
+    let (after_at, after_id) = careloop_runtime::paging::after(after);
+    Ok(sqlx::query_as(
+        "SELECT * FROM handoffs WHERE patient_id = $1 AND acknowledged_at IS NULL
+           AND (acknowledge_by, id) > ($2, $3) ORDER BY acknowledge_by, id LIMIT $4",
+    )
+    .bind(patient_id)
+    .bind(after_at)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
 }
 
 // ---------- transitions ----------

@@ -81,6 +81,9 @@ impl NotificationsApi {
         who: &Principal,
         req: ListInboxRequest,
     ) -> ApiResult<ListInboxResponse> {
+        if !req.patient_id.is_empty() {
+            return self.list_patient_items(who, req).await;
+        }
         let roles: Vec<i32> = if req.mine {
             if req.role != 0 {
                 return Err(ApiError::invalid(
@@ -121,6 +124,38 @@ impl NotificationsApi {
         let open_count = store::open_count(&mut conn, org, &roles).await?;
         let seen: Vec<Uuid> = rows.iter().map(|r| r.patient_id).collect();
         audit::record_reads(&mut conn, who, "ListInbox", &seen).await?;
+        Ok(ListInboxResponse {
+            items: rows.into_iter().map(convert::item).collect(),
+            next_page_token,
+            open_count,
+        })
+    }
+
+    /// One patient's open items in the organization's inbox (read by its staff, or a service
+    /// naming the organization), oldest first.
+    async fn list_patient_items(
+        &self,
+        who: &Principal,
+        req: ListInboxRequest,
+    ) -> ApiResult<ListInboxResponse> {
+        let patient_id = v::uuid("patient_id", &req.patient_id)?;
+        if req.role != 0 || req.mine || req.include_closed {
+            return Err(ApiError::invalid(
+                "patient_id",
+                "is given alone (no role, mine or include_closed)",
+            ));
+        }
+        let limit = paging::page_size(req.page_size)?;
+        let after = paging::decode(&req.page_token)?;
+        let org = inbox_org(who, &req.org_id)?;
+        let mut conn = self.pool.acquire().await?;
+        let rows = store::open_items_for_patient(&mut conn, org, patient_id, after, limit).await?;
+        let (rows, next_page_token) = paging::cut(rows, limit, |r| Cursor {
+            at: r.created_at,
+            id: r.id,
+        });
+        let open_count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+        audit::record_reads(&mut conn, who, "ListInbox", &[patient_id]).await?;
         Ok(ListInboxResponse {
             items: rows.into_iter().map(convert::item).collect(),
             next_page_token,

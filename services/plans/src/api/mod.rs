@@ -192,6 +192,7 @@ careloop_runtime::grpc_service!(PlansService, PlansApi, {
     revoke_consent / "RevokeConsent": RevokeConsentRequest => RevokeConsentResponse;
     list_consents / "ListConsents": ListConsentsRequest => ListConsentsResponse;
     check_access / "CheckAccess": CheckAccessRequest => CheckAccessResponse;
+    batch_check_access / "BatchCheckAccess": BatchCheckAccessRequest => BatchCheckAccessResponse;
     list_consented_caregivers / "ListConsentedCaregivers": ListConsentedCaregiversRequest => ListConsentedCaregiversResponse;
     create_task / "CreateTask": CreateTaskRequest => CreateTaskResponse;
     get_task / "GetTask": GetTaskRequest => GetTaskResponse;

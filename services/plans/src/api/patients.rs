@@ -281,12 +281,11 @@ impl PlansApi {
         })
     }
 
-    pub(super) async fn check_access(
-        &self,
-        who: &Principal,
-        req: CheckAccessRequest,
-    ) -> ApiResult<CheckAccessResponse> {
-        let named = match req.principal.as_ref() {
+    /// Whose access a service asks about: the user it acts for (a body naming someone else is a
+    /// caller's bug worth reporting), or, for a service acting for itself, the principal named in
+    /// the body. Anyone else may not ask for others.
+    fn asked_principal(who: &Principal, named: Option<&PrincipalRef>) -> ApiResult<Principal> {
+        let named = match named {
             None => None,
             Some(asked) => {
                 let subject = v::text("principal.subject", &asked.subject, MAX_SHORT)?;
@@ -304,14 +303,8 @@ impl PlansApi {
                 Some((subject, org_id, kind))
             }
         };
-        let patient_id = v::uuid("patient_id", &req.patient_id)?;
-        if named.is_none() && who.via.is_none() {
-            return Err(ApiError::invalid("principal", "is required"));
-        }
-        let asked = match (&who.via, who.kind) {
+        match (&who.via, who.kind) {
             (Some(_), _) => {
-                // The user the calling service acts for: the decision follows the user, whatever
-                // the body says; a body naming someone else is a caller's bug worth reporting.
                 if let Some((subject, org_id, kind)) = &named
                     && (subject != &who.subject || *org_id != who.org_id || *kind != who.kind)
                 {
@@ -320,36 +313,37 @@ impl PlansApi {
                         "differs from the user the call is made for",
                     ));
                 }
-                who.clone()
+                Ok(who.clone())
             }
             (None, PrincipalKind::Service) => {
                 let (subject, org_id, kind) =
                     named.ok_or_else(|| ApiError::invalid("principal", "is required"))?;
-                Principal {
+                Ok(Principal {
                     issuer: String::new(),
                     subject,
                     org_id,
                     roles: vec![],
                     kind,
                     via: Some(who.subject.clone()),
-                }
+                })
             }
-            (None, _) => {
-                return Err(ApiError::PermissionDenied(
-                    "only internal services may check access for others",
-                ));
-            }
-        };
+            (None, _) => Err(ApiError::PermissionDenied(
+                "only internal services may check access for others",
+            )),
+        }
+    }
+
+    pub(super) async fn check_access(
+        &self,
+        who: &Principal,
+        req: CheckAccessRequest,
+    ) -> ApiResult<CheckAccessResponse> {
+        let asked = Self::asked_principal(who, req.principal.as_ref())?;
+        let patient_id = v::uuid("patient_id", &req.patient_id)?;
         let mut conn = self.pool.acquire().await?;
         let facts = store::access_facts(&mut conn, patient_id).await?;
         let decision = access::decide(&asked, &facts, now());
-        let (basis, consent_id) = match decision.basis {
-            Basis::Denied => (AccessBasis::Denied, String::new()),
-            Basis::InternalService => (AccessBasis::InternalService, String::new()),
-            Basis::ManagingOrganization => (AccessBasis::ManagingOrganization, String::new()),
-            Basis::CareTeamOrganization => (AccessBasis::CareTeamOrganization, String::new()),
-            Basis::Consent(id) => (AccessBasis::Consent, id.to_string()),
-        };
+        let (basis, consent_id) = basis_of(&decision.basis);
         careloop_runtime::audit::record(
             &mut conn,
             careloop_runtime::audit::AuditEntry {
@@ -371,6 +365,75 @@ impl PlansApi {
             basis: basis as i32,
             consent_id,
         })
+    }
+
+    /// One decision per patient, from three queries whatever the number of patients; a missing
+    /// patient is denied and flagged. Each decision is audited like a single check.
+    pub(super) async fn batch_check_access(
+        &self,
+        who: &Principal,
+        req: BatchCheckAccessRequest,
+    ) -> ApiResult<BatchCheckAccessResponse> {
+        const MAX_PATIENTS: usize = 500;
+        let asked = Self::asked_principal(who, req.principal.as_ref())?;
+        let mut ids: Vec<Uuid> = Vec::with_capacity(req.patient_ids.len());
+        for (i, raw) in req.patient_ids.iter().enumerate() {
+            let id = v::uuid(&format!("patient_ids[{i}]"), raw)?;
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        if ids.len() > MAX_PATIENTS {
+            return Err(ApiError::invalid(
+                "patient_ids",
+                format!("at most {MAX_PATIENTS} patients per call"),
+            ));
+        }
+        let mut conn = self.pool.acquire().await?;
+        let mut facts = store::access_facts_many(&mut conn, &ids).await?;
+        let at = now();
+        let mut decisions = Vec::with_capacity(ids.len());
+        let (mut allowed, mut refused) = (Vec::new(), Vec::new());
+        for id in &ids {
+            let Some(patient) = facts.remove(id) else {
+                refused.push(*id);
+                decisions.push(PatientAccess {
+                    patient_id: id.to_string(),
+                    basis: AccessBasis::Denied as i32,
+                    not_found: true,
+                    ..Default::default()
+                });
+                continue;
+            };
+            let decision = access::decide(&asked, &patient, at);
+            let (basis, consent_id) = basis_of(&decision.basis);
+            if decision.can_read {
+                allowed.push(*id);
+            } else {
+                refused.push(*id);
+            }
+            decisions.push(PatientAccess {
+                patient_id: id.to_string(),
+                can_read: decision.can_read,
+                can_write: decision.can_write,
+                basis: basis as i32,
+                consent_id,
+                not_found: false,
+            });
+        }
+        careloop_runtime::audit::record_many(&mut conn, &asked, "CheckAccess", &allowed, &refused)
+            .await?;
+        Ok(BatchCheckAccessResponse { decisions })
+    }
+}
+
+fn basis_of(basis: &Basis) -> (AccessBasis, String) {
+    match basis {
+        Basis::Denied => (AccessBasis::Denied, String::new()),
+        Basis::InternalService => (AccessBasis::InternalService, String::new()),
+        Basis::ManagingOrganization => (AccessBasis::ManagingOrganization, String::new()),
+        Basis::CareTeamOrganization => (AccessBasis::CareTeamOrganization, String::new()),
+        Basis::Consent(id) => (AccessBasis::Consent, id.to_string()),
     }
 }
 

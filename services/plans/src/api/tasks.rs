@@ -456,25 +456,43 @@ impl PlansApi {
         who: &Principal,
         req: ListUnacknowledgedHandoffsRequest,
     ) -> ApiResult<ListUnacknowledgedHandoffsResponse> {
-        let role = convert::role("to_role", req.to_role)?;
         let limit = paging::page_size(req.page_size)?;
         let after = paging::decode(&req.page_token)?;
-        let viewer = Self::viewer(who)?;
-        let rows = {
-            let mut conn = self.pool.acquire().await?;
-            store::unacknowledged_handoffs(&mut conn, &viewer, role as i32, after, limit + 1)
-                .await?
+        let patient = v::optional_uuid("patient_id", &req.patient_id)?;
+        let rows = match patient {
+            Some(patient_id) if req.to_role == 0 => {
+                self.read_access(who, "ListUnacknowledgedHandoffs", patient_id)
+                    .await?;
+                let mut conn = self.pool.acquire().await?;
+                store::unacknowledged_handoffs_for_patient(&mut conn, patient_id, after, limit + 1)
+                    .await?
+            }
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "to_role",
+                    "give to_role or patient_id, not both",
+                ));
+            }
+            None => {
+                let role = convert::role("to_role", req.to_role)?;
+                let viewer = Self::viewer(who)?;
+                let mut conn = self.pool.acquire().await?;
+                store::unacknowledged_handoffs(&mut conn, &viewer, role as i32, after, limit + 1)
+                    .await?
+            }
         };
         let (rows, next) = paging::cut(rows, limit, |r| Cursor {
-            at: r.sent_at,
+            at: r.acknowledge_by,
             id: r.id,
         });
-        self.audit_worklist(
-            who,
-            "ListUnacknowledgedHandoffs",
-            rows.iter().map(|r| r.patient_id),
-        )
-        .await?;
+        if patient.is_none() {
+            self.audit_worklist(
+                who,
+                "ListUnacknowledgedHandoffs",
+                rows.iter().map(|r| r.patient_id),
+            )
+            .await?;
+        }
         Ok(ListUnacknowledgedHandoffsResponse {
             handoffs: rows.into_iter().map(convert::handoff).collect(),
             next_page_token: next,
