@@ -55,6 +55,7 @@ touches! {
     StartTransitionRequest => patient patient_id;
     PlaceReferralRequest => patient patient_id;
     TransitionReferralRequest => target referral_id;
+    PlaceOrderRequest => patient patient_id;
     TransitionOrderRequest => target order_id;
     RecordResultRequest => target order_id;
     AcknowledgeResultRequest => target result_id;
@@ -222,6 +223,7 @@ forwards! {
     start_transition / "StartTransition": StartTransitionRequest => StartTransitionResponse, plans, PlansServiceClient, false;
     place_referral / "PlaceReferral": PlaceReferralRequest => PlaceReferralResponse, referrals, ReferralsServiceClient, false;
     transition_referral / "TransitionReferral": TransitionReferralRequest => TransitionReferralResponse, referrals, ReferralsServiceClient, false;
+    place_order / "PlaceOrder": PlaceOrderRequest => PlaceOrderResponse, referrals, ReferralsServiceClient, false;
     transition_order / "TransitionOrder": TransitionOrderRequest => TransitionOrderResponse, referrals, ReferralsServiceClient, false;
     record_result / "RecordResult": RecordResultRequest => RecordResultResponse, referrals, ReferralsServiceClient, false;
     acknowledge_result / "AcknowledgeResult": AcknowledgeResultRequest => AcknowledgeResultResponse, referrals, ReferralsServiceClient, false;

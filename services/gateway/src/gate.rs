@@ -34,6 +34,7 @@ pub const SCOPES: &[(&str, &[PrincipalKind])] = &[
     ("StartTransition", &[Staff, Service]),
     ("PlaceReferral", &[Staff, Partner, Service]),
     ("TransitionReferral", &[Staff, Partner, Service]),
+    ("PlaceOrder", &[Staff, Partner, Service]),
     ("TransitionOrder", &[Staff, Partner, Service]),
     ("RecordResult", &[Staff, Partner, Service]),
     ("AcknowledgeResult", &[Staff, Partner, Service]),

@@ -59,6 +59,7 @@ pub fn task(t: &Task) -> Option<Line> {
             label: t.title.clone(),
             service: "plans".into(),
             about: None,
+            version: t.version,
         },
     )
 }
@@ -83,6 +84,7 @@ pub fn handoff(h: &Handoff, now: DateTime<Utc>) -> Option<Line> {
             ),
             service: "plans".into(),
             about: None,
+            version: h.version,
         },
     )
 }
@@ -103,6 +105,7 @@ pub fn open_loop(l: &OpenLoop) -> Option<Line> {
             label: l.label.clone(),
             service: "referrals".into(),
             about: None,
+            version: 0,
         },
     )
 }
@@ -136,6 +139,7 @@ pub fn prior_auth(r: &PriorAuthRequest) -> Option<Line> {
             label: format!("prior authorization with {}", r.payer_id),
             service: "prior-auth".into(),
             about: None,
+            version: r.version,
         },
     )
 }
@@ -159,6 +163,7 @@ pub fn inbox_item(i: &InboxItem, now: DateTime<Utc>) -> Option<Line> {
             label: i.title.clone(),
             service: "notifications".into(),
             about: i.r#loop.clone(),
+            version: i.version,
         },
     )
 }

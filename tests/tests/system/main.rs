@@ -1,0 +1,7 @@
+//! System tests: every service and the gateway in one process, against the real PostgreSQL and
+//! NATS, driven through the gateway as partners and apps use it.
+
+mod authorization;
+mod resilience;
+mod scenario;
+mod web;
