@@ -7,7 +7,7 @@ DO $$
 DECLARE
     svc text;
 BEGIN
-    FOREACH svc IN ARRAY ARRAY['plans', 'referrals', 'prior_auth', 'notifications', 'metrics'] LOOP
+    FOREACH svc IN ARRAY ARRAY['plans', 'referrals', 'prior_auth', 'notifications', 'metrics', 'gateway'] LOOP
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'careloop_' || svc) THEN
             EXECUTE format('CREATE ROLE %I LOGIN', 'careloop_' || svc);
         END IF;

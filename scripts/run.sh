@@ -11,6 +11,7 @@ echo "[run] building services and the careloop CLI" >&2
 cargo build --quiet --bins
 
 mkdir -p .run
+GATEWAY_ADDR=127.0.0.1:50050
 PLANS_ADDR=127.0.0.1:50051
 REFERRALS_ADDR=127.0.0.1:50052
 PRIOR_AUTH_ADDR=127.0.0.1:50053
@@ -45,6 +46,7 @@ wait_healthy() {
 }
 
 CLI=target/debug/careloop
+export CARELOOP_GATEWAY_ADDR="http://$GATEWAY_ADDR"
 export CARELOOP_PLANS_ADDR="http://$PLANS_ADDR"
 export CARELOOP_REFERRALS_ADDR="http://$REFERRALS_ADDR"
 export CARELOOP_PRIOR_AUTH_ADDR="http://$PRIOR_AUTH_ADDR"
@@ -55,11 +57,17 @@ start referrals 50052 9102 CARELOOP__REFERRALS__PLANS_ADDR="http://$PLANS_ADDR"
 start prior-auth 50053 9103 CARELOOP__PRIOR_AUTH__PLANS_ADDR="http://$PLANS_ADDR"
 start notifications 50054 9104 CARELOOP__NOTIFICATIONS__PLANS_ADDR="http://$PLANS_ADDR"
 start metrics 50055 9105 CARELOOP__METRICS__PLANS_ADDR="http://$PLANS_ADDR"
+start gateway 50050 9106 \
+  CARELOOP__GATEWAY__PLANS_ADDR="http://$PLANS_ADDR" \
+  CARELOOP__GATEWAY__REFERRALS_ADDR="http://$REFERRALS_ADDR" \
+  CARELOOP__GATEWAY__PRIOR_AUTH_ADDR="http://$PRIOR_AUTH_ADDR" \
+  CARELOOP__GATEWAY__NOTIFICATIONS_ADDR="http://$NOTIFICATIONS_ADDR"
 wait_healthy plans "$PLANS_ADDR"
 wait_healthy referrals "$REFERRALS_ADDR"
 wait_healthy prior-auth "$PRIOR_AUTH_ADDR"
 wait_healthy notifications "$NOTIFICATIONS_ADDR"
 wait_healthy metrics "$METRICS_ADDR"
+wait_healthy gateway "$GATEWAY_ADDR"
 
 CARELOOP_TOKEN="$("$CLI" dev-token)"
 export CARELOOP_TOKEN
@@ -70,7 +78,10 @@ PATIENT="$(awk '/^demo patient/ {print $3}' .run/demo.txt)"
 
 cat <<INFO
 
-CareLoop is running (health SERVING, reflection on):
+CareLoop is running. Partners and apps call the gateway, the one door:
+  gateway    grpc://$GATEWAY_ADDR       gRPC and gRPC-Web   metrics http://127.0.0.1:9106/metrics   log .run/gateway.log
+
+Behind it (health SERVING, reflection on):
   plans      grpc://$PLANS_ADDR       metrics http://127.0.0.1:9101/metrics   log .run/plans.log
   referrals  grpc://$REFERRALS_ADDR       metrics http://127.0.0.1:9102/metrics   log .run/referrals.log
   prior-auth grpc://$PRIOR_AUTH_ADDR       metrics http://127.0.0.1:9103/metrics   log .run/prior-auth.log
@@ -79,6 +90,9 @@ CareLoop is running (health SERVING, reflection on):
 
 Call it with the CLI (the dev token is in .run/dev-token, valid 12 h):
   export CARELOOP_TOKEN=\$(cat .run/dev-token)
+  target/debug/careloop summary --patient $PATIENT        # the one-screen summary, through the gateway
+  target/debug/careloop worklist --role care_manager      # a role's open loops across services
+  target/debug/careloop summary --patient $PATIENT --output json
   target/debug/careloop plan show --patient $PATIENT
   target/debug/careloop task list --role rn
   target/debug/careloop handoff list --role pcp
@@ -93,6 +107,8 @@ Call it with the CLI (the dev token is in .run/dev-token, valid 12 h):
   target/debug/careloop measure payer-clocks --days 30     # each payer against its deadlines
 
 or with grpcurl, where installed:
+  grpcurl -plaintext -H "authorization: Bearer \$CARELOOP_TOKEN" -d '{"patient_id":"$PATIENT"}' \\
+    $GATEWAY_ADDR careloop.gateway.v1.GatewayService/GetPatientSummary
   grpcurl -plaintext $PLANS_ADDR list
   grpcurl -plaintext -H "authorization: Bearer \$CARELOOP_TOKEN" -d '{"patient_id":"$PATIENT"}' \\
     $PLANS_ADDR careloop.plans.v1.PlansService/GetCarePlan

@@ -1,7 +1,7 @@
-//! Demo data: one patient going home from hospital after a heart-failure admission, with a plan,
+//! Demo data, written through the gateway as a partner app would: one patient going home from hospital after a heart-failure admission, with a plan,
 //! a care team, open tasks for several roles, an SBAR handoff and a high-risk transition.
 
-use crate::commands::Plans;
+use crate::client::Gateway;
 use careloop_proto::common::v1::CareRole;
 use careloop_proto::plans::v1::*;
 use careloop_runtime::auth::DEV_ORG_ID;
@@ -11,11 +11,7 @@ fn key() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-pub async fn seed(
-    c: &mut Plans,
-    r: &mut crate::referrals::Referrals,
-    pa: &mut crate::priorauth::PriorAuth,
-) -> anyhow::Result<()> {
+pub async fn seed(c: &mut Gateway) -> anyhow::Result<()> {
     let mrn = format!("DEMO-{}", &uuid::Uuid::now_v7().simple().to_string()[24..]);
     let patient = c
         .create_patient(CreatePatientRequest {
@@ -146,7 +142,7 @@ pub async fn seed(
     use careloop_proto::referrals::v1::{
         OrderKind, OrderSetting, PlaceOrderRequest, PlaceReferralRequest,
     };
-    let referral = r
+    let referral = c
         .place_referral(PlaceReferralRequest {
             idempotency_key: key(),
             patient_id: pid.clone(),
@@ -164,7 +160,7 @@ pub async fn seed(
         .into_inner()
         .referral
         .unwrap_or_default();
-    let lab = r
+    let lab = c
         .place_order(PlaceOrderRequest {
             idempotency_key: key(),
             patient_id: pid.clone(),
@@ -184,8 +180,8 @@ pub async fn seed(
         ClinicalPacket, CreateRequestRequest, RequestContent, ServiceLine, SubmitRequestRequest,
         Urgency,
     };
-    let draft = pa
-        .create_request(CreateRequestRequest {
+    let draft = c
+        .create_prior_auth(CreateRequestRequest {
             idempotency_key: key(),
             patient_id: pid.clone(),
             content: Some(RequestContent {
@@ -218,8 +214,8 @@ pub async fn seed(
         .into_inner()
         .request
         .unwrap_or_default();
-    let auth = pa
-        .submit_request(SubmitRequestRequest {
+    let auth = c
+        .submit_prior_auth(SubmitRequestRequest {
             idempotency_key: key(),
             request_id: draft.id.clone(),
             expected_version: draft.version,
@@ -230,8 +226,8 @@ pub async fn seed(
         .unwrap_or_default();
     // A second request, standard, which the coordinator records as approved by the payer: the
     // prior-authorization measures (`careloop measure prior-auth`) have a decision to count.
-    let second = pa
-        .create_request(CreateRequestRequest {
+    let second = c
+        .create_prior_auth(CreateRequestRequest {
             idempotency_key: key(),
             patient_id: pid.clone(),
             content: Some(RequestContent {
@@ -263,8 +259,8 @@ pub async fn seed(
         .into_inner()
         .request
         .unwrap_or_default();
-    let second = pa
-        .submit_request(SubmitRequestRequest {
+    let second = c
+        .submit_prior_auth(SubmitRequestRequest {
             idempotency_key: key(),
             request_id: second.id.clone(),
             expected_version: second.version,
@@ -276,7 +272,7 @@ pub async fn seed(
     {
         use careloop_proto::priorauth::v1::RecordPayerResponseRequest;
         use careloop_proto::priorauth::v1::record_payer_response_request::{Approved, Response};
-        pa.record_payer_response(RecordPayerResponseRequest {
+        c.record_payer_decision(RecordPayerResponseRequest {
             idempotency_key: key(),
             request_id: second.id.clone(),
             expected_version: second.version,

@@ -1,13 +1,8 @@
 //! `careloop measure ...`: the prior-authorization measures (metrics service), as tables.
 
-use crate::commands::Bearer;
-use careloop_proto::metrics::v1::metrics_service_client::MetricsServiceClient;
+use crate::client::Metrics;
 use careloop_proto::metrics::v1::*;
 use clap::Subcommand;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
-
-pub type Metrics = MetricsServiceClient<InterceptedService<Channel, Bearer>>;
 
 #[derive(Subcommand)]
 pub enum MeasureCmd {
@@ -99,6 +94,10 @@ pub async fn run(c: &mut Metrics, cmd: &MeasureCmd) -> anyhow::Result<()> {
                 .into_inner()
                 .report
                 .unwrap_or_default();
+            if crate::output::format() == crate::output::Format::Json {
+                crate::output::emit(&crate::output::render_one(&r));
+                return Ok(());
+            }
             println!(
                 "prior authorizations decided in the last {days} days: {}",
                 r.decided
@@ -148,6 +147,10 @@ pub async fn run(c: &mut Metrics, cmd: &MeasureCmd) -> anyhow::Result<()> {
                 .into_inner()
                 .measures
                 .unwrap_or_default();
+            if crate::output::format() == crate::output::Format::Json {
+                crate::output::emit(&crate::output::render_one(&m));
+                return Ok(());
+            }
             println!(
                 "referral loop closure within {closure_days} days: {} of {} ({:.1}%)",
                 m.referrals_closed_within, m.referrals_placed, m.referral_closure_percent
@@ -224,7 +227,7 @@ pub async fn run(c: &mut Metrics, cmd: &MeasureCmd) -> anyhow::Result<()> {
             org,
         } => {
             c.record_payer_published_figures(RecordPayerPublishedFiguresRequest {
-                idempotency_key: crate::commands::key(),
+                idempotency_key: crate::client::key(),
                 org_id: org.clone(),
                 payer_id: payer.clone(),
                 figures: Some(PublishedFigures {
@@ -249,6 +252,10 @@ pub async fn run(c: &mut Metrics, cmd: &MeasureCmd) -> anyhow::Result<()> {
                 })
                 .await?
                 .into_inner();
+            if crate::output::format() == crate::output::Format::Json {
+                crate::output::emit(&crate::output::render_one(&review));
+                return Ok(());
+            }
             let value = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into());
             println!(
                 "{:<44} {:>10} {:>10}  direction",
@@ -286,6 +293,10 @@ pub async fn run(c: &mut Metrics, cmd: &MeasureCmd) -> anyhow::Result<()> {
                 .await?
                 .into_inner()
                 .payers;
+            if crate::output::format() == crate::output::Format::Json {
+                crate::output::emit(&crate::output::Printable::render(&payers));
+                return Ok(());
+            }
             println!(
                 "{:<20} {:>8} {:>8} {:>6} {:>9} {:>16}",
                 "payer", "decided", "on time", "late", "extended", "denied, no reason"

@@ -1,14 +1,10 @@
 //! `careloop inbox ...` and `careloop routing ...`: a role's inbox (list, watch, acknowledge) and
 //! the routing rules that fill it (notifications service).
 
-use crate::commands::{Bearer, key, role};
-use careloop_proto::notifications::v1::notifications_service_client::NotificationsServiceClient;
+use crate::client::Notifications;
+use crate::client::{key, role};
 use careloop_proto::notifications::v1::*;
 use clap::Subcommand;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
-
-pub type Notifications = NotificationsServiceClient<InterceptedService<Channel, Bearer>>;
 
 #[derive(Subcommand)]
 pub enum InboxCmd {
@@ -115,7 +111,11 @@ pub enum RoutingCmd {
     },
 }
 
+/// One inbox item on one line, or as JSON with `--output json`.
 fn line(item: &InboxItem) -> String {
+    if crate::output::format() == crate::output::Format::Json {
+        return crate::output::render_one(item).replace('\n', " ");
+    }
     let role = careloop_proto::common::v1::CareRole::try_from(item.role)
         .map(|r| {
             r.as_str_name()
@@ -173,7 +173,7 @@ pub async fn inbox(c: &mut Notifications, cmd: &InboxCmd) -> anyhow::Result<()> 
                     .await?
                     .into_inner();
                 for item in &page.items {
-                    println!("{}", line(item));
+                    crate::output::emit(&line(item));
                 }
                 if page.next_page_token.is_empty() {
                     println!("({} open)", page.open_count);
@@ -190,7 +190,7 @@ pub async fn inbox(c: &mut Notifications, cmd: &InboxCmd) -> anyhow::Result<()> 
                 .await?
                 .into_inner()
                 .item;
-            println!("{item:#?}");
+            crate::output::show(&item);
         }
         InboxCmd::Watch {
             role: r,
@@ -231,7 +231,7 @@ pub async fn inbox(c: &mut Notifications, cmd: &InboxCmd) -> anyhow::Result<()> 
                 .into_inner()
                 .item;
             if let Some(item) = item {
-                println!("{}", line(&item));
+                crate::output::emit(&line(&item));
             }
         }
     }
@@ -280,7 +280,7 @@ pub async fn roster(c: &mut Notifications, cmd: &RosterCmd) -> anyhow::Result<()
                 .await?
                 .into_inner()
                 .roster;
-            println!("{roster:#?}");
+            crate::output::show(&roster);
         }
         RosterCmd::Set {
             role: r,
@@ -310,7 +310,7 @@ pub async fn roster(c: &mut Notifications, cmd: &RosterCmd) -> anyhow::Result<()
                 .await?
                 .into_inner()
                 .roster;
-            println!("{roster:#?}");
+            crate::output::show(&roster);
         }
     }
     Ok(())
@@ -328,7 +328,7 @@ pub async fn webhook(c: &mut Notifications, cmd: &WebhookCmd) -> anyhow::Result<
                 })
                 .await?
                 .into_inner();
-            println!("{:#?}", created.endpoint);
+            crate::output::show(&created.endpoint);
             println!("signing secret (shown once): {}", created.secret);
         }
         WebhookCmd::List => {
@@ -364,7 +364,7 @@ pub async fn webhook(c: &mut Notifications, cmd: &WebhookCmd) -> anyhow::Result<
                 .await?
                 .into_inner()
                 .endpoint;
-            println!("{e:#?}");
+            crate::output::show(&e);
         }
         WebhookCmd::Deliveries { endpoint } => {
             let deliveries = c
@@ -406,7 +406,7 @@ pub async fn webhook(c: &mut Notifications, cmd: &WebhookCmd) -> anyhow::Result<
                 .await?
                 .into_inner()
                 .delivery;
-            println!("{d:#?}");
+            crate::output::show(&d);
         }
     }
     Ok(())
@@ -480,7 +480,7 @@ pub async fn routing(c: &mut Notifications, cmd: &RoutingCmd) -> anyhow::Result<
                 .await?
                 .into_inner()
                 .rule;
-            println!("{rule:#?}");
+            crate::output::show(&rule);
         }
     }
     Ok(())

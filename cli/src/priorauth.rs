@@ -1,17 +1,14 @@
 //! `careloop auth ...`: the prior-auth service's whole lifecycle from the command line.
 
-use crate::commands::{Bearer, key, parse_enum, role};
+use crate::client::PriorAuth;
+use crate::client::{key, parse_enum, role};
+use crate::output::show;
 use careloop_proto::common::v1::{LoopKind, LoopRef};
-use careloop_proto::priorauth::v1::prior_auth_service_client::PriorAuthServiceClient;
 use careloop_proto::priorauth::v1::record_payer_response_request::{
     Approved, Denied, Pended, Response,
 };
 use careloop_proto::priorauth::v1::*;
 use clap::Subcommand;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
-
-pub type PriorAuth = PriorAuthServiceClient<InterceptedService<Channel, Bearer>>;
 
 #[derive(Subcommand)]
 pub enum AuthCmd {
@@ -198,11 +195,6 @@ fn days(
     )
 }
 
-fn show<T: std::fmt::Debug>(value: &T) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stdout().lock(), "{value:#?}");
-}
-
 pub async fn run(c: &mut PriorAuth, cmd: &AuthCmd) -> anyhow::Result<()> {
     let answer = match cmd {
         AuthCmd::Create {
@@ -381,20 +373,7 @@ pub async fn run(c: &mut PriorAuth, cmd: &AuthCmd) -> anyhow::Result<()> {
                 })
                 .await?
                 .into_inner();
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            for r in list.requests {
-                let status = AuthStatus::try_from(r.status)
-                    .map(|s| s.as_str_name())
-                    .unwrap_or("?");
-                let due = r.due_at.map(|d| d.to_string()).unwrap_or_default();
-                let overdue = if r.overdue { " OVERDUE" } else { "" };
-                let _ = writeln!(
-                    out,
-                    "{}  v{}  {status}  payer {}  due {due}{overdue}  next: {}",
-                    r.id, r.version, r.payer_id, r.next_action
-                );
-            }
+            show(&list.requests);
             return Ok(());
         }
     };

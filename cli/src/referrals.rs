@@ -1,19 +1,16 @@
 //! `careloop referral|order|result|loops|rules`: the referrals service from the command line.
 
-use crate::commands::{Bearer, key, parse_enum, role};
-use careloop_proto::common::v1::{LoopKind, Priority};
+use crate::client::Referrals;
+use crate::client::{key, parse_enum, role};
+use crate::output::show;
+use careloop_proto::common::v1::Priority;
 use careloop_proto::referrals::v1::list_open_loops_request::Filter;
-use careloop_proto::referrals::v1::referrals_service_client::ReferralsServiceClient;
 use careloop_proto::referrals::v1::transition_order_request as to;
 use careloop_proto::referrals::v1::transition_referral_request as tr;
 use careloop_proto::referrals::v1::*;
 use careloop_runtime::auth::DEV_ORG_ID;
 use clap::Subcommand;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 use uuid::Uuid;
-
-pub type Referrals = ReferralsServiceClient<InterceptedService<Channel, Bearer>>;
 
 #[derive(Subcommand)]
 pub enum ReferralCmd {
@@ -121,11 +118,6 @@ pub enum ResultCmd {
         #[arg(long)]
         action_taken: String,
     },
-}
-
-fn show<T: std::fmt::Debug>(value: &T) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stdout().lock(), "{value:#?}");
 }
 
 fn hours(h: i64) -> Option<prost_types::Timestamp> {
@@ -367,23 +359,7 @@ pub async fn loops(
         })
         .await?
         .into_inner();
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    for l in list.loops {
-        let kind = LoopKind::try_from(l.kind)
-            .map(|k| k.as_str_name())
-            .unwrap_or("?");
-        let owner = careloop_proto::common::v1::CareRole::try_from(l.owner_role)
-            .map(|r| r.as_str_name())
-            .unwrap_or("?");
-        let due = l.due_at.map(|d| d.to_string()).unwrap_or_default();
-        let overdue = if l.overdue { " OVERDUE" } else { "" };
-        let _ = writeln!(
-            out,
-            "{}  {kind}  {}  {owner}  due {due}{overdue}  {}",
-            l.id, l.status, l.label
-        );
-    }
+    show(&list.loops);
     Ok(())
 }
 

@@ -22,10 +22,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.join("careloop_descriptor.bin"),
         prost::Message::encode_to_vec(&fds),
     )?;
+    // Type names (`prost::Name`) let clients print any message through reflection (the CLI's
+    // JSON and human views).
+    let mut config = tonic_prost_build::Config::new();
+    config.enable_type_names();
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
-        .compile_fds(fds)?;
+        .compile_fds_with_config(fds, config)?;
     println!("cargo:rerun-if-changed={}", root.display());
     Ok(())
 }
