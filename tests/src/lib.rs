@@ -21,6 +21,8 @@ pub type Gateway = GatewayServiceClient<InterceptedService<Channel, Bearer>>;
 
 pub struct System {
     pub gateway_addr: SocketAddr,
+    /// The gateway's HTTP door for providers' callbacks, when a test turned it on.
+    pub callbacks_addr: Option<SocketAddr>,
     pub gateway_channel: Channel,
     pub gateway_db: PgPool,
     /// Plans itself, for the changes no curated write makes (a member removed, a consent revoked).
@@ -145,6 +147,7 @@ impl System {
             .await
             .expect("gateway builds");
         let gateway_addr = gateway.addr();
+        let callbacks_addr = gateway.callbacks_addr();
         stops.insert(
             "gateway",
             run_until_dropped(|s| gateway.run_until_stopped(s)),
@@ -152,6 +155,7 @@ impl System {
 
         Self {
             gateway_addr,
+            callbacks_addr,
             gateway_channel: connect(gateway_addr).await,
             gateway_db: gateway_db.admin,
             plans_channel: connect(plans_socket).await,

@@ -21,6 +21,7 @@ pub mod paging;
 pub mod secret;
 pub mod server;
 pub mod service;
+pub mod signing;
 pub mod telemetry;
 pub mod time;
 pub mod tls;

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod api;
 pub mod audit;
+pub mod callbacks;
 pub mod downstream;
 pub mod forward;
 pub mod gate;
@@ -35,6 +36,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub struct Application {
     host: Host,
+    callbacks_addr: Option<SocketAddr>,
 }
 
 impl Application {
@@ -110,6 +112,35 @@ impl Application {
             ])
             .await;
 
+        let callbacks_addr = if own.callbacks_addr.is_empty() {
+            None
+        } else {
+            if own.sms_callback_secret.expose().is_empty() {
+                anyhow::bail!(
+                    "gateway.callbacks_addr is set but gateway.sms_callback_secret is empty"
+                );
+            }
+            let listener = tokio::net::TcpListener::bind(&own.callbacks_addr).await?;
+            let addr = listener.local_addr()?;
+            let router = callbacks::Callbacks {
+                sms_secret: own.sms_callback_secret.clone(),
+                notifications: Arc::clone(&notifications),
+                timeout: Duration::from_millis(own.call_timeout_ms),
+                metrics: Arc::clone(&host.metrics),
+            }
+            .router();
+            let mut stop = host.background.signal();
+            host.background.push(tokio::spawn(async move {
+                let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                });
+                if let Err(error) = serve.await {
+                    tracing::warn!(%error, "provider callbacks stopped");
+                }
+            }));
+            tracing::info!(%addr, "provider callbacks");
+            Some(addr)
+        };
         let replicas = [plans, referrals, prior_auth, notifications];
         host.background.every(
             Duration::from_millis(own.resolve_interval_ms.max(1000)),
@@ -145,7 +176,10 @@ impl Application {
             );
             host.background.push(task);
         }
-        Ok(Self { host })
+        Ok(Self {
+            host,
+            callbacks_addr,
+        })
     }
 
     /// Migrates the schema and returns (`--migrate-only`, the chart's init container).
@@ -155,6 +189,11 @@ impl Application {
 
     pub fn addr(&self) -> SocketAddr {
         self.host.addr()
+    }
+
+    /// Where providers' callbacks are received, when on.
+    pub fn callbacks_addr(&self) -> Option<SocketAddr> {
+        self.callbacks_addr
     }
 
     pub fn pool(&self) -> PgPool {

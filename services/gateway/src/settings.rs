@@ -34,6 +34,10 @@ pub struct GatewaySettings {
     pub breaker_open_ms: u64,
     /// Browser origins allowed to call through gRPC-Web (`*` for any; empty for none).
     pub cors_allowed_origins: Vec<String>,
+    /// Where channel providers' HTTP callbacks are received (`POST /callbacks/sms`); empty: off.
+    pub callbacks_addr: String,
+    /// The Standard Webhooks secret agreed with the SMS provider ("whsec_" + base64).
+    pub sms_callback_secret: careloop_runtime::secret::Secret,
 }
 
 pub const DEFAULTS: &str = r#"
@@ -55,6 +59,8 @@ retry_budget_ratio = 0.2
 breaker_failures = 5
 breaker_open_ms = 5000
 cors_allowed_origins = []
+callbacks_addr = ""
+sms_callback_secret = ""
 "#;
 
 impl GatewaySettings {

@@ -8,7 +8,6 @@
 //! disabled until re-enabled. Bodies carry ids, roles and states only.
 
 use crate::store::ItemRow;
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use std::time::Duration;
@@ -23,31 +22,7 @@ pub struct Policy {
     pub max_backoff: Duration,
 }
 
-/// A new signing secret: "whsec_" + base64 of 32 random bytes.
-pub fn new_secret() -> anyhow::Result<String> {
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; 32];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| anyhow::anyhow!("no randomness for a webhook secret"))?;
-    Ok(format!(
-        "whsec_{}",
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    ))
-}
-
-/// The `webhook-signature` value for a message: "v1," + base64(HMAC-SHA256(key, id.ts.body)).
-pub fn sign(secret: &str, id: &str, timestamp: i64, body: &str) -> anyhow::Result<String> {
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
-        .map_err(|_| anyhow::anyhow!("webhook secret is not base64"))?;
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
-    let tag = ring::hmac::sign(&key, format!("{id}.{timestamp}.{body}").as_bytes());
-    Ok(format!(
-        "v1,{}",
-        base64::engine::general_purpose::STANDARD.encode(tag.as_ref())
-    ))
-}
+pub use careloop_runtime::signing::{new_secret, sign};
 
 /// The body for an item change: Standard Webhooks' {type, timestamp, data}.
 fn body(item: &ItemRow, event_type: &str, at: DateTime<Utc>) -> String {
@@ -276,30 +251,4 @@ pub fn schedule(
         let dispatcher = std::sync::Arc::clone(&dispatcher);
         async move { dispatcher.dispatch_due(Utc::now(), 50).await }
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The Standard Webhooks specification's published example: this secret, id, timestamp and
-    /// body give this signature.
-    #[test]
-    fn the_signature_matches_the_standard_webhooks_example() {
-        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-        let id = "msg_p5jXN8AQM9LWM0D4loKWxJek";
-        let body = r#"{"test": 2432232314}"#;
-        assert_eq!(
-            sign(secret, id, 1614265330, body).unwrap(),
-            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-        );
-    }
-
-    #[test]
-    fn secrets_are_fresh_and_decode() {
-        let a = new_secret().unwrap();
-        let b = new_secret().unwrap();
-        assert_ne!(a, b);
-        assert!(sign(&a, "id", 1, "{}").is_ok());
-    }
 }

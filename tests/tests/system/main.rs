@@ -2,6 +2,7 @@
 //! NATS, driven through the gateway as partners and apps use it.
 
 mod authorization;
+mod callbacks;
 mod resilience;
 mod scenario;
 mod web;
