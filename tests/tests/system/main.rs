@@ -2,6 +2,7 @@
 //! NATS, driven through the gateway as partners and apps use it.
 
 mod authorization;
+mod bad_input;
 mod callbacks;
 mod resilience;
 mod scenario;
