@@ -28,15 +28,34 @@ DB_CA_DIR = "/etc/careloop/db-ca"
 
 # The calls the code makes, from the architecture (referrals and prior-auth ask plans whether a
 # caller may read or write a patient, notifications and metrics who may read a patient's audit
-# trail), written here and not read from the chart: caller -> {(config section, key): callee}.
+# trail, the gateway composes plans, referrals, prior-auth and notifications), written here and not
+# read from the chart: caller -> {(config section, key): callee}.
+GATEWAY_DOWNSTREAMS = {
+    ("gateway", "plans_addr"): "plans",
+    ("gateway", "referrals_addr"): "referrals",
+    ("gateway", "prior_auth_addr"): "prior-auth",
+    ("gateway", "notifications_addr"): "notifications",
+}
 DOWNSTREAMS = {
     "referrals": {("referrals", "plans_addr"): "plans"},
     "prior-auth": {("prior_auth", "plans_addr"): "plans"},
     "notifications": {("notifications", "plans_addr"): "plans"},
     "metrics": {("metrics", "plans_addr"): "plans"},
+    "gateway": GATEWAY_DOWNSTREAMS,
 }
 # What the chart deploys with its defaults alone.
-DEFAULT_SERVICES = ["plans", "referrals", "prior-auth", "notifications", "metrics"]
+DEFAULT_SERVICES = ["plans", "referrals", "prior-auth", "notifications", "metrics", "gateway"]
+# The gateway's settings (services/gateway/src/settings.rs, DEFAULTS): the chart's defaults must
+# match the binary's, addresses aside.
+GATEWAY_SETTINGS = pathlib.Path(__file__).resolve().parent.parent.parent / "services" / "gateway" / "src" / "settings.rs"
+# The [gateway] keys the chart writes; any other key of the binary keeps its default.
+GATEWAY_KEYS = {
+    "plans_addr", "referrals_addr", "prior_auth_addr", "notifications_addr", "resolve_interval_ms",
+    "call_timeout_ms", "default_deadline_ms", "deadline_margin_ms", "org_rate_per_sec", "org_burst",
+    "principal_rate_per_sec", "principal_burst", "access_cache_ttl_ms", "retry_budget_ratio",
+    "breaker_failures", "breaker_open_ms", "cors_allowed_origins",
+}
+GATEWAY_OFF = {"enabled": False, "databaseSecret": "careloop-db-gateway"}
 
 
 def production_values():
@@ -57,6 +76,11 @@ def defaults_with(**services):
     for name, change in services.items():
         values["services"][name.replace("_", "-")] = change
     return values
+
+
+def without_gateway(**services):
+    """defaults_with, and the gateway off: it needs plans, referrals, prior-auth and notifications."""
+    return defaults_with(gateway=GATEWAY_OFF, **services)
 
 
 def render(values=None):
@@ -87,6 +111,20 @@ def by_kind(docs, kind):
 
 def component(doc):
     return doc["metadata"]["labels"]["app.kubernetes.io/component"]
+
+
+def is_headless(service_doc):
+    return service_doc["spec"].get("clusterIP") == "None"
+
+
+def cluster_services(docs):
+    """Each service's own (ClusterIP or exposed) Service, by service name: not the headless ones."""
+    return {component(s): s for s in by_kind(docs, "Service").values() if not is_headless(s)}
+
+
+def headless_services(docs):
+    """Each service's headless Service, by service name."""
+    return {component(s): s for s in by_kind(docs, "Service").values() if is_headless(s)}
 
 
 def configs(docs):
@@ -181,6 +219,45 @@ def allows_to(policy, target_labels, port):
             if "namespaceSelector" in peer or "ipBlock" in peer:
                 continue
             if selects(peer.get("podSelector", {}), target_labels):
+                return True
+    return False
+
+
+def release_pod(peer):
+    """Whether a NetworkPolicy peer selects only pods of this release (in the policy's namespace)."""
+    labels = peer.get("podSelector", {}).get("matchLabels", {})
+    return set(peer) == {"podSelector"} and labels.get("app.kubernetes.io/instance") == RELEASE
+
+
+def admits_from_outside(policy, port):
+    """Whether the policy lets anything but the release's own pods in on port: a rule on that port
+    without `from`, or with an ipBlock, a namespaceSelector or a podSelector not pinned to the release."""
+    for rule in policy["spec"].get("ingress", []):
+        if not rule_ports_include(rule, port):
+            continue
+        peers = rule.get("from")
+        if not peers or not all(release_pod(peer) for peer in peers):
+            return True
+    return False
+
+
+def admits_ip(policy, ip, port):
+    """Whether the policy's ingress lets a client at an address outside the cluster in on port: a rule
+    on that port without `from` (everywhere) or with an ipBlock covering the address and not excepting it."""
+    address = ipaddress.ip_address(ip)
+    for rule in policy["spec"].get("ingress", []):
+        if not rule_ports_include(rule, port):
+            continue
+        peers = rule.get("from")
+        if not peers:
+            return True
+        for peer in peers:
+            block = peer.get("ipBlock")
+            if not block:
+                continue
+            net = ipaddress.ip_network(block["cidr"])
+            if address.version == net.version and address in net and \
+                    not any(address in ipaddress.ip_network(e) for e in block.get("except", [])):
                 return True
     return False
 
@@ -519,31 +596,41 @@ class ChartTest(unittest.TestCase):
 
     def test_a_service_whose_downstream_is_off_or_refuses_it_does_not_render(self):
         with self.assertRaisesRegex(helm.HelmRenderError, r"referrals needs plans.*enable services\.plans"):
-            render(defaults_with(plans={"enabled": False, "databaseSecret": "careloop-db-plans"},
-                                 prior_auth={"enabled": False, "databaseSecret": "careloop-db-prior-auth"},
-                                 notifications={"enabled": False, "databaseSecret": "careloop-db-notifications"},
-                                 metrics={"enabled": False, "databaseSecret": "careloop-db-metrics"}))
+            render(without_gateway(plans={"enabled": False, "databaseSecret": "careloop-db-plans"},
+                                   prior_auth={"enabled": False, "databaseSecret": "careloop-db-prior-auth"},
+                                   notifications={"enabled": False, "databaseSecret": "careloop-db-notifications"},
+                                   metrics={"enabled": False, "databaseSecret": "careloop-db-metrics"}))
         with self.assertRaisesRegex(helm.HelmRenderError, r"prior-auth calls plans.*services\.plans\.callers"):
             render(defaults_with(plans={"enabled": True, "databaseSecret": "careloop-db-plans",
                                         "callers": ["referrals", "notifications", "metrics"]}))
         with self.assertRaisesRegex(helm.HelmRenderError,
                                     r"notifications needs plans \(notifications\.plans_addr\).*enable services\.plans"):
-            render(defaults_with(plans={"enabled": False, "databaseSecret": "careloop-db-plans"},
-                                 referrals={"enabled": False, "databaseSecret": "careloop-db-referrals"},
-                                 prior_auth={"enabled": False, "databaseSecret": "careloop-db-prior-auth"},
-                                 metrics={"enabled": False, "databaseSecret": "careloop-db-metrics"}))
+            render(without_gateway(plans={"enabled": False, "databaseSecret": "careloop-db-plans"},
+                                   referrals={"enabled": False, "databaseSecret": "careloop-db-referrals"},
+                                   prior_auth={"enabled": False, "databaseSecret": "careloop-db-prior-auth"},
+                                   metrics={"enabled": False, "databaseSecret": "careloop-db-metrics"}))
         with self.assertRaisesRegex(helm.HelmRenderError, r"notifications calls plans.*services\.plans\.callers"):
             render(defaults_with(plans={"enabled": True, "databaseSecret": "careloop-db-plans",
                                         "callers": ["referrals", "prior-auth", "metrics"]}))
         with self.assertRaisesRegex(helm.HelmRenderError,
                                     r"metrics needs plans \(metrics\.plans_addr\).*enable services\.plans"):
-            render(defaults_with(plans={"enabled": False, "databaseSecret": "careloop-db-plans"},
-                                 referrals={"enabled": False, "databaseSecret": "careloop-db-referrals"},
-                                 prior_auth={"enabled": False, "databaseSecret": "careloop-db-prior-auth"},
-                                 notifications={"enabled": False, "databaseSecret": "careloop-db-notifications"}))
+            render(without_gateway(plans={"enabled": False, "databaseSecret": "careloop-db-plans"},
+                                   referrals={"enabled": False, "databaseSecret": "careloop-db-referrals"},
+                                   prior_auth={"enabled": False, "databaseSecret": "careloop-db-prior-auth"},
+                                   notifications={"enabled": False, "databaseSecret": "careloop-db-notifications"}))
         with self.assertRaisesRegex(helm.HelmRenderError, r"metrics calls plans.*services\.plans\.callers"):
             render(defaults_with(plans={"enabled": True, "databaseSecret": "careloop-db-plans",
                                         "callers": ["referrals", "prior-auth", "notifications"]}))
+        # The gateway composes all four: without one of them it does not render, and says which.
+        for callee, key in (("referrals", "referrals_addr"), ("prior-auth", "prior_auth_addr"),
+                            ("notifications", "notifications_addr")):
+            with self.subTest(callee=callee), self.assertRaisesRegex(
+                    helm.HelmRenderError, rf"gateway needs {callee} \(gateway\.{key}\).*enable services\.{callee}"):
+                render(defaults_with(**{callee: {"enabled": False, "databaseSecret": f"careloop-db-{callee}"}}))
+        with self.assertRaisesRegex(helm.HelmRenderError,
+                                    r"gateway needs plans \(gateway\.plans_addr\).*enable services\.plans"):
+            render(defaults_with(**{name: {"enabled": False, "databaseSecret": f"careloop-db-{name}"}
+                                    for name in ("plans", "referrals", "prior-auth", "notifications", "metrics")}))
 
     def test_notifications_is_deployed_by_default_migrates_first_and_asks_plans(self):
         for label, values in (("defaults", None), ("production", production_values())):
@@ -553,7 +640,7 @@ class ChartTest(unittest.TestCase):
             if values is None:
                 self.assertEqual(sorted(enabled_services(values)), sorted(DEFAULT_SERVICES), label)
             deployments = {component(d): d for d in by_kind(docs, "Deployment").values()}
-            services = {component(s): s for s in by_kind(docs, "Service").values()}
+            services = cluster_services(docs)
             policies = {component(p): p for p in by_kind(docs, "NetworkPolicy").values()}
             self.assertIn("notifications", deployments, where)
             cfg = configs(docs)
@@ -598,7 +685,7 @@ class ChartTest(unittest.TestCase):
             if values is None:
                 self.assertEqual(sorted(enabled_services(values)), sorted(DEFAULT_SERVICES), label)
             deployments = {component(d): d for d in by_kind(docs, "Deployment").values()}
-            services = {component(s): s for s in by_kind(docs, "Service").values()}
+            services = cluster_services(docs)
             policies = {component(p): p for p in by_kind(docs, "NetworkPolicy").values()}
             self.assertIn("metrics", deployments, where)
             cfg = configs(docs)
@@ -648,12 +735,12 @@ class ChartTest(unittest.TestCase):
 
     def test_network_policies_open_a_path_for_each_configured_call_and_no_other(self):
         cases = dict(self.cases)
-        cases["prior-auth without referrals"] = defaults_with(
+        cases["prior-auth without referrals"] = without_gateway(
             referrals={"enabled": False, "databaseSecret": "careloop-db-referrals"})
         for label, values in cases.items():
             docs = render(values)
             policies, deployments = by_kind(docs, "NetworkPolicy"), by_kind(docs, "Deployment")
-            services = {component(s): s for s in by_kind(docs, "Service").values()}
+            services = cluster_services(docs)
             pods = {component(d): d["spec"]["template"]["metadata"]["labels"] for d in deployments.values()}
             policy = {component(p): p for p in policies.values()}
             configured = configured_calls(values)
@@ -673,17 +760,18 @@ class ChartTest(unittest.TestCase):
 
     def test_no_ingress_rule_admits_every_source_except_the_exposed_gateways_grpc_rule(self):
         cases = dict(self.cases)
-        cases["notifications with no callers"] = defaults_with(
+        cases["without the gateway"] = without_gateway()
+        cases["notifications with no callers"] = without_gateway(
             notifications={"enabled": True, "databaseSecret": "careloop-db-notifications", "callers": []})
-        cases["prior-auth without referrals"] = defaults_with(
+        cases["prior-auth without referrals"] = without_gateway(
             referrals={"enabled": False, "databaseSecret": "careloop-db-referrals"})
-        # With the gateway off (the defaults) nothing calls notifications or metrics.
-        without_grpc_ingress = {"defaults": {"notifications", "metrics"},
+        # With the gateway off nothing calls notifications or metrics.
+        without_grpc_ingress = {"without the gateway": {"notifications", "metrics"},
                                 "notifications with no callers": {"notifications"},
                                 "prior-auth without referrals": {"prior-auth"}}
         for label, values in cases.items():
             docs = render(values)
-            services = {component(s): s for s in by_kind(docs, "Service").values()}
+            services = cluster_services(docs)
             settings = merged(values)["services"]
             for policy in by_kind(docs, "NetworkPolicy").values():
                 name = component(policy)
@@ -705,7 +793,7 @@ class ChartTest(unittest.TestCase):
 
     def test_auth_callers_are_the_enabled_callers_and_the_gateway(self):
         cases = dict(self.cases)
-        cases["prior-auth without referrals"] = defaults_with(
+        cases["prior-auth without referrals"] = without_gateway(
             referrals={"enabled": False, "databaseSecret": "careloop-db-referrals"})
         for label, values in cases.items():
             cfg = configs(render(values))
@@ -713,6 +801,232 @@ class ChartTest(unittest.TestCase):
                 expected = {caller for (caller, callee) in configured_calls(values) if callee == name}
                 self.assertEqual(set(cfg[name]["auth"]["callers"]), expected, f"{label}: {name}")
                 self.assertEqual(len(cfg[name]["auth"]["callers"]), len(expected), f"{label}: {name} no duplicates")
+
+    # --- the gateway ----------------------------------------------------------------------------
+
+    def test_the_gateway_is_deployed_by_default_as_the_releases_door(self):
+        self.assertTrue(merged(None)["services"]["gateway"]["enabled"])
+        for label, values in (("defaults", None), ("production", production_values())):
+            docs = render(values)
+            settings = merged(values)["services"]["gateway"]
+            where = f"{label}: gateway"
+            for kind in ("Deployment", "Service", "ConfigMap", "NetworkPolicy", "PodDisruptionBudget", "ServiceAccount"):
+                self.assertIn("gateway", {component(d) for d in docs if d["kind"] == kind}, f"{where}: {kind}")
+            pod = by_kind(docs, "Deployment")[f"{FULLNAME}-gateway"]["spec"]["template"]["spec"]
+            (migrate,) = pod["initContainers"]
+            (container,) = pod["containers"]
+            self.assertEqual(container["command"], ["/usr/local/bin/careloop-gateway"], where)
+            self.assertEqual(migrate["command"], ["/usr/local/bin/careloop-gateway"], where)
+            self.assertIn("--migrate-only", migrate["args"], where)
+            env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+            self.assertEqual(env["CARELOOP__DATABASE__URL"], {"name": "careloop-db-gateway", "key": "database-url"}, where)
+            self.assertEqual(env["CARELOOP__EVENTS__PASSWORD"],
+                             {"name": settings.get("natsSecret", "careloop-nats-gateway"), "key": "password"}, where)
+            conf = configs(docs)["gateway"]
+            # Outside clients bring tokens; a client certificate is verified when presented.
+            self.assertEqual(conf["grpc"]["client_auth"], "optional", where)
+            self.assertEqual(conf["auth"]["audience"], "careloop-gateway", where)
+            # NATS user gateway; its access-cache subscription is <subject_prefix>.plans.>.
+            self.assertEqual((conf["events"]["user"], conf["events"]["subject_prefix"]), ("gateway", "careloop"), where)
+            service = cluster_services(docs)["gateway"]
+            self.assertEqual(service["spec"]["type"], settings["serviceType"], where)
+            self.assertEqual(next(p["targetPort"] for p in service["spec"]["ports"] if p["name"] == "grpc"), "grpc")
+        self.assertEqual(cluster_services(render(production_values()))["gateway"]["spec"]["type"], "LoadBalancer")
+
+    def test_the_gateway_is_the_only_service_reachable_from_outside_the_release(self):
+        cases = dict(self.cases)
+        ingress_controller = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+        cases["gateway behind an ingress controller"] = {"services": {"gateway": {"ingressFrom": [ingress_controller]}}}
+        cases["gateway for one partner network"] = {"services": {"gateway": {
+            "ingressFrom": [{"ipBlock": {"cidr": "203.0.113.0/24"}}]}}}
+        cases["without the gateway"] = without_gateway()
+        for label, values in cases.items():
+            docs = render(values)
+            services = cluster_services(docs)
+            policies = {component(p): p for p in by_kind(docs, "NetworkPolicy").values()}
+            open_to_outside = {name for name, policy in policies.items()
+                               if admits_from_outside(policy, grpc_port(services[name]))}
+            gateway_on = "gateway" in policies
+            self.assertEqual(open_to_outside, {"gateway"} if gateway_on else set(), label)
+            for name, policy in policies.items():
+                port = grpc_port(services[name])
+                for ip in OUTSIDE + INSIDE:
+                    if name != "gateway":
+                        self.assertFalse(admits_ip(policy, ip, port), f"{label}: {name} admits {ip}")
+                if name != "gateway":
+                    # Only the gateway's Service may face partners (LoadBalancer, NodePort).
+                    self.assertEqual(services[name]["spec"]["type"], "ClusterIP", f"{label}: {name}")
+            if not gateway_on:
+                continue
+            gateway = policies["gateway"]
+            port = grpc_port(services["gateway"])
+            grpc_rules = [r for r in gateway["spec"]["ingress"] if rule_ports_include(r, port)]
+            self.assertEqual([[p["port"] for p in r["ports"]] for r in grpc_rules], [[port]], f"{label}: gRPC only")
+            peers = merged(values)["services"]["gateway"].get("ingressFrom") or []
+            if not peers:
+                self.assertNotIn("from", grpc_rules[0], f"{label}: from anywhere")
+                self.assertTrue(all(admits_ip(gateway, ip, port) for ip in OUTSIDE), label)
+            else:
+                self.assertEqual([p for p in grpc_rules[0]["from"] if not release_pod(p)], peers, label)
+                self.assertEqual(admits_ip(gateway, "203.0.113.99", port), label.endswith("partner network"), label)
+                self.assertFalse(admits_ip(gateway, "198.51.100.7", port), label)
+            kubernetes_validate.validate(gateway, KUBE_VERSION, strict=True)
+
+    def test_the_gateway_dials_each_downstream_through_its_headless_service(self):
+        cases = {"defaults": None, "production": production_values(),
+                 "own ports": {"services": {"plans": {"grpcPort": 50100}, "prior-auth": {"grpcPort": 50300}}}}
+        for label, values in cases.items():
+            docs = render(values)
+            conf = configs(docs)["gateway"]["gateway"]
+            services, headless = by_kind(docs, "Service"), headless_services(docs)
+            clusters = cluster_services(docs)
+            deployments = {component(d): d for d in by_kind(docs, "Deployment").values()}
+            policies = {component(p): p for p in by_kind(docs, "NetworkPolicy").values()}
+            pods = {name: d["spec"]["template"]["metadata"]["labels"] for name, d in deployments.items()}
+            self.assertEqual(set(headless), set(deployments), f"{label}: one headless Service per service")
+            self.assertEqual({k for k in conf if k.endswith("_addr")}, {key for _, key in GATEWAY_DOWNSTREAMS}, label)
+            for (_, key), callee in GATEWAY_DOWNSTREAMS.items():
+                where = f"{label}: gateway.{key} = {conf[key]}"
+                url = urllib.parse.urlsplit(conf[key])
+                self.assertEqual(url.scheme, "https", where)
+                self.assertTrue(url.hostname.endswith(f".{NAMESPACE}.svc"), where)
+                svc = services.get(url.hostname.removesuffix(f".{NAMESPACE}.svc"))
+                self.assertIsNotNone(svc, f"{where}: names a rendered Service")
+                self.assertTrue(is_headless(svc), f"{where}: a headless Service, which resolves to every replica")
+                self.assertEqual(svc["metadata"]["name"], f"{FULLNAME}-{callee}-headless", where)
+                self.assertEqual(component(svc), callee, where)
+                self.assertEqual(svc["spec"]["selector"], clusters[callee]["spec"]["selector"], where)
+                self.assertTrue(selects({"matchLabels": svc["spec"]["selector"]}, pods[callee]), where)
+                self.assertEqual([p["name"] for p in svc["spec"]["ports"]], ["grpc"], where)
+                self.assertEqual(url.port, grpc_port(svc), where)
+                self.assertEqual(url.port, grpc_port(clusters[callee]), where)
+                container = deployments[callee]["spec"]["template"]["spec"]["containers"][0]
+                self.assertIn({"name": "grpc", "containerPort": url.port, "protocol": "TCP"}, container["ports"], where)
+                self.assertTrue(allows_to(policies["gateway"], pods[callee], url.port), f"{where}: egress")
+                self.assertTrue(admits_from(policies[callee], pods["gateway"], url.port), f"{where}: ingress")
+            if label == "own ports":
+                self.assertEqual(urllib.parse.urlsplit(conf["plans_addr"]).port, 50100)
+                self.assertEqual(urllib.parse.urlsplit(conf["prior_auth_addr"]).port, 50300)
+            # The gateway reaches Postgres, NATS and DNS like every service.
+            gateway = policies["gateway"]
+            for dep in ("postgres", "nats"):
+                d = merged(values)["network"][dep]
+                self.assertTrue(any(rule_ports_include(r, d["port"]) and any(
+                    p.get("namespaceSelector", {}).get("matchLabels") == d["namespaceSelector"] for p in r["to"])
+                    for r in gateway["spec"]["egress"]), f"{label}: gateway reaches {dep}")
+            self.assertTrue(any(rule_ports_include(r, 53) for r in gateway["spec"]["egress"]), f"{label}: DNS")
+
+    def test_each_certificate_covers_its_services_headless_name(self):
+        for label in ("production", "all services"):
+            docs = render(self.cases[label])
+            certificates = {component(c): c for c in by_kind(docs, "Certificate").values()}
+            headless = headless_services(docs)
+            self.assertEqual(set(certificates), set(headless), label)
+            for name, cert in certificates.items():
+                host = headless[name]["metadata"]["name"]
+                names = set(cert["spec"]["dnsNames"])
+                for dns in (host, f"{host}.{NAMESPACE}.svc", f"{host}.{NAMESPACE}.svc.cluster.local"):
+                    self.assertIn(dns, names, f"{label}: {name}")
+            services = by_kind(docs, "Service")
+            gateway = configs(docs)["gateway"]["gateway"]
+            for key in (key for _, key in GATEWAY_DOWNSTREAMS):
+                host = urllib.parse.urlsplit(gateway[key]).hostname
+                callee = component(services[host.split(".")[0]])
+                self.assertIn(host, certificates[callee]["spec"]["dnsNames"],
+                              f"{label}: verify-full of {host} against {callee}'s certificate")
+
+    def test_every_service_accepts_the_gateway_and_the_gateway_not_itself(self):
+        for label, values in self.cases.items():
+            cfg = configs(render(values))
+            self.assertIn("gateway", cfg, label)
+            for name, conf in cfg.items():
+                if name == "gateway":
+                    self.assertNotIn("gateway", conf["auth"]["callers"], label)
+                else:
+                    self.assertIn("gateway", conf["auth"]["callers"], f"{label}: {name}")
+            # The chart adds it: the values never list it.
+            self.assertFalse([n for n, s in merged(values)["services"].items() if "gateway" in (s.get("callers") or [])],
+                             label)
+        for name, conf in configs(render(without_gateway())).items():
+            self.assertNotIn("gateway", conf["auth"]["callers"], f"gateway off: {name}")
+
+    def test_the_gateway_settings_come_from_values_and_default_to_the_binarys(self):
+        source = re.search(r'DEFAULTS: &str = r#"(.*?)"#', GATEWAY_SETTINGS.read_text(), re.S).group(1)
+        binary = tomllib.loads(source)["gateway"]
+        rendered = configs(render(None))["gateway"]["gateway"]
+        self.assertEqual(set(rendered), GATEWAY_KEYS)
+        self.assertLessEqual(GATEWAY_KEYS, set(binary), "keys the binary reads")
+        for key in GATEWAY_KEYS:
+            if not key.endswith("_addr"):
+                self.assertEqual((rendered[key], type(rendered[key])), (binary[key], type(binary[key])), key)
+        custom = {"services": {"gateway": {"gateway": {
+            "rateLimits": {"perOrganization": {"requestsPerSecond": 50, "burst": 80},
+                           "perPrincipal": {"requestsPerSecond": 2.5, "burst": 5}},
+            "deadlines": {"defaultMs": 8000, "callTimeoutMs": 2000, "marginMs": 100},
+            "resolveIntervalMs": 5000, "accessCacheTtlMs": 0, "retryBudgetRatio": 0.1,
+            "circuitBreaker": {"failures": 3, "openMs": 10000},
+            "corsAllowedOrigins": ["https://portal.example.org", "http://localhost:5173"]}}}}
+        cfg = configs(render(custom))
+        conf = {k: v for k, v in cfg["gateway"]["gateway"].items() if not k.endswith("_addr")}
+        self.assertEqual(conf, {
+            "org_rate_per_sec": 50.0, "org_burst": 80, "principal_rate_per_sec": 2.5, "principal_burst": 5,
+            "default_deadline_ms": 8000, "call_timeout_ms": 2000, "deadline_margin_ms": 100,
+            "resolve_interval_ms": 5000, "access_cache_ttl_ms": 0, "retry_budget_ratio": 0.1,
+            "breaker_failures": 3, "breaker_open_ms": 10000,
+            "cors_allowed_origins": ["https://portal.example.org", "http://localhost:5173"]})
+        self.assertIsInstance(conf["org_rate_per_sec"], float, "the binary reads an f64")
+        for name, other in cfg.items():
+            if name != "gateway":
+                self.assertNotIn("gateway", other, f"{name} has no [gateway]")
+        # One value changed, the rest kept.
+        conf = configs(render({"services": {"gateway": {"gateway": {"corsAllowedOrigins": ["*"]}}}}))["gateway"]["gateway"]
+        self.assertEqual((conf["cors_allowed_origins"], conf["org_burst"]), (["*"], binary["org_burst"]))
+
+    def test_the_schema_refuses_invalid_gateway_values(self):
+        chart = helm.Chart.load(str(CHART))
+
+        def gateway(**settings):
+            return {"services": {"gateway": {"gateway": settings}}}
+        bad = [
+            gateway(rateLimits={"perOrganization": {"requestsPerSecond": -1, "burst": 10}}),
+            gateway(rateLimits={"perOrganization": {"requestsPerSecond": 0, "burst": 10}}),
+            gateway(rateLimits={"perPrincipal": {"requestsPerSecond": 10, "burst": 0}}),
+            gateway(rateLimits={"perPrincipal": {"requestsPerSecond": 10, "burst": -3}}),
+            gateway(rateLimits={"perPrincipal": {"requestsPerSecond": "100", "burst": 10}}),
+            gateway(rateLimits={"perPrincipal": {"requestsPerSecond": 10, "burst": 1.5}}),
+            gateway(deadlines={"defaultMs": -5}),
+            gateway(deadlines={"callTimeoutMs": 0}),
+            gateway(deadlines={"marginMs": -1}),
+            gateway(resolveIntervalMs=10),
+            gateway(accessCacheTtlMs=-1),
+            gateway(retryBudgetRatio=1.5),
+            gateway(retryBudgetRatio=-0.1),
+            gateway(circuitBreaker={"failures": 0}),
+            gateway(corsAllowedOrigins=["https://portal.example.org/app"]),
+            gateway(corsAllowedOrigins=[""]),
+            gateway(corsAllowedOrigins="*"),
+            gateway(org_rate_per_sec=10),  # the binary's spelling is not a value
+            {"services": {"gateway": {"ingressFrom": [{}]}}},
+            # Only the gateway is exposed, faces partners or carries [gateway] settings.
+            {"services": {"plans": {"exposed": True}}},
+            {"services": {"referrals": {"serviceType": "LoadBalancer"}}},
+            {"services": {"notifications": {"ingressFrom": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}}},
+            {"services": {"metrics": {"gateway": {"corsAllowedOrigins": []}}}},
+        ]
+        for values in bad:
+            with self.subTest(values=values), self.assertRaises(helm.HelmValuesError):
+                chart.validate_schema(chart.merge_values(copy.deepcopy(values)))
+        # An install refuses them too, and a gateway without its settings (null removes the block).
+        for values in (bad[0], {"services": {"gateway": {"gateway": None}}}):
+            with self.subTest(values=values), self.assertRaisesRegex(helm.HelmValuesError, "services/gateway"):
+                render(values)
+        good = gateway(rateLimits={"perOrganization": {"requestsPerSecond": 0.5, "burst": 1}},
+                       retryBudgetRatio=0, accessCacheTtlMs=0,
+                       corsAllowedOrigins=["*", "https://portal.example.org", "http://localhost:5173"])
+        good["services"]["gateway"]["ingressFrom"] = [{"ipBlock": {"cidr": "203.0.113.0/24"}}]
+        chart.validate_schema(chart.merge_values(copy.deepcopy(good)))
+        report = helm.lint(str(CHART), good, strict=True)
+        self.assertEqual(report["errors"], [])
 
     # --- notifications' outbound channels ------------------------------------------------------
 
@@ -730,7 +1044,7 @@ class ChartTest(unittest.TestCase):
             for ip in INSIDE:
                 self.assertFalse(reaches_ip(notifications, ip, 443), f"{label}: notifications reaches {ip}:443")
             if values is None:
-                self.assertEqual(set(policies), {"plans", "referrals", "prior-auth", "metrics"})
+                self.assertEqual(set(policies), {"plans", "referrals", "prior-auth", "metrics", "gateway"})
             cfg = configs(docs)
             self.assertNotIn("email", cfg["notifications"]["notifications"], label)
             self.assertNotIn("sms", cfg["notifications"]["notifications"], label)
@@ -967,11 +1281,13 @@ class ChartTest(unittest.TestCase):
             certificates = {component(c): c for c in by_kind(docs, "Certificate").values()}
             deployments = {component(d): d for d in by_kind(docs, "Deployment").values()}
             self.assertEqual(set(certificates), set(deployments), label)
+            # Each address's host, by the service its Service (ClusterIP or headless) selects.
+            service_docs = by_kind(docs, "Service")
             dialled = {}
             for caller, conf in configs(docs).items():
                 for _, value in addresses(conf):
                     host = urllib.parse.urlsplit(value).hostname
-                    dialled.setdefault(host.split(".")[0].removeprefix(f"{FULLNAME}-"), set()).add(host)
+                    dialled.setdefault(component(service_docs[host.split(".")[0]]), set()).add(host)
             for name, cert in certificates.items():
                 where = f"{label}: {name}"
                 spec = cert["spec"]
@@ -993,6 +1309,8 @@ class ChartTest(unittest.TestCase):
                                  ("Secret", spec["secretName"], "tls.crt"), f"{where}: the pod mounts what cert-manager writes")
             self.assertIn("api.careloop.example.org", certificates["gateway"]["spec"]["dnsNames"])
             self.assertIn("plans", dialled, f"{label}: the test saw the callers' addresses")
+            self.assertIn(f"{FULLNAME}-referrals-headless.{NAMESPACE}.svc", dialled.get("referrals", set()),
+                          f"{label}: the test saw the gateway's headless addresses")
 
     def test_without_tls_services_speak_plain_grpc_with_native_probes(self):
         values = {"tls": {"enabled": False, "certManager": {"enabled": True}}}
@@ -1281,7 +1599,14 @@ class ClusterFilesTest(unittest.TestCase):
             self.assertEqual(events, {own[name]} if own[name] else set(), name)
             self.assertTrue(publish - events <= js_api | {"careloop_dlq.>"}, name)
             self.assertFalse({">", "careloop.>", "$JS.>", "$JS.API.>"} & publish, name)
-            self.assertEqual(user["permissions"]["subscribe"]["allow"], ["_INBOX.>"], name)
+            # The gateway also hears plans' events (to drop cached access decisions); nobody
+            # else subscribes beyond its own replies.
+            extra = ["careloop.plans.>"] if name == "gateway" else []
+            self.assertEqual(user["permissions"]["subscribe"]["allow"], ["_INBOX.>", *extra], name)
+        gateway = users["gateway"]
+        self.assertTrue(nats_allows(gateway, "subscribe", "careloop.plans.care_team.changed"))
+        for other in ("careloop.referrals.result.routed", "careloop.>", "careloop.priorauth.request.pended"):
+            self.assertFalse(nats_allows(gateway, "subscribe", other), other)
 
     def test_nats_lets_each_durable_consumer_pull_ack_and_dead_letter(self):
         """The durable consumers the services run on the whole stream: referrals' pathway rules, the

@@ -13,6 +13,14 @@
 {{- printf "%s-%s" (include "careloop.fullname" .root) .name | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/*
+The name of a service's headless Service, <fullname>-<service>-headless: it resolves to every ready
+replica, for callers that balance over the replicas themselves (the gateway). Args: dict root name
+*/}}
+{{- define "careloop.headlessName" -}}
+{{- printf "%s-headless" (include "careloop.serviceName" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
 {{- define "careloop.selectorLabels" -}}
 app.kubernetes.io/name: careloop
 app.kubernetes.io/instance: {{ .root.Release.Name }}
@@ -50,14 +58,13 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 
 {{/*
 Which services call which, as the code wires them: service -> list of
-{section, key, service, optional}. Rendered into the caller's config as
-[<section>] <key> = "<scheme>://<fullname>-<service>.<namespace>.svc:<grpcPort>".
+{section, key, service, optional, headless}. Rendered into the caller's config as
+[<section>] <key> = "<scheme>://<fullname>-<service>.<namespace>.svc:<grpcPort>", or with
+`headless` as "<scheme>://<fullname>-<service>-headless.<namespace>.svc:<grpcPort>" (one address
+per ready replica, for a caller that balances itself).
 A dependency on a disabled service fails the render, unless it is optional (then the key is left
 out and the caller runs without that downstream). The section is the service's own config
-section, spelled with underscores. A new caller is one more entry here, e.g. the gateway:
-  gateway:
-    - { section: gateway, key: plans_addr, service: plans }
-    - { section: gateway, key: referrals_addr, service: referrals, optional: true }
+section, spelled with underscores. A new caller is one more entry here.
 Kept in the chart, not in values: the wiring follows the code, it is not an install choice.
 */}}
 {{- define "careloop.downstreams" -}}
@@ -69,6 +76,11 @@ notifications:
   - { section: notifications, key: plans_addr, service: plans }
 metrics:
   - { section: metrics, key: plans_addr, service: plans }
+gateway:
+  - { section: gateway, key: plans_addr, service: plans, headless: true }
+  - { section: gateway, key: referrals_addr, service: referrals, headless: true }
+  - { section: gateway, key: prior_auth_addr, service: prior-auth, headless: true }
+  - { section: gateway, key: notifications_addr, service: notifications, headless: true }
 {{- end -}}
 
 {{/*
@@ -90,10 +102,14 @@ Args: dict root name
 {{- toJson $callers -}}
 {{- end -}}
 
-{{/* The URL other services dial for a service's gRPC API. Args: dict root name */}}
+{{/*
+The URL other services dial for a service's gRPC API: its Service, or with `headless` its headless
+Service. Args: dict root name [headless]
+*/}}
 {{- define "careloop.grpcUrl" -}}
 {{- $scheme := ternary "https" "http" (.root.Values.tls.enabled | default false) -}}
-{{- printf "%s://%s.%s.svc:%v" $scheme (include "careloop.serviceName" .) .root.Release.Namespace (include "careloop.grpcPort" .) -}}
+{{- $host := ternary (include "careloop.headlessName" .) (include "careloop.serviceName" .) (.headless | default false) -}}
+{{- printf "%s://%s.%s.svc:%v" $scheme $host .root.Release.Namespace (include "careloop.grpcPort" .) -}}
 {{- end -}}
 
 {{/* Where a workload's files are mounted. */}}
@@ -146,12 +162,13 @@ grpc: { port: {{ .cfg.grpcPort }} }
 {{- end -}}
 
 {{/*
-The service's downstream addresses, as TOML sections. Fails when a required downstream is
+The service's downstream addresses, as TOML sections (the gateway's own settings go into its
+[gateway] next to its addresses, careloop.gatewayKeys). Fails when a required downstream is
 disabled, or when the downstream's `callers` do not list this service (its NetworkPolicy and
 [auth].callers would refuse every call). A section the shared config already declares (the metrics
 service's own [metrics], which also holds the runtime's Prometheus `addr`) is not opened again:
 TOML refuses a table declared twice, so configToml writes those keys into its own table through
-careloop.downstreamKeys. Args: dict root name
+careloop.downstreamKeys. Args: dict root name cfg
 */}}
 {{- define "careloop.downstreamToml" -}}
 {{- $root := .root -}}
@@ -164,6 +181,9 @@ careloop.downstreamKeys. Args: dict root name
 
 [{{ $section }}]
 {{- include "careloop.downstreamKeys" (dict "root" $root "name" $name "section" $section) }}
+{{- if and (eq $name "gateway") (eq $section "gateway") }}
+{{- include "careloop.gatewayKeys" $.cfg }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end -}}
@@ -189,7 +209,7 @@ careloop.downstreamToml. Args: dict root name section
 {{- if not (has $name (include "careloop.enabledCallers" $target | fromJsonArray)) }}
 {{- fail (printf "%s calls %s (%s.%s), but services.%s.callers does not list %s" $name $dep.service $section $dep.key $dep.service $name) }}
 {{- end }}
-{{ $dep.key }} = {{ include "careloop.grpcUrl" $target | toJson }}
+{{ $dep.key }} = {{ include "careloop.grpcUrl" (dict "root" $root "name" $dep.service "headless" ($dep.headless | default false)) | toJson }}
 {{- else if not $dep.optional }}
 {{- fail (printf "%s needs %s (%s.%s): enable services.%s or disable services.%s" $name $dep.service $section $dep.key $dep.service $name) }}
 {{- end }}
@@ -271,7 +291,7 @@ log_format = {{ $v.telemetry.logFormat | toJson }}
 log_level = {{ $v.telemetry.logLevel | toJson }}
 otlp_endpoint = {{ $v.telemetry.otlpEndpoint | toJson }}
 otlp_ca_file = {{ ternary (printf "%s/ca.crt" (include "careloop.otlpCaDir" $root)) "" (not (empty $v.telemetry.caSecret)) | toJson }}
-{{- include "careloop.downstreamToml" (dict "root" $root "name" .name) }}
+{{- include "careloop.downstreamToml" (dict "root" $root "name" .name "cfg" .cfg) }}
 {{- if and (eq .name "notifications") .cfg.outbound }}
 {{- include "careloop.outboundToml" .cfg.outbound }}
 {{- end }}
@@ -325,4 +345,36 @@ egress.ports, plus the port written in sms.url while SMS is on. Args: the outbou
 {{- if $port }}{{ $ports = append $ports (int $port) }}{{ end -}}
 {{- end -}}
 {{- toJson ($ports | uniq) -}}
+{{- end -}}
+
+{{/*
+The gateway's own keys of [gateway] (services.gateway.gateway), below its downstream addresses.
+Rates are TOML floats, counts and durations integers. Args: the service's merged values (cfg)
+*/}}
+{{- define "careloop.gatewayKeys" -}}
+{{- $g := .gateway | default dict }}
+{{- $rates := $g.rateLimits | default dict }}
+{{- $org := $rates.perOrganization | default dict }}
+{{- $principal := $rates.perPrincipal | default dict }}
+{{- $deadlines := $g.deadlines | default dict }}
+{{- $breaker := $g.circuitBreaker | default dict }}
+resolve_interval_ms = {{ $g.resolveIntervalMs | int64 }}
+call_timeout_ms = {{ $deadlines.callTimeoutMs | int64 }}
+default_deadline_ms = {{ $deadlines.defaultMs | int64 }}
+deadline_margin_ms = {{ $deadlines.marginMs | int64 }}
+org_rate_per_sec = {{ include "careloop.tomlFloat" $org.requestsPerSecond }}
+org_burst = {{ $org.burst | int64 }}
+principal_rate_per_sec = {{ include "careloop.tomlFloat" $principal.requestsPerSecond }}
+principal_burst = {{ $principal.burst | int64 }}
+access_cache_ttl_ms = {{ $g.accessCacheTtlMs | int64 }}
+retry_budget_ratio = {{ include "careloop.tomlFloat" $g.retryBudgetRatio }}
+breaker_failures = {{ $breaker.failures | int64 }}
+breaker_open_ms = {{ $breaker.openMs | int64 }}
+cors_allowed_origins = {{ $g.corsAllowedOrigins | default list | toJson }}
+{{- end -}}
+
+{{/* A number as a TOML float: always with a fraction or exponent (500 -> 500.0). Args: the number */}}
+{{- define "careloop.tomlFloat" -}}
+{{- $s := printf "%v" (float64 .) -}}
+{{- if regexMatch "^-?[0-9]+$" $s }}{{ $s }}.0{{ else }}{{ $s }}{{ end -}}
 {{- end -}}

@@ -55,6 +55,13 @@ impl GrpcServer {
     /// Also answers gRPC-Web (browsers, HTTP/1.1 clients) on the same port, under `cors`.
     pub fn enable_web(&mut self, cors: tower_http::cors::CorsLayer) {
         self.web = Some(cors);
+        // HTTP/1.1 clients (gRPC-Web through a proxy, curl --http1.1) offer only http/1.1 in the
+        // TLS handshake: advertise it beside h2 so they are not refused before the first byte.
+        if let Some(tls) = &self.acceptor.tls {
+            let mut config = (**tls.config()).clone();
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            self.acceptor.tls = Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)));
+        }
     }
 
     pub fn routes(&mut self) -> &mut RoutesBuilder {
