@@ -20,6 +20,19 @@ pub struct Decision {
     pub can_write: bool,
 }
 
+/// plans' events after which a patient's cached decisions may be wrong: the patient registered,
+/// its plan created (with its lead), its care team or its consents changed.
+pub fn changes_access(event_type: &str) -> bool {
+    matches!(
+        event_type,
+        "plans.patient.created"
+            | "plans.care_plan.created"
+            | "plans.care_team.changed"
+            | "plans.consent.granted"
+            | "plans.consent.revoked"
+    )
+}
+
 /// plans answers at most this many patients per call.
 const BATCH: usize = 500;
 /// Entries kept before the cache starts over (a bound, not a tuning knob).
@@ -156,10 +169,7 @@ impl AccessCache {
     ) -> tokio::task::JoinHandle<()> {
         let cache = Arc::clone(self);
         let subject = format!("{prefix}.plans.>");
-        let relevant: Vec<String> = ["care_team", "consent", "plan", "patient"]
-            .iter()
-            .map(|a| format!("{prefix}.plans.{a}."))
-            .collect();
+        let prefix = format!("{prefix}.");
         tokio::spawn(async move {
             use futures::StreamExt;
             let mut subscription = match client.subscribe(subject).await {
@@ -177,10 +187,11 @@ impl AccessCache {
                     },
                     _ = stop.changed() => return,
                 };
-                if !relevant
-                    .iter()
-                    .any(|r| message.subject.starts_with(r.as_str()))
-                {
+                let event_type = message
+                    .subject
+                    .strip_prefix(prefix.as_str())
+                    .unwrap_or_default();
+                if !changes_access(event_type) {
                     continue;
                 }
                 let Ok(event) = <careloop_proto::events::v1::Event as prost::Message>::decode(
@@ -193,5 +204,40 @@ impl AccessCache {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use careloop_proto::events::v1::event::Payload;
+    use careloop_runtime::events::catalogue::event_type;
+
+    #[test]
+    fn team_consent_plan_and_patient_events_change_access_and_task_events_do_not() {
+        for payload in [
+            Payload::PatientCreated(Default::default()),
+            Payload::CarePlanCreated(Default::default()),
+            Payload::CareTeamChanged(Default::default()),
+            Payload::ConsentGranted(Default::default()),
+            Payload::ConsentRevoked(Default::default()),
+        ] {
+            assert!(
+                changes_access(event_type(&payload)),
+                "{}",
+                event_type(&payload)
+            );
+        }
+        for payload in [
+            Payload::TaskCreated(Default::default()),
+            Payload::CarePlanUpdated(Default::default()),
+            Payload::HandoffSent(Default::default()),
+        ] {
+            assert!(
+                !changes_access(event_type(&payload)),
+                "{}",
+                event_type(&payload)
+            );
+        }
     }
 }

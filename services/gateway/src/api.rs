@@ -97,9 +97,55 @@ pub fn internal(error: impl Into<anyhow::Error>) -> tonic::Status {
     ApiError::Internal(error.into()).into()
 }
 
+/// A status as callers get it: the owning service's, unchanged, when it carries a reason; one the
+/// gateway or the transport made (a connection refused, a deadline, an open circuit) gains the
+/// reason for its code, so every error has its `ErrorInfo`.
+pub fn reasoned(status: tonic::Status) -> tonic::Status {
+    use tonic_types::{ErrorDetails, StatusExt};
+    if status.get_details_error_info().is_some() {
+        return status;
+    }
+    let reason = match status.code() {
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => "UNAVAILABLE",
+        tonic::Code::Unauthenticated => "UNAUTHENTICATED",
+        tonic::Code::PermissionDenied => "PERMISSION_DENIED",
+        tonic::Code::NotFound => "NOT_FOUND",
+        tonic::Code::InvalidArgument => "INVALID_FIELD",
+        tonic::Code::ResourceExhausted => "TOO_MANY_IN_FLIGHT",
+        _ => "INTERNAL",
+    };
+    let message = if status.code() == tonic::Code::Unknown {
+        "internal error".to_owned()
+    } else {
+        status.message().to_owned()
+    };
+    let mut details = ErrorDetails::new();
+    details.set_error_info(
+        reason,
+        careloop_runtime::error::ERROR_DOMAIN,
+        std::collections::HashMap::<String, String>::new(),
+    );
+    tonic::Status::with_error_details(status.code(), message, details)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_without_a_reason_gains_one_and_a_reasoned_one_is_untouched() {
+        use tonic_types::StatusExt;
+        let bare = reasoned(tonic::Status::unavailable("plans is failing; circuit open"));
+        assert_eq!(bare.get_details_error_info().unwrap().reason, "UNAVAILABLE");
+        assert_eq!(bare.message(), "plans is failing; circuit open");
+        let owned: tonic::Status = ApiError::Aborted { current: 3 }.into();
+        let passed = reasoned(owned.clone());
+        assert_eq!(passed.details(), owned.details());
+        assert_eq!(
+            passed.get_details_error_info().unwrap().reason,
+            "STALE_VERSION"
+        );
+    }
 
     #[test]
     fn grpc_timeouts_parse_in_every_unit_and_garbage_is_ignored() {

@@ -106,14 +106,20 @@ impl Gateway {
             }
             Err(_) => Outcome::Failed,
         };
-        crate::audit::record(&self.pool, &who, rpc, patient, target, outcome).await?;
+        // The owning service has decided (and audited the user); a failure to write the gateway's
+        // own row is logged and never turns the answer into another.
+        if let Err(error) =
+            crate::audit::record(&self.pool, &who, rpc, patient, target, outcome).await
+        {
+            tracing::error!(rpc, error = %error, "gateway audit row not written");
+        }
         if changes_access
             && answer.is_ok()
             && let Some(patient) = patient
         {
             self.access.forget(patient);
         }
-        answer
+        answer.map_err(crate::api::reasoned)
     }
 }
 

@@ -64,7 +64,8 @@ impl Gateway {
         let decision = self
             .access
             .decide(&who, &[patient_id], budget.call())
-            .await?
+            .await
+            .map_err(crate::api::reasoned)?
             .remove(&patient_id)
             .unwrap_or_default();
         if !decision.can_read {

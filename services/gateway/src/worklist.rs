@@ -130,6 +130,8 @@ pub struct Merge {
     more: [bool; 4],
     /// Sources that did not answer: left where they were, missing from this page.
     pub skipped: [bool; 4],
+    /// Why each skipped source is missing, for the caller.
+    pub reasons: [String; 4],
 }
 
 pub enum Next {
@@ -147,6 +149,7 @@ impl Merge {
             buffers: Default::default(),
             more: [false; 4],
             skipped: [false; 4],
+            reasons: Default::default(),
         }
     }
 
@@ -169,8 +172,9 @@ impl Merge {
         self.more[i] = more;
     }
 
-    pub fn skip(&mut self, i: usize) {
+    pub fn skip(&mut self, i: usize, reason: String) {
         self.skipped[i] = true;
+        self.reasons[i] = reason;
     }
 
     pub fn pop(&mut self) -> Next {
@@ -240,13 +244,17 @@ impl Gateway {
                         }
                         Err(status) => {
                             tracing::debug!(source = ?SOURCES[i], code = ?status.code(), "worklist source skipped");
-                            merge.skip(i);
+                            merge.skip(i, unavailable_reason(&status));
                         }
                     }
                 }
                 patients.sort_unstable();
                 patients.dedup();
-                let access = self.access.decide(&who, &patients, budget.call()).await?;
+                let access = self
+                    .access
+                    .decide(&who, &patients, budget.call())
+                    .await
+                    .map_err(crate::api::reasoned)?;
                 loop {
                     match merge.pop() {
                         Next::Line(line) => {
@@ -279,7 +287,7 @@ impl Gateway {
                 sections.push(SectionState {
                     section: source.section() as i32,
                     available: false,
-                    reason: "unavailable".into(),
+                    reason: merge.reasons[i].clone(),
                     truncated: false,
                 });
             }
@@ -316,19 +324,24 @@ impl Gateway {
         if who.kind == PrincipalKind::Service {
             return None;
         }
+        // Staff ask as themselves (notifications shows a role's inbox to those who hold it); a
+        // partner organization's count is asked by the gateway naming that organization.
         let org = who.org_id.to_string();
+        let staff = who.kind == PrincipalKind::Staff;
         Some(
             self.notifications
                 .call(budget.call(), true, |t, left| {
-                    let r = as_gateway(
-                        ListInboxRequest {
-                            role: role as i32,
-                            org_id: org.clone(),
-                            page_size: 1,
-                            ..Default::default()
-                        },
-                        left,
-                    );
+                    let body = ListInboxRequest {
+                        role: role as i32,
+                        org_id: if staff { String::new() } else { org.clone() },
+                        page_size: 1,
+                        ..Default::default()
+                    };
+                    let r = if staff {
+                        crate::downstream::on_behalf_of(who, body, left)
+                    } else {
+                        as_gateway(body, left)
+                    };
                     async move { NotificationsServiceClient::new(t).list_inbox(r).await }
                 })
                 .await

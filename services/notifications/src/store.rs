@@ -337,6 +337,20 @@ pub async fn open_items_for_patient(
     .await?)
 }
 
+pub async fn open_count_for_patient(
+    conn: &mut PgConnection,
+    org: Uuid,
+    patient_id: Uuid,
+) -> ApiResult<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM items WHERE org_id = $1 AND patient_id = $2 AND status = 'open'",
+    )
+    .bind(org)
+    .bind(patient_id)
+    .fetch_one(conn)
+    .await?)
+}
+
 pub async fn open_count(conn: &mut PgConnection, org: Uuid, roles: &[i32]) -> ApiResult<i64> {
     Ok(sqlx::query_scalar(
         "SELECT count(*) FROM items WHERE org_id = $1 AND role = ANY($2) AND status = 'open'",

@@ -154,7 +154,7 @@ impl NotificationsApi {
             at: r.created_at,
             id: r.id,
         });
-        let open_count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+        let open_count = store::open_count_for_patient(&mut conn, org, patient_id).await?;
         audit::record_reads(&mut conn, who, "ListInbox", &[patient_id]).await?;
         Ok(ListInboxResponse {
             items: rows.into_iter().map(convert::item).collect(),
