@@ -48,7 +48,8 @@ DEFAULT_SERVICES = ["plans", "referrals", "prior-auth", "notifications", "metric
 # The gateway's settings (services/gateway/src/settings.rs, DEFAULTS): the chart's defaults must
 # match the binary's, addresses aside.
 GATEWAY_SETTINGS = pathlib.Path(__file__).resolve().parent.parent.parent / "services" / "gateway" / "src" / "settings.rs"
-# The [gateway] keys the chart writes; any other key of the binary keeps its default.
+# The [gateway] keys the chart writes (and callbacks_addr while services.gateway.callbacks is on);
+# any other key of the binary keeps its default.
 GATEWAY_KEYS = {
     "plans_addr", "referrals_addr", "prior_auth_addr", "notifications_addr", "resolve_interval_ms",
     "call_timeout_ms", "default_deadline_ms", "deadline_margin_ms", "org_rate_per_sec", "org_burst",
@@ -56,6 +57,10 @@ GATEWAY_KEYS = {
     "breaker_failures", "breaker_open_ms", "cors_allowed_origins",
 }
 GATEWAY_OFF = {"enabled": False, "databaseSecret": "careloop-db-gateway"}
+# The Secret holding the gateway's Standard Webhooks secret for SMS callbacks, and its env variable
+# (services/gateway/src/settings.rs, sms_callback_secret, read from CARELOOP__GATEWAY__<KEY>).
+CALLBACK_SECRET = "careloop-sms-callbacks"
+CALLBACK_ENV = "CARELOOP__GATEWAY__SMS_CALLBACK_SECRET"
 
 
 def production_values():
@@ -300,6 +305,17 @@ def outbound(**channels):
 
 SMTP = {"enabled": True, "host": "smtp.hospital.example.org", "from": "careloop@hospital.example.org",
         "username": "careloop", "passwordSecret": "careloop-smtp"}
+
+
+def gateway_callbacks(**callbacks):
+    """Values turning on the gateway's SMS provider callbacks, e.g. port=8443."""
+    return {"services": {"gateway": {"callbacks": dict({"enabled": True, "smsSecret": CALLBACK_SECRET},
+                                                        **callbacks)}}}
+
+
+def ingress_rules_on(policy, port):
+    """The policy's ingress rules that name this port."""
+    return [r for r in policy["spec"].get("ingress", []) if any(p.get("port") == port for p in r.get("ports", []))]
 
 
 def configured_calls(values):
@@ -765,6 +781,7 @@ class ChartTest(unittest.TestCase):
             notifications={"enabled": True, "databaseSecret": "careloop-db-notifications", "callers": []})
         cases["prior-auth without referrals"] = without_gateway(
             referrals={"enabled": False, "databaseSecret": "careloop-db-referrals"})
+        cases["gateway callbacks"] = gateway_callbacks()
         # With the gateway off nothing calls notifications or metrics.
         without_grpc_ingress = {"without the gateway": {"notifications", "metrics"},
                                 "notifications with no callers": {"notifications"},
@@ -781,7 +798,10 @@ class ChartTest(unittest.TestCase):
                     with self.subTest(case=label, service=name, rule=rule):
                         if not peers:
                             self.assertTrue(settings[name].get("exposed"), "only the exposed gateway is open")
-                            self.assertEqual([p["port"] for p in rule["ports"]], [port], "and only on gRPC")
+                            callbacks = settings[name].get("callbacks") or {}
+                            doors = [[port]] + ([[callbacks["port"]]] if callbacks.get("enabled") else [])
+                            self.assertIn([p["port"] for p in rule["ports"]], doors,
+                                          "and only on gRPC (and provider callbacks while on)")
                         for peer in peers or []:
                             self.assertTrue(peer, "an empty peer admits everything")
                             for selector in peer.values():
@@ -1027,6 +1047,132 @@ class ChartTest(unittest.TestCase):
         chart.validate_schema(chart.merge_values(copy.deepcopy(good)))
         report = helm.lint(str(CHART), good, strict=True)
         self.assertEqual(report["errors"], [])
+
+    def test_the_gateway_callbacks_are_off_by_default(self):
+        cases = dict(self.cases)
+        cases["disabled with a secret"] = {"services": {"gateway": {"callbacks": {
+            "enabled": False, "port": 8443, "smsSecret": CALLBACK_SECRET}}}}
+        for label, values in cases.items():
+            docs = render(values)
+            self.assertFalse(merged(values)["services"]["gateway"]["callbacks"]["enabled"], label)
+            conf = configs(docs)["gateway"]["gateway"]
+            self.assertNotIn("callbacks_addr", conf, label)
+            self.assertNotIn("sms_callback_secret", conf, label)
+            for dep in by_kind(docs, "Deployment").values():
+                pod = dep["spec"]["template"]["spec"]
+                for container in pod["containers"] + pod["initContainers"]:
+                    where = f"{label}: {dep['metadata']['name']} {container['name']}"
+                    self.assertNotIn("callbacks", [p["name"] for p in container.get("ports", [])], where)
+                    self.assertFalse([e["name"] for e in container.get("env", [])
+                                      if e["name"].startswith("CARELOOP__GATEWAY__")], where)
+            services = by_kind(docs, "Service")
+            for svc in services.values():
+                self.assertNotIn("callbacks", [p["name"] for p in svc["spec"]["ports"]], label)
+            gateway = {component(p): p for p in by_kind(docs, "NetworkPolicy").values()}["gateway"]
+            grpc, metrics = grpc_port(services["careloop-gateway"]), merged(values)["serviceDefaults"]["metricsPort"]
+            self.assertEqual({p["port"] for r in gateway["spec"]["ingress"] for p in r["ports"]}, {grpc, metrics}, label)
+            for port in (8090, 8443):
+                self.assertEqual(ingress_rules_on(gateway, port), [], f"{label}: nothing opens {port}")
+
+    def test_enabled_gateway_callbacks_agree_on_one_port_and_take_their_secret_from_the_secret(self):
+        ingress_controller = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+        behind_ingress = gateway_callbacks(port=8443)
+        behind_ingress["services"]["gateway"]["ingressFrom"] = [ingress_controller]
+        own_grpc_port = gateway_callbacks(port=50051)  # free once the gateway's gRPC moves away from it
+        own_grpc_port["services"]["gateway"]["grpcPort"] = 50060
+        production = production_values()
+        production["services"]["gateway"]["callbacks"] = gateway_callbacks()["services"]["gateway"]["callbacks"]
+        cases = {"defaults": (gateway_callbacks(), 8090), "behind an ingress controller": (behind_ingress, 8443),
+                 "gRPC moved": (own_grpc_port, 50051), "production": (production, 8090)}
+        for label, (values, port) in cases.items():
+            docs = render(values)
+            deployments = {component(d): d for d in by_kind(docs, "Deployment").values()}
+            policies = {component(p): p for p in by_kind(docs, "NetworkPolicy").values()}
+            service, headless = cluster_services(docs)["gateway"], headless_services(docs)["gateway"]
+            grpc = grpc_port(service)
+            self.assertNotEqual(port, grpc, label)
+            for doc in (deployments["gateway"], service, headless, policies["gateway"]):
+                kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+            # The listen address the binary reads.
+            conf = configs(docs)["gateway"]["gateway"]
+            self.assertEqual(conf["callbacks_addr"], f"0.0.0.0:{port}", label)
+            self.assertEqual(set(conf) - GATEWAY_KEYS, {"callbacks_addr"}, label)
+            # The container listens there, under the name the Service targets.
+            pod = deployments["gateway"]["spec"]["template"]["spec"]
+            (container,) = pod["containers"]
+            self.assertIn({"name": "callbacks", "containerPort": port, "protocol": "TCP"}, container["ports"], label)
+            (door,) = [p for p in service["spec"]["ports"] if p["name"] == "callbacks"]
+            self.assertEqual((door["port"], door["targetPort"], door["protocol"]), (port, "callbacks", "TCP"), label)
+            self.assertEqual(door.get("appProtocol"), "http", label)
+            self.assertEqual([p["name"] for p in headless["spec"]["ports"]], ["grpc"], f"{label}: headless is gRPC only")
+            # The secret only from its Secret, only to the serving container of the gateway.
+            env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+            self.assertEqual(env[CALLBACK_ENV], {"name": CALLBACK_SECRET, "key": "secret"}, label)
+            (migrate,) = pod["initContainers"]
+            self.assertNotIn(CALLBACK_ENV, {e["name"] for e in migrate["env"]}, f"{label}: the migrations never hold it")
+            for name, dep in deployments.items():
+                if name != "gateway":
+                    names = {e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+                    self.assertNotIn(CALLBACK_ENV, names, f"{label}: {name}")
+            for cm in by_kind(docs, "ConfigMap").values():
+                text = cm["data"]["config.toml"]
+                for forbidden in ("sms_callback_secret", "whsec_", CALLBACK_SECRET):
+                    self.assertNotIn(forbidden, text, f"{label}: {component(cm)}")
+            # Admitted from exactly the gRPC port's peers, in a rule of its own; nowhere else.
+            (grpc_rule,) = ingress_rules_on(policies["gateway"], grpc)
+            (callbacks_rule,) = ingress_rules_on(policies["gateway"], port)
+            self.assertEqual(callbacks_rule["ports"], [{"port": port, "protocol": "TCP"}], label)
+            self.assertEqual(callbacks_rule.get("from"), grpc_rule.get("from"), f"{label}: the same peers as gRPC")
+            peers = merged(values)["services"]["gateway"].get("ingressFrom") or []
+            if peers:
+                self.assertEqual([p for p in callbacks_rule["from"] if not release_pod(p)], peers, label)
+            else:
+                self.assertNotIn("from", callbacks_rule, f"{label}: from anywhere, like gRPC")
+            for ip in OUTSIDE + INSIDE:
+                self.assertEqual(admits_ip(policies["gateway"], ip, port), admits_ip(policies["gateway"], ip, grpc),
+                                 f"{label}: {ip}")
+            metrics = merged(values)["serviceDefaults"]["metricsPort"]
+            clusters = cluster_services(docs)
+            for name, policy in policies.items():
+                if name != "gateway":
+                    self.assertEqual({p["port"] for r in policy["spec"]["ingress"] for p in r["ports"]},
+                                     {grpc_port(clusters[name]), metrics}, f"{label}: {name} opens no other port")
+        report = helm.lint(str(CHART), behind_ingress, strict=True)
+        self.assertEqual(report["errors"], [])
+        self.assertEqual([m for m in report["messages"] if m["severity"] >= 2], [])
+
+    def test_the_schema_refuses_callbacks_without_their_secret_and_the_render_a_port_clash(self):
+        chart = helm.Chart.load(str(CHART))
+        bad = [
+            gateway_callbacks(smsSecret=""),  # the gateway would refuse to start
+            gateway_callbacks(port=0),
+            gateway_callbacks(port=65536),
+            gateway_callbacks(port="8090"),
+            gateway_callbacks(smsSecret="Careloop_SMS"),  # not a Secret's name
+            gateway_callbacks(secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),  # secrets are never values
+            gateway_callbacks(path="/hooks"),
+            {"services": {"plans": {"callbacks": {"enabled": False, "port": 8090, "smsSecret": ""}}}},
+        ]
+        for values in bad:
+            with self.subTest(values=values), self.assertRaises(helm.HelmValuesError):
+                chart.validate_schema(chart.merge_values(copy.deepcopy(values)))
+        with self.assertRaisesRegex(helm.HelmValuesError, "services/gateway"):
+            render(gateway_callbacks(smsSecret=""))
+        # A port the gateway already listens on: a schema cannot compare two values, so the render
+        # refuses it (install, upgrade and template alike), against the gateway's actual ports.
+        moved = gateway_callbacks(port=50060)
+        moved["services"]["gateway"]["grpcPort"] = 50060
+        defaults_moved = gateway_callbacks(port=9100)
+        defaults_moved["serviceDefaults"] = {"metricsPort": 9100}
+        clashes = [(gateway_callbacks(port=50051), "gRPC port"), (gateway_callbacks(port=9090), "metrics port"),
+                   (moved, "gRPC port"), (defaults_moved, "metrics port")]
+        for values, which in clashes:
+            chart.validate_schema(chart.merge_values(copy.deepcopy(values)))
+            with self.subTest(values=values), self.assertRaisesRegex(
+                    helm.HelmRenderError, rf"services\.gateway\.callbacks\.port \d+ is the gateway's {which}"):
+                render(values)
+        # Off, the port is not opened, so it clashes with nothing.
+        render({"services": {"gateway": {"callbacks": {"enabled": False, "port": 50051, "smsSecret": ""}}}})
 
     # --- notifications' outbound channels ------------------------------------------------------
 

@@ -348,8 +348,9 @@ egress.ports, plus the port written in sms.url while SMS is on. Args: the outbou
 {{- end -}}
 
 {{/*
-The gateway's own keys of [gateway] (services.gateway.gateway), below its downstream addresses.
-Rates are TOML floats, counts and durations integers. Args: the service's merged values (cfg)
+The gateway's own keys of [gateway] (services.gateway.gateway), below its downstream addresses, and
+callbacks_addr while services.gateway.callbacks is enabled. Rates are TOML floats, counts and
+durations integers. Args: the service's merged values (cfg)
 */}}
 {{- define "careloop.gatewayKeys" -}}
 {{- $g := .gateway | default dict }}
@@ -371,6 +372,33 @@ retry_budget_ratio = {{ include "careloop.tomlFloat" $g.retryBudgetRatio }}
 breaker_failures = {{ $breaker.failures | int64 }}
 breaker_open_ms = {{ $breaker.openMs | int64 }}
 cors_allowed_origins = {{ $g.corsAllowedOrigins | default list | toJson }}
+{{- with include "careloop.callbacksPort" . }}
+callbacks_addr = "0.0.0.0:{{ . }}"
+{{- end }}
+{{- end -}}
+
+{{/*
+The port of the gateway's HTTP door for provider callbacks (services.gateway.callbacks) while it is
+enabled, else nothing. The one source for callbacks_addr, the container port, the Service port and
+the NetworkPolicy rule, so they cannot disagree. Fails on a port the gateway already listens on
+(the schema cannot compare two values) and, should the schema be skipped, on a missing Secret (the
+gateway would refuse to start). Args: the gateway's merged values (cfg)
+*/}}
+{{- define "careloop.callbacksPort" -}}
+{{- $cb := .callbacks | default dict -}}
+{{- if $cb.enabled -}}
+{{- $port := $cb.port | int -}}
+{{- if not $cb.smsSecret -}}
+{{- fail "services.gateway.callbacks.enabled needs services.gateway.callbacks.smsSecret (a Secret with key secret): the gateway refuses to start without it" -}}
+{{- end -}}
+{{- if eq $port (.grpcPort | int) -}}
+{{- fail (printf "services.gateway.callbacks.port %d is the gateway's gRPC port: pick another" $port) -}}
+{{- end -}}
+{{- if eq $port (.metricsPort | int) -}}
+{{- fail (printf "services.gateway.callbacks.port %d is the gateway's metrics port: pick another" $port) -}}
+{{- end -}}
+{{- $port -}}
+{{- end -}}
 {{- end -}}
 
 {{/* A number as a TOML float: always with a fraction or exponent (500 -> 500.0). Args: the number */}}
