@@ -24,6 +24,8 @@ clippy:
 build:
 	cargo build --workspace --bins
 
-bench: ## print event-backbone figures for this machine (release build; nothing asserted)
+bench: ## the whole system through the gateway, the event backbone and W4; figures printed and written to bench/results/ (release build; nothing asserted)
 	scripts/ensure-infra.sh
+	psql -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 -q -f scripts/bootstrap-db.sql >/dev/null
+	cargo build --release --quiet --bins
 	cargo run --release --quiet -p careloop-bench

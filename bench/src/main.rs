@@ -1,8 +1,12 @@
-//! `make bench`: events per second from outbox commit to consumer handler, and commit-to-handler
-//! latency at a steady 500 events/s, on the real Postgres and NATS of this machine. Printed, not
-//! asserted. Each event is committed in its own transaction, as a service write would be.
+//! `make bench`: the whole system through the gateway (W1 referral loop, W2 worklist, W3 summary,
+//! with each process's CPU and memory and the database's own ceiling; `system`), the event
+//! backbone (events per second from outbox commit to consumer handler, and commit-to-handler
+//! latency at a steady 500 events/s) and W4 (a routed result to a `WatchInbox` watcher), on the real
+//! Postgres and NATS of this machine. Printed and written to bench/results/, never asserted.
+//! `BENCH_ONLY=system|backbone|w4` runs one part.
 
 mod inbox;
+mod system;
 
 use careloop_proto::events::v1::event::Payload;
 use careloop_proto::events::v1::{Event, TaskCreated};
@@ -227,6 +231,43 @@ async fn latency_at(rate: u64, seconds: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn machine() -> serde_json::Value {
+    let memory_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| (kb / 1024.0 / 1024.0 * 10.0).round() / 10.0)
+        .unwrap_or(0.0);
+    serde_json::json!({
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "memory_gib": memory_gib,
+    })
+}
+
+fn commit() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Writes the run's figures to bench/results/<date>-<commit>.json.
+fn save(results: serde_json::Value) -> anyhow::Result<()> {
+    let dir = std::path::Path::new("bench/results");
+    std::fs::create_dir_all(dir)?;
+    let date = chrono::Utc::now().format("%Y-%m-%dT%H%M").to_string();
+    let path = dir.join(format!("{date}-{}.json", commit()));
+    std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
+    println!("figures written to {}", path.display());
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let total: usize = std::env::var("BENCH_EVENTS")
@@ -239,10 +280,23 @@ async fn main() -> anyhow::Result<()> {
             .map(|n| n.get())
             .unwrap_or(1)
     );
-    // BENCH_ONLY=w4 runs the event path to a watcher alone.
-    if std::env::var("BENCH_ONLY").as_deref() != Ok("w4") {
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let part = |name: &str| only.is_empty() || only == name;
+    let mut results = serde_json::json!({
+        "date": chrono::Utc::now().to_rfc3339(),
+        "commit": commit(),
+        "machine": machine(),
+    });
+    if part("system") {
+        println!("-- the system through the gateway (release build, one process per service)");
+        results["system"] = system::run(system::Options::from_env()).await?;
+    }
+    if part("backbone") {
         throughput(total, 8).await?;
         latency_at(500, 10).await?;
+    }
+    if !part("w4") {
+        return save(results);
     }
     let rate: u64 = std::env::var("BENCH_W4_RATE")
         .ok()
@@ -262,5 +316,11 @@ async fn main() -> anyhow::Result<()> {
         percentile(&latencies, 0.99),
         latencies.last().copied().unwrap_or_default()
     );
-    Ok(())
+    results["w4"] = serde_json::json!({
+        "offered_per_second": rate,
+        "pushed": latencies.len(),
+        "p50_ms": percentile(&latencies, 0.5).as_secs_f64() * 1000.0,
+        "p99_ms": percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
+    });
+    save(results)
 }

@@ -284,7 +284,11 @@ impl PlansApi {
     /// Whose access a service asks about: the user it acts for (a body naming someone else is a
     /// caller's bug worth reporting), or, for a service acting for itself, the principal named in
     /// the body. Anyone else may not ask for others.
-    fn asked_principal(who: &Principal, named: Option<&PrincipalRef>) -> ApiResult<Principal> {
+    fn asked_principal(
+        who: &Principal,
+        named: Option<&PrincipalRef>,
+        then_validate: impl FnOnce() -> ApiResult<()>,
+    ) -> ApiResult<Principal> {
         let named = match named {
             None => None,
             Some(asked) => {
@@ -303,6 +307,12 @@ impl PlansApi {
                 Some((subject, org_id, kind))
             }
         };
+        // The rest of the request's fields are checked before whether a principal is needed, so
+        // a bad id is named first.
+        then_validate()?;
+        if named.is_none() && who.via.is_none() {
+            return Err(ApiError::invalid("principal", "is required"));
+        }
         match (&who.via, who.kind) {
             (Some(_), _) => {
                 if let Some((subject, org_id, kind)) = &named
@@ -338,8 +348,11 @@ impl PlansApi {
         who: &Principal,
         req: CheckAccessRequest,
     ) -> ApiResult<CheckAccessResponse> {
-        let asked = Self::asked_principal(who, req.principal.as_ref())?;
-        let patient_id = v::uuid("patient_id", &req.patient_id)?;
+        let mut patient_id = Uuid::nil();
+        let asked = Self::asked_principal(who, req.principal.as_ref(), || {
+            patient_id = v::uuid("patient_id", &req.patient_id)?;
+            Ok(())
+        })?;
         let mut conn = self.pool.acquire().await?;
         let facts = store::access_facts(&mut conn, patient_id).await?;
         let decision = access::decide(&asked, &facts, now());
@@ -375,20 +388,22 @@ impl PlansApi {
         req: BatchCheckAccessRequest,
     ) -> ApiResult<BatchCheckAccessResponse> {
         const MAX_PATIENTS: usize = 500;
-        let asked = Self::asked_principal(who, req.principal.as_ref())?;
         let mut ids: Vec<Uuid> = Vec::with_capacity(req.patient_ids.len());
-        for (i, raw) in req.patient_ids.iter().enumerate() {
-            let id = v::uuid(&format!("patient_ids[{i}]"), raw)?;
-            if !ids.contains(&id) {
-                ids.push(id);
+        let asked = Self::asked_principal(who, req.principal.as_ref(), || {
+            for (i, raw) in req.patient_ids.iter().enumerate() {
+                let id = v::uuid(&format!("patient_ids[{i}]"), raw)?;
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
             }
-        }
-        if ids.len() > MAX_PATIENTS {
-            return Err(ApiError::invalid(
-                "patient_ids",
-                format!("at most {MAX_PATIENTS} patients per call"),
-            ));
-        }
+            if ids.len() > MAX_PATIENTS {
+                return Err(ApiError::invalid(
+                    "patient_ids",
+                    format!("at most {MAX_PATIENTS} patients per call"),
+                ));
+            }
+            Ok(())
+        })?;
         let mut conn = self.pool.acquire().await?;
         let mut facts = store::access_facts_many(&mut conn, &ids).await?;
         let at = now();

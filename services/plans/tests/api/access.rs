@@ -294,3 +294,137 @@ async fn a_subject_equal_to_a_members_at_another_organization_reads_nothing() {
         "the refusal is audited"
     );
 }
+
+#[tokio::test]
+async fn batch_check_access_decides_each_patient_like_the_single_check_and_flags_unknown_ones() {
+    let app = spawn_app().await;
+    let mut c = app.client();
+    let team_patient = app.create_patient(&mut c).await;
+    let other_patient = app.create_patient(&mut c).await;
+    let partner_org = Uuid::now_v7();
+    let plan = app.create_plan(&mut c, &team_patient.id).await;
+    c.add_care_team_member(AddCareTeamMemberRequest {
+        idempotency_key: key(),
+        patient_id: team_patient.id.clone(),
+        expected_version: plan.version,
+        member: Some(NewCareTeamMember {
+            kind: MemberKind::Organization as i32,
+            display_name: "Sunrise Home Health".into(),
+            role: CareRole::HomeHealth as i32,
+            organization_id: partner_org.to_string(),
+            ..Default::default()
+        }),
+    })
+    .await
+    .unwrap();
+    let unknown = Uuid::now_v7().to_string();
+    let partner = PrincipalRef {
+        subject: "someone".into(),
+        org_id: partner_org.to_string(),
+        kind: careloop_proto::plans::v1::PrincipalKind::Partner as i32,
+    };
+    let mut gateway = app.client_with(Some(app.token(
+        PrincipalKind::Service,
+        Uuid::now_v7(),
+        "gateway",
+    )));
+    let asked = vec![
+        team_patient.id.clone(),
+        other_patient.id.clone(),
+        unknown.clone(),
+        team_patient.id.clone(),
+    ];
+    let decisions = gateway
+        .batch_check_access(BatchCheckAccessRequest {
+            principal: Some(partner.clone()),
+            patient_ids: asked,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .decisions;
+    let got: Vec<(&str, bool, bool, i32, bool)> = decisions
+        .iter()
+        .map(|d| {
+            (
+                d.patient_id.as_str(),
+                d.can_read,
+                d.can_write,
+                d.basis,
+                d.not_found,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                team_patient.id.as_str(),
+                true,
+                true,
+                AccessBasis::CareTeamOrganization as i32,
+                false
+            ),
+            (
+                other_patient.id.as_str(),
+                false,
+                false,
+                AccessBasis::Denied as i32,
+                false
+            ),
+            (
+                unknown.as_str(),
+                false,
+                false,
+                AccessBasis::Denied as i32,
+                true
+            ),
+        ],
+        "one decision per distinct patient, in the order asked"
+    );
+    // Each one agrees with the single check.
+    for id in [&team_patient.id, &other_patient.id] {
+        let single = gateway
+            .check_access(CheckAccessRequest {
+                principal: Some(partner.clone()),
+                patient_id: id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let batch = decisions.iter().find(|d| &d.patient_id == id).unwrap();
+        assert_eq!(
+            (single.can_read, single.can_write, single.basis),
+            (batch.can_read, batch.can_write, batch.basis)
+        );
+    }
+    // Only services ask for others; a bad id is named; a batch is bounded.
+    let status = c
+        .batch_check_access(BatchCheckAccessRequest {
+            principal: Some(partner.clone()),
+            patient_ids: vec![team_patient.id.clone()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    let status = gateway
+        .batch_check_access(BatchCheckAccessRequest {
+            principal: Some(partner.clone()),
+            patient_ids: vec![team_patient.id.clone(), "nope".into()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        careloop_testkit::cases::bad_field(&status),
+        "patient_ids[1]"
+    );
+    let too_many: Vec<String> = (0..501).map(|_| Uuid::now_v7().to_string()).collect();
+    let status = gateway
+        .batch_check_access(BatchCheckAccessRequest {
+            principal: Some(partner),
+            patient_ids: too_many,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(careloop_testkit::cases::bad_field(&status), "patient_ids");
+}
