@@ -186,13 +186,15 @@ pub async fn worklist(
             .list_worklist(ListWorklistRequest {
                 role: role(role_name)?,
                 page_size,
-                page_token: token,
+                page_token: token.clone(),
             })
             .await?
             .into_inner();
         items.extend(page.items.iter().cloned());
+        // A page that moved nowhere (a source down keeps its place) ends the walk.
+        let stuck = page.items.is_empty() && page.next_page_token == token;
         token = page.next_page_token.clone();
-        let done = token.is_empty() || !all;
+        let done = token.is_empty() || !all || stuck;
         first.get_or_insert(page);
         if done {
             break;

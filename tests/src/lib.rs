@@ -25,6 +25,7 @@ pub struct System {
     pub callbacks_addr: Option<SocketAddr>,
     pub gateway_channel: Channel,
     pub gateway_db: PgPool,
+    pub plans_db: PgPool,
     /// Plans itself, for the changes no curated write makes (a member removed, a consent revoked).
     pub plans_channel: Channel,
     pub notifications_db: PgPool,
@@ -65,6 +66,7 @@ impl System {
         let plans = careloop_plans::Application::build(settings_for(&db))
             .await
             .expect("plans builds");
+        let plans_db = db.admin.clone();
         let plans_socket = plans.addr();
         let plans_addr = format!("http://{plans_socket}");
         stops.insert("plans", run_until_dropped(|s| plans.run_until_stopped(s)));
@@ -158,6 +160,7 @@ impl System {
             callbacks_addr,
             gateway_channel: connect(gateway_addr).await,
             gateway_db: gateway_db.admin,
+            plans_db,
             plans_channel: connect(plans_socket).await,
             notifications_db: notifications_db.admin,
             referrals_db: referrals_db.admin,

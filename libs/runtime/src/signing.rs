@@ -60,7 +60,7 @@ pub fn verify(
         return Err(Refusal::Missing);
     }
     let at: i64 = timestamp.trim().parse().map_err(|_| Refusal::Stale)?;
-    if (now - at).abs() > tolerance_secs {
+    if now.abs_diff(at) > tolerance_secs.unsigned_abs() {
         return Err(Refusal::Stale);
     }
     let key = key(secret).map_err(|_| Refusal::Mismatch)?;
@@ -129,6 +129,11 @@ mod tests {
             "a replay after the tolerance"
         );
         assert_eq!(ok("", BODY, "1614265330"), Err(Refusal::Missing));
+        assert_eq!(
+            ok(EXAMPLE, BODY, &i64::MIN.to_string()),
+            Err(Refusal::Stale),
+            "an extreme timestamp is stale, not an overflow"
+        );
         let other = new_secret().unwrap();
         assert_eq!(
             verify(&other, ID, "1614265330", EXAMPLE, BODY.as_bytes(), now, 300),

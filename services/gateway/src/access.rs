@@ -42,6 +42,9 @@ pub struct AccessCache {
     plans: Arc<Downstream>,
     ttl: Duration,
     entries: Mutex<Entries>,
+    /// Moves on at every `forget`: an answer asked before a change and received after it is used
+    /// for its own call but not kept, so a revoked grant is never cached again.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -66,6 +69,7 @@ impl AccessCache {
             plans,
             ttl,
             entries: Mutex::new(Entries::default()),
+            generation: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -99,6 +103,7 @@ impl AccessCache {
                 }
             }
         }
+        let asked_at = self.generation.load(std::sync::atomic::Ordering::SeqCst);
         for chunk in missing.chunks(BATCH) {
             let request = BatchCheckAccessRequest {
                 principal: None,
@@ -132,7 +137,9 @@ impl AccessCache {
                     can_write: d.can_write,
                 };
                 known.insert(patient, decision);
-                if !d.not_found {
+                let changed_since =
+                    self.generation.load(std::sync::atomic::Ordering::SeqCst) != asked_at;
+                if !d.not_found && !changed_since {
                     // A patient registered a moment later must not stay invisible.
                     entries
                         .by_patient
@@ -151,6 +158,8 @@ impl AccessCache {
 
     /// Drops every decision about `patient` (its care team or consents changed).
     pub fn forget(&self, patient: Uuid) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Ok(mut entries) = self.entries.lock()
             && let Some(removed) = entries.by_patient.remove(&patient)
         {

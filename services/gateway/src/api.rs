@@ -105,6 +105,15 @@ pub fn reasoned(status: tonic::Status) -> tonic::Status {
     if status.get_details_error_info().is_some() {
         return status;
     }
+    if matches!(status.code(), tonic::Code::Unknown | tonic::Code::Internal) {
+        // The cause is logged under an opaque id, never sent.
+        return ApiError::Internal(anyhow::anyhow!(
+            "downstream answered {:?}: {}",
+            status.code(),
+            status.message()
+        ))
+        .into();
+    }
     let reason = match status.code() {
         tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => "UNAVAILABLE",
         tonic::Code::Unauthenticated => "UNAUTHENTICATED",
@@ -114,11 +123,7 @@ pub fn reasoned(status: tonic::Status) -> tonic::Status {
         tonic::Code::ResourceExhausted => "TOO_MANY_IN_FLIGHT",
         _ => "INTERNAL",
     };
-    let message = if status.code() == tonic::Code::Unknown {
-        "internal error".to_owned()
-    } else {
-        status.message().to_owned()
-    };
+    let message = status.message().to_owned();
     let mut details = ErrorDetails::new();
     details.set_error_info(
         reason,

@@ -32,6 +32,9 @@ pub struct Downstream {
     next: AtomicUsize,
     breaker: Mutex<Breaker>,
     budget: Mutex<RetryBudget>,
+    /// The full per-call timeout: a call given less (the caller's own deadline was near) that runs
+    /// out of time says nothing about the service, so it does not count against its breaker.
+    full_timeout: Duration,
 }
 
 impl Downstream {
@@ -44,6 +47,7 @@ impl Downstream {
         auth: Arc<Authenticator>,
         breaker: BreakerSettings,
         retry_ratio: f64,
+        full_timeout: Duration,
     ) -> anyhow::Result<Arc<Self>> {
         let channel = careloop_runtime::client::channel(addr, tls)?;
         let credentials = ServiceCredentials::for_address(addr, auth, crate::SERVICE_NAME)?;
@@ -56,6 +60,7 @@ impl Downstream {
             next: AtomicUsize::new(0),
             breaker: Mutex::new(Breaker::new(breaker)),
             budget: Mutex::new(RetryBudget::new(retry_ratio)),
+            full_timeout,
         }))
     }
 
@@ -165,7 +170,8 @@ impl Downstream {
                 Ok(outcome) => outcome,
                 Err(_) => Err(Status::deadline_exceeded("deadline exceeded")),
             };
-            self.record(&outcome);
+            let cut_short = left < self.full_timeout;
+            self.record(&outcome, cut_short);
             match outcome {
                 Err(status)
                     if retry
@@ -196,7 +202,11 @@ impl Downstream {
         }
     }
 
-    fn record<T>(&self, outcome: &Result<T, Status>) {
+    fn record<T>(&self, outcome: &Result<T, Status>, cut_short: bool) {
+        if cut_short && matches!(outcome, Err(s) if s.code() == Code::DeadlineExceeded) {
+            // The caller's deadline, not the service: neither a failure nor a success.
+            return;
+        }
         let failed = matches!(outcome, Err(s) if is_failure(s.code()));
         if let Ok(mut breaker) = self.breaker.lock() {
             let was_open = breaker.is_open();

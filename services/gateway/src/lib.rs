@@ -54,6 +54,7 @@ impl Application {
                 Arc::clone(&host.auth),
                 breaker,
                 own.retry_budget_ratio,
+                Duration::from_millis(own.call_timeout_ms),
             )
         };
         let plans = downstream("plans", &own.plans_addr)?;

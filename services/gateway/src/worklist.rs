@@ -118,9 +118,9 @@ pub fn decode(token: &str) -> Result<[Position; 4], ApiError> {
 }
 
 /// One fetched page of a source.
-struct Fetched {
-    lines: Vec<Line>,
-    more: bool,
+pub struct Fetched {
+    pub lines: Vec<Line>,
+    pub more: bool,
 }
 
 /// The merge's state for one page.
@@ -209,6 +209,81 @@ impl Merge {
     }
 }
 
+/// Fills one page: fetches the sources that need it, asks who may read the new lines' patients,
+/// and merges, skipping lines the caller may not read (their source still moves past them). The
+/// decisions of every round are kept for the whole page: a line fetched in one round may be merged
+/// in a later one. A source that fails is skipped for this page, where it stands.
+pub async fn assemble<F, FFut, D, DFut>(
+    merge: &mut Merge,
+    limit: usize,
+    mut fetch: F,
+    mut decide: D,
+) -> Result<Vec<Line>, Status>
+where
+    F: FnMut(Vec<(usize, Option<Cursor>)>) -> FFut,
+    FFut: std::future::Future<Output = Vec<Result<Fetched, Status>>>,
+    D: FnMut(Vec<uuid::Uuid>) -> DFut,
+    DFut: std::future::Future<Output = Result<std::collections::HashMap<uuid::Uuid, bool>, Status>>,
+{
+    let mut out: Vec<Line> = Vec::with_capacity(limit);
+    let mut readable: std::collections::HashMap<uuid::Uuid, bool> = Default::default();
+    let mut rounds = 0;
+    'page: while out.len() < limit && rounds < MAX_ROUNDS {
+        rounds += 1;
+        let wanted: Vec<(usize, Option<Cursor>)> = merge
+            .wanted()
+            .into_iter()
+            .map(|i| {
+                let after = match merge.positions[i] {
+                    Position::After(c) => Some(c),
+                    _ => None,
+                };
+                (i, after)
+            })
+            .collect();
+        let indexes: Vec<usize> = wanted.iter().map(|(i, _)| *i).collect();
+        let fetched = fetch(wanted).await;
+        let mut patients = Vec::new();
+        for (i, result) in indexes.into_iter().zip(fetched) {
+            match result {
+                Ok(f) => {
+                    patients.extend(
+                        f.lines
+                            .iter()
+                            .map(|l| l.patient_id)
+                            .filter(|p| !readable.contains_key(p)),
+                    );
+                    merge.fill(i, f.lines, f.more);
+                }
+                Err(status) => {
+                    tracing::debug!(source = ?SOURCES[i], code = ?status.code(), "worklist source skipped");
+                    merge.skip(i, unavailable_reason(&status));
+                }
+            }
+        }
+        patients.sort_unstable();
+        patients.dedup();
+        if !patients.is_empty() {
+            readable.extend(decide(patients).await?);
+        }
+        loop {
+            match merge.pop() {
+                Next::Line(line) => {
+                    if readable.get(&line.patient_id).copied().unwrap_or(false) {
+                        out.push(*line);
+                        if out.len() == limit {
+                            break 'page;
+                        }
+                    }
+                }
+                Next::Fetch => continue 'page,
+                Next::Finished => break 'page,
+            }
+        }
+    }
+    Ok(out)
+}
+
 impl Gateway {
     pub async fn list_worklist(
         &self,
@@ -222,56 +297,27 @@ impl Gateway {
         let mut merge = Merge::new(decode(&req.page_token)?);
         let inbox = self.inbox_count(&who, role, &budget);
         let page = async {
-            let mut out: Vec<Line> = Vec::with_capacity(limit);
-            let mut rounds = 0;
-            'page: while out.len() < limit && rounds < MAX_ROUNDS {
-                rounds += 1;
-                let wanted = merge.wanted();
-                let fetched = futures::future::join_all(wanted.iter().map(|&i| {
-                    let after = match merge.positions[i] {
-                        Position::After(c) => Some(c),
-                        _ => None,
-                    };
-                    self.fetch(SOURCES[i], role, after, limit, &budget)
-                }))
-                .await;
-                let mut patients = Vec::new();
-                for (&i, result) in wanted.iter().zip(fetched) {
-                    match result {
-                        Ok(f) => {
-                            patients.extend(f.lines.iter().map(|l| l.patient_id));
-                            merge.fill(i, f.lines, f.more);
-                        }
-                        Err(status) => {
-                            tracing::debug!(source = ?SOURCES[i], code = ?status.code(), "worklist source skipped");
-                            merge.skip(i, unavailable_reason(&status));
-                        }
-                    }
-                }
-                patients.sort_unstable();
-                patients.dedup();
-                let access = self
+            let fetch = |wanted: Vec<(usize, Option<Cursor>)>| {
+                futures::future::join_all(
+                    wanted
+                        .into_iter()
+                        .map(|(i, after)| self.fetch(SOURCES[i], role, after, limit, &budget)),
+                )
+            };
+            let who = &who;
+            let budget = &budget;
+            let decide = |patients: Vec<uuid::Uuid>| async move {
+                let decisions = self
                     .access
-                    .decide(&who, &patients, budget.call())
+                    .decide(who, &patients, budget.call())
                     .await
                     .map_err(crate::api::reasoned)?;
-                loop {
-                    match merge.pop() {
-                        Next::Line(line) => {
-                            let visible = access.get(&line.patient_id).is_some_and(|d| d.can_read);
-                            if visible {
-                                out.push(*line);
-                                if out.len() == limit {
-                                    break 'page;
-                                }
-                            }
-                        }
-                        Next::Fetch => continue 'page,
-                        Next::Finished => break 'page,
-                    }
-                }
-            }
-            Ok::<_, Status>(out)
+                Ok(decisions
+                    .into_iter()
+                    .map(|(p, d)| (p, d.can_read))
+                    .collect())
+            };
+            assemble(&mut merge, limit, fetch, decide).await
         };
         let (page, inbox_open_count) = tokio::join!(page, inbox);
         let lines = page?;
@@ -496,31 +542,42 @@ mod tests {
         (rest.into_iter().take(size).collect(), more)
     }
 
-    /// Pages through sources with the merge and the token, as the gateway does.
-    fn walk(sources: &[Vec<Line>; 4], limit: usize, fetch: usize) -> Vec<Vec<Line>> {
+    /// Pages through sources with the token, as the gateway does: `assemble` fetching `fetch` lines
+    /// at a time and asking `visible` about each round's new patients.
+    fn walk(
+        sources: &[Vec<Line>; 4],
+        limit: usize,
+        fetch: usize,
+        visible: impl Fn(uuid::Uuid) -> bool,
+    ) -> Vec<Vec<Line>> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let mut token = String::new();
         let mut pages = Vec::new();
         loop {
             let mut merge = Merge::new(decode(&token).unwrap());
-            let mut out = Vec::new();
-            'page: while out.len() < limit {
-                for i in merge.wanted() {
-                    let (lines, more) = page_of(&sources[i], merge.positions[i], fetch);
-                    merge.fill(i, lines, more);
-                }
-                loop {
-                    match merge.pop() {
-                        Next::Line(l) => {
-                            out.push(*l);
-                            if out.len() == limit {
-                                break 'page;
-                            }
-                        }
-                        Next::Fetch => continue 'page,
-                        Next::Finished => break 'page,
-                    }
-                }
-            }
+            let out = rt
+                .block_on(assemble(
+                    &mut merge,
+                    limit,
+                    |wanted| {
+                        let pages: Vec<Result<Fetched, Status>> = wanted
+                            .into_iter()
+                            .map(|(i, after)| {
+                                let from = after.map_or(Position::Start, Position::After);
+                                let (lines, more) = page_of(&sources[i], from, fetch);
+                                Ok(Fetched { lines, more })
+                            })
+                            .collect();
+                        async move { pages }
+                    },
+                    |patients| {
+                        let answer = patients.into_iter().map(|p| (p, visible(p))).collect();
+                        async move { Ok(answer) }
+                    },
+                ))
+                .unwrap();
             pages.push(out);
             token = encode(&merge.positions);
             if token.is_empty() {
@@ -554,10 +611,11 @@ mod tests {
 
     proptest! {
         #[test]
-        fn paging_a_merged_worklist_shows_every_loop_once_in_order(
+        fn paging_a_merged_worklist_shows_every_readable_loop_once_in_order(
             lists in proptest::collection::vec(proptest::collection::vec(0i64..50, 0..30), 4),
             limit in 1usize..12,
             fetch in 1usize..12,
+            hidden in 0u128..4,
         ) {
             let mut n = 0u128;
             let sources: [Vec<Line>; 4] = std::array::from_fn(|i| {
@@ -565,14 +623,21 @@ mod tests {
                 lines.sort_by_key(|l| (l.cursor.at, l.cursor.id));
                 lines
             });
-            let pages = walk(&sources, limit, fetch);
+            // Patients are n % 3: one of them (or none, for 3) the caller may not read.
+            let visible = |p: uuid::Uuid| p.as_u128() != hidden;
+            let pages = walk(&sources, limit, fetch, visible);
             let shown: Vec<Line> = pages.iter().flatten().cloned().collect();
-            let mut expected: Vec<Line> = sources.iter().flatten().cloned().collect();
+            let mut expected: Vec<Line> = sources
+                .iter()
+                .flatten()
+                .filter(|l| visible(l.patient_id))
+                .cloned()
+                .collect();
             expected.sort_by_key(|l| (l.cursor.at, l.cursor.id));
             let keys = |v: &[Line]| v.iter().map(|l| (l.cursor.at, l.cursor.id)).collect::<Vec<_>>();
             prop_assert_eq!(keys(&shown), keys(&expected));
-            for page in &pages[..pages.len().saturating_sub(1)] {
-                prop_assert_eq!(page.len(), limit, "only the last page is short");
+            for page in &pages {
+                prop_assert!(page.len() <= limit);
             }
         }
     }

@@ -99,13 +99,11 @@ async fn bad_fields_are_named_and_change_nothing() {
         status.get_error_details().error_info().unwrap().reason,
         "INVALID_FIELD"
     );
-    let written: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM audit_log WHERE action = 'CreatePatient' AND outcome = 'ok'",
-    )
-    .fetch_one(&system.gateway_db)
-    .await
-    .unwrap();
-    assert_eq!(written, 0, "no write went through");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM patients WHERE mrn = 'MRN-1'")
+        .fetch_one(&system.plans_db)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "plans stored nothing");
     let failed: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM audit_log WHERE action = 'CreatePatient' AND outcome = 'failed'",
     )

@@ -390,6 +390,12 @@ impl PlansApi {
         const MAX_PATIENTS: usize = 500;
         let mut ids: Vec<Uuid> = Vec::with_capacity(req.patient_ids.len());
         let asked = Self::asked_principal(who, req.principal.as_ref(), || {
+            if req.patient_ids.len() > 2 * MAX_PATIENTS {
+                return Err(ApiError::invalid(
+                    "patient_ids",
+                    format!("at most {MAX_PATIENTS} patients per call"),
+                ));
+            }
             for (i, raw) in req.patient_ids.iter().enumerate() {
                 let id = v::uuid(&format!("patient_ids[{i}]"), raw)?;
                 if !ids.contains(&id) {
