@@ -170,7 +170,7 @@ impl Downstream {
                 Ok(outcome) => outcome,
                 Err(_) => Err(Status::deadline_exceeded("deadline exceeded")),
             };
-            let cut_short = left < self.full_timeout;
+            let cut_short = timeout < self.full_timeout;
             self.record(&outcome, cut_short);
             match outcome {
                 Err(status)
@@ -374,6 +374,67 @@ mod tests {
         b.record(false, t0);
         b.record(false, t0);
         assert!(!b.is_open());
+    }
+
+    fn plans(full: Duration) -> Arc<Downstream> {
+        let mut settings = careloop_runtime::config::Settings::defaults();
+        settings.auth.dev_mode = true;
+        let auth = Arc::new(Authenticator::new(&settings.auth, "gateway").unwrap());
+        Downstream::new(
+            "plans",
+            "http://127.0.0.1:1",
+            &settings.tls,
+            auth,
+            BreakerSettings {
+                failures: 3,
+                open_for: Duration::from_secs(60),
+            },
+            0.0,
+            full,
+        )
+        .unwrap()
+    }
+
+    async fn timed_out(d: &Downstream, timeout: Duration) -> Status {
+        d.call(timeout, false, |_, _| async {
+            Err::<(), _>(Status::deadline_exceeded("slow"))
+        })
+        .await
+        .unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn deadlines_the_caller_cut_short_never_open_the_circuit() {
+        let d = plans(Duration::from_secs(3));
+        for _ in 0..10 {
+            let status = timed_out(&d, Duration::from_millis(5)).await;
+            assert_eq!(status.code(), Code::DeadlineExceeded);
+        }
+        // The service itself timing out on a full budget does open it.
+        for _ in 0..3 {
+            timed_out(&d, Duration::from_secs(3)).await;
+        }
+        let refused = timed_out(&d, Duration::from_secs(3)).await;
+        assert_eq!(refused.code(), Code::Unavailable);
+        assert!(
+            refused.message().contains("circuit open"),
+            "{}",
+            refused.message()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_an_answer_not_a_failure() {
+        let d = plans(Duration::from_secs(3));
+        for _ in 0..10 {
+            let status = d
+                .call(Duration::from_secs(3), false, |_, _| async {
+                    Err::<(), _>(Status::permission_denied("no"))
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), Code::PermissionDenied);
+        }
     }
 
     #[test]
