@@ -212,12 +212,9 @@ fn usage_json(usage: &Usage, elapsed: Duration) -> serde_json::Value {
     serde_json::Value::Object(out)
 }
 
+/// The `p` quantile in milliseconds (the backbone figures' percentile).
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1000.0
+    crate::percentile(sorted, p).as_secs_f64() * 1000.0
 }
 
 /// Runs `op` from `concurrency` workers for `seconds`; returns each completed operation's latency

@@ -93,10 +93,6 @@ pub fn unavailable_reason(status: &tonic::Status) -> String {
     }
 }
 
-pub fn internal(error: impl Into<anyhow::Error>) -> tonic::Status {
-    ApiError::Internal(error.into()).into()
-}
-
 /// A status as callers get it: the owning service's, unchanged, when it carries a reason; one the
 /// gateway or the transport made (a connection refused, a deadline, an open circuit) gains the
 /// reason for its code, so every error has its `ErrorInfo`.

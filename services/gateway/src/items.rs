@@ -178,3 +178,11 @@ pub fn sort(lines: &mut [Line]) {
         ))
     });
 }
+
+/// Patients named by the lines, once each.
+pub fn patients_of(lines: &[Line]) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = lines.iter().map(|l| l.patient_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}

@@ -25,7 +25,6 @@ use careloop_runtime::auth::PrincipalKind;
 use careloop_runtime::error::ApiError;
 use careloop_runtime::time::{now, to_timestamp};
 use tonic::Status;
-use uuid::Uuid;
 
 /// Loops shown per section; the worklist and the owning service page the rest.
 const PER_SECTION: i32 = 100;
@@ -309,12 +308,4 @@ impl Gateway {
             as_of: Some(to_timestamp(at)),
         }))
     }
-}
-
-/// Patients named by the lines, once each.
-pub fn patients_of(lines: &[Line]) -> Vec<Uuid> {
-    let mut ids: Vec<Uuid> = lines.iter().map(|l| l.patient_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids
 }

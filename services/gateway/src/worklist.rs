@@ -321,7 +321,7 @@ impl Gateway {
         };
         let (page, inbox_open_count) = tokio::join!(page, inbox);
         let lines = page?;
-        let shown = crate::summary::patients_of(&lines);
+        let shown = items::patients_of(&lines);
         crate::audit::reads(&self.pool, &who, "ListWorklist", &shown).await?;
         let mut sections: Vec<SectionState> = Vec::new();
         for (i, source) in SOURCES.iter().enumerate() {
